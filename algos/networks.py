@@ -1,0 +1,248 @@
+"""Torsos, policy heads and value heads shared by every algorithm.
+
+Every learner builds its networks here with the same default torso sizes, so that a
+comparison differs only in the algorithm:
+
+- vector observations: an MLP torso, hidden sizes `(64, 64)` with tanh by default (the
+  PPO paper's MuJoCo network, Schulman et al. 2017, sec. 6.1; CleanRL; SB3's default);
+- pixels (`[4, 84, 84]` uint8): the Nature CNN torso (Mnih et al. 2015) -> 512 units,
+  the input divided by 255 inside the torso.
+
+Initialisation is orthogonal (Saxe et al. 2014) with gain sqrt(2) on hidden layers,
+0.01 on the policy output and 1 on value outputs (Andrychowicz et al. 2021; CleanRL).
+
+A policy head maps features `[B, F]` to distribution parameters, a dict of tensors
+(`{"mu", "std"}` `[B, A]` or `{"logits"}` `[B, N]`), and knows how to sample, score and
+compare those parameters, so losses stay generic over discrete and continuous actions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from algos import distributions as D
+from algos.base import EnvSpec
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+
+
+def init_layer(layer: nn.Module, gain: float = math.sqrt(2.0), bias: float = 0.0) -> nn.Module:
+    """Orthogonal weights with `gain`, constant bias."""
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+def mlp(in_dim: int, hidden: Sequence[int], activation: str = "tanh",
+        out_dim: int | None = None, out_gain: float = 1.0) -> nn.Sequential:
+    """Linear-activation stack `in_dim -> hidden... [-> out_dim]` (no activation at the end)."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h in hidden:
+        layers += [init_layer(nn.Linear(d, h)), ACTIVATIONS[activation]()]
+        d = h
+    if out_dim is not None:
+        layers.append(init_layer(nn.Linear(d, out_dim), gain=out_gain))
+    return nn.Sequential(*layers)
+
+
+class NatureCNN(nn.Module):
+    """Mnih et al. 2015: conv 32x8/4, 64x4/2, 64x3/1, dense 512, ReLU. [B,C,84,84] -> [B,512]."""
+
+    def __init__(self, in_channels: int = 4, out_dim: int = 512) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            init_layer(nn.Conv2d(in_channels, 32, 8, stride=4)), nn.ReLU(),
+            init_layer(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
+            init_layer(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(),
+            nn.Flatten(),
+            init_layer(nn.Linear(64 * 7 * 7, out_dim)), nn.ReLU(),
+        )
+        self.out_dim = out_dim
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs.float() / 255.0)
+
+
+class MLPTorso(nn.Module):
+    """Flattened vector observation [B, *obs] -> features [B, hidden[-1]]."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], activation: str) -> None:
+        super().__init__()
+        self.net = mlp(in_dim, hidden, activation)
+        self.out_dim = hidden[-1] if hidden else in_dim
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs.flatten(1))
+
+
+def make_torso(spec: EnvSpec, hidden: Sequence[int] = (64, 64), activation: str = "tanh") -> nn.Module:
+    """Nature CNN for pixels, else an MLP of `hidden` sizes. Has `.out_dim`."""
+    if spec.pixels:
+        return NatureCNN(spec.obs_shape[0])
+    return MLPTorso(int(math.prod(spec.obs_shape)), tuple(hidden), activation)
+
+
+class GaussianHead(nn.Module):
+    """Diagonal Gaussian policy head: features [B, F] -> {"mu": [B, A], "std": [B, A]}.
+
+    `state_dependent_std=False` (default): std = exp(log_std), a learned vector
+    independent of the state, initialised to `init_std` (PPO paper; CleanRL).
+    `True`: std = softplus(linear(features)) + min_std, initialised near `init_std`
+    (MPO/V-MPO-style heads, Abdolmaleki et al. 2018b).
+    """
+
+    discrete = False
+
+    def __init__(self, in_dim: int, action_dim: int, state_dependent_std: bool = False,
+                 init_std: float = 1.0, min_std: float = 1e-4) -> None:
+        super().__init__()
+        self.mu = init_layer(nn.Linear(in_dim, action_dim), gain=0.01)
+        self.state_dependent_std = state_dependent_std
+        self.min_std = min_std
+        if state_dependent_std:
+            self.std = init_layer(nn.Linear(in_dim, action_dim), gain=0.01,
+                                  bias=_softplus_inverse(init_std - min_std))
+        else:
+            self.log_std = nn.Parameter(torch.full((action_dim,), math.log(init_std)))
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        mu = self.mu(features)
+        if self.state_dependent_std:
+            std = F.softplus(self.std(features)) + self.min_std
+        else:
+            std = self.log_std.exp().expand_as(mu)
+        return {"mu": mu, "std": std}
+
+    @staticmethod
+    def sample(params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return params["mu"] + params["std"] * torch.randn_like(params["mu"])
+
+    @staticmethod
+    def mode(params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return params["mu"]
+
+    @staticmethod
+    def log_prob(params: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+        return D.gaussian_log_prob(params["mu"], params["std"], action)
+
+    @staticmethod
+    def entropy(params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return D.gaussian_entropy(params["std"])
+
+    @staticmethod
+    def kl(p: dict[str, torch.Tensor], q: dict[str, torch.Tensor]) -> torch.Tensor:
+        """KL(p || q), [B]."""
+        return D.gaussian_kl(p["mu"], p["std"], q["mu"], q["std"])
+
+
+class CategoricalHead(nn.Module):
+    """Categorical policy head: features [B, F] -> {"logits": [B, N]}."""
+
+    discrete = True
+
+    def __init__(self, in_dim: int, num_actions: int) -> None:
+        super().__init__()
+        self.logits = init_layer(nn.Linear(in_dim, num_actions), gain=0.01)
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.logits(features)}
+
+    @staticmethod
+    def sample(params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.multinomial(F.softmax(params["logits"], -1), 1).squeeze(-1)
+
+    @staticmethod
+    def mode(params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return params["logits"].argmax(-1)
+
+    @staticmethod
+    def log_prob(params: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+        return D.categorical_log_prob(params["logits"], action)
+
+    @staticmethod
+    def entropy(params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return D.categorical_entropy(params["logits"])
+
+    @staticmethod
+    def kl(p: dict[str, torch.Tensor], q: dict[str, torch.Tensor]) -> torch.Tensor:
+        return D.categorical_kl(p["logits"], q["logits"])
+
+
+def _softplus_inverse(y: float) -> float:
+    return math.log(math.expm1(y)) if y < 20 else y
+
+
+def make_policy_head(spec: EnvSpec, in_dim: int, state_dependent_std: bool = False,
+                     init_std: float = 1.0, min_std: float = 1e-4) -> nn.Module:
+    if spec.discrete:
+        return CategoricalHead(in_dim, spec.action_dim)
+    return GaussianHead(in_dim, spec.action_dim, state_dependent_std, init_std, min_std)
+
+
+class ActorCritic(nn.Module):
+    """Policy and state-value networks on one observation.
+
+    MLP observations: separate torsos for policy and value (PPO paper, CleanRL's
+    continuous PPO), unless `shared=True`. Pixels: one shared Nature CNN (Mnih et al.
+    2016; CleanRL's Atari PPO). `value_outputs` > 1 serves PopArt / multi-head values.
+
+    policy(obs [B, *obs]) -> params; value(obs) -> [B] (or [B, value_outputs]);
+    forward(obs) -> (params, value) in one pass through a shared torso.
+    """
+
+    def __init__(self, spec: EnvSpec, hidden: Sequence[int] = (64, 64), activation: str = "tanh",
+                 shared: bool | None = None, state_dependent_std: bool = False,
+                 init_std: float = 1.0, min_std: float = 1e-4, value_outputs: int = 1) -> None:
+        super().__init__()
+        self.spec = spec
+        self.shared = spec.pixels if shared is None else shared
+        self.policy_torso = make_torso(spec, hidden, activation)
+        self.value_torso = self.policy_torso if self.shared else make_torso(spec, hidden, activation)
+        d = self.policy_torso.out_dim
+        self.head = make_policy_head(spec, d, state_dependent_std, init_std, min_std)
+        self.value_head = init_layer(nn.Linear(self.value_torso.out_dim, value_outputs), gain=1.0)
+        self.value_outputs = value_outputs
+
+    def policy(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.head(self.policy_torso(obs))
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        v = self.value_head(self.value_torso(obs))
+        return v.squeeze(-1) if self.value_outputs == 1 else v
+
+    def forward(self, obs: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        if self.shared:
+            f = self.policy_torso(obs)
+            v = self.value_head(f)
+            return self.head(f), (v.squeeze(-1) if self.value_outputs == 1 else v)
+        return self.policy(obs), self.value(obs)
+
+    def policy_parameters(self) -> list[nn.Parameter]:
+        """Parameters that shape the policy (the torso too when it is shared)."""
+        return list(self.policy_torso.parameters()) + list(self.head.parameters())
+
+    def value_parameters(self) -> list[nn.Parameter]:
+        """Value-only parameters (excludes a shared torso)."""
+        extra = [] if self.shared else list(self.value_torso.parameters())
+        return extra + list(self.value_head.parameters())
+
+
+def sample_with_log_prob(head: nn.Module, params: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(action, log pi(action)) in one pass; for Gaussians the log-prob reuses the noise
+    (log N(mu + std*z; mu, std) = -|z|^2/2 - sum log std - A/2 log 2pi), saving the
+    acting path a subtraction and a division per step."""
+    if head.discrete:
+        a = head.sample(params)
+        return a, head.log_prob(params, a)
+    mu, std = params["mu"], params["std"]
+    z = torch.randn_like(mu)
+    logp = -0.5 * z.pow(2).sum(-1) - torch.log(std).sum(-1) - 0.5 * D.LOG_2PI * mu.shape[-1]
+    return mu + std * z, logp

@@ -1,0 +1,176 @@
+"""PPO with the clipped surrogate (Schulman et al. 2017, arXiv 1707.06347).
+
+L = -E[min(r A, clip(r, 1-eps, 1+eps) A)] + c_v L_V - c_e H[pi],   r = pi/pi_old,
+A from GAE(lambda), normalised per minibatch; L_V = 1/2 E[(V - R)^2] (optionally the
+clipped form max((V-R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2), CleanRL);
+Adam with the learning rate annealed linearly to 0; gradient-norm clipping.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from algos.base import EnvSpec
+from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, minibatches
+from algos.returns import gae
+
+
+@dataclass
+class Config(OnPolicyConfig):
+    """PPO. Defaults: the PPO paper's MuJoCo setting (Table 3) with CleanRL's
+    `ppo_continuous_action.py` details; per-suite values in SUITE_DEFAULTS."""
+
+    lr: float = 3e-4
+    """Adam learning rate (PPO paper Table 3)."""
+    anneal_lr: bool = True
+    """Anneal the learning rate linearly to 0 over the run (CleanRL; PPO paper Atari)."""
+    adam_eps: float = 1e-5
+    """Adam epsilon (CleanRL; OpenAI baselines)."""
+    gae_lambda: float = 0.95
+    """GAE lambda (PPO paper Table 3)."""
+    epochs: int = 10
+    """Passes over each rollout (PPO paper Table 3)."""
+    minibatch_size: int = 64
+    """Samples per gradient step (PPO paper Table 3; SB3 default)."""
+    clip_coef: float = 0.2
+    """Surrogate clipping epsilon (PPO paper Table 3)."""
+    clip_value: bool = False
+    """Clip the value loss around the old values (CleanRL clips; Andrychowicz et al. 2021 find it hurts)."""
+    vf_coef: float = 0.5
+    """Value-loss coefficient c_v (CleanRL; OpenAI baselines)."""
+    ent_coef: float = 0.0
+    """Entropy-bonus coefficient c_e (PPO paper: 0 on MuJoCo, 0.01 on Atari)."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip (CleanRL; OpenAI baselines)."""
+    norm_adv: bool = True
+    """Normalise advantages per minibatch (CleanRL; OpenAI baselines)."""
+
+    SUITE_DEFAULTS: ClassVar[dict[str, dict]] = {
+        # MuJoCo: the class defaults (PPO paper Table 3, CleanRL), one env.
+        "mujoco": {"num_envs": 1},
+        # Atari: PPO paper Table 5 with CleanRL ppo_atari.py (8 envs x 128 steps,
+        # 4 minibatches of 256, 4 epochs, clip 0.1, c_v 0.5, c_e 0.01, lr 2.5e-4).
+        "atari": {"num_envs": 8, "rollout_length": 128, "lr": 2.5e-4, "epochs": 4,
+                  "minibatch_size": 256, "clip_coef": 0.1, "clip_value": True,
+                  "ent_coef": 0.01, "norm_obs": False, "norm_reward": False,
+                  "clip_reward": True},
+        # Classic control: CleanRL ppo.py (4 envs x 128 steps, 4 minibatches, 4 epochs,
+        # c_e 0.01, lr 2.5e-4, no normalisation) ...
+        "classic": {"num_envs": 4, "rollout_length": 128, "lr": 2.5e-4, "epochs": 4,
+                    "minibatch_size": 128, "ent_coef": 0.01, "norm_obs": False,
+                    "norm_reward": False},
+        # ... except where RL Baselines3 Zoo tunes an env (hyperparams/ppo.yml).
+        "CartPole-v1": {"num_envs": 8, "rollout_length": 32, "minibatch_size": 256,
+                        "gae_lambda": 0.8, "gamma": 0.98, "epochs": 20, "ent_coef": 0.0,
+                        "lr": 1e-3},
+        "Pendulum-v1": {"num_envs": 4, "rollout_length": 1024, "minibatch_size": 64,
+                        "gae_lambda": 0.95, "gamma": 0.9, "epochs": 10, "ent_coef": 0.0,
+                        "lr": 1e-3, "norm_obs": True, "norm_reward": True},
+    }
+
+
+def ppo_loss(
+    log_prob: torch.Tensor,
+    old_log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    value: torch.Tensor,
+    old_value: torch.Tensor,
+    returns: torch.Tensor,
+    entropy: torch.Tensor,
+    clip_coef: float,
+    vf_coef: float,
+    ent_coef: float,
+    clip_value: bool = False,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The PPO loss on a minibatch; every input is [N] (advantages already normalised
+    if wanted). Returns (loss, stats) with stats detached."""
+    log_ratio = log_prob - old_log_prob
+    ratio = log_ratio.exp()
+    surr1 = ratio * advantages
+    surr2 = ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef) * advantages
+    policy_loss = -torch.min(surr1, surr2).mean()
+    if clip_value:
+        v_clipped = old_value + (value - old_value).clamp(-clip_coef, clip_coef)
+        value_loss = 0.5 * torch.max((value - returns).pow(2), (v_clipped - returns).pow(2)).mean()
+    else:
+        value_loss = 0.5 * (value - returns).pow(2).mean()
+    ent = entropy.mean()
+    loss = policy_loss + vf_coef * value_loss - ent_coef * ent
+    with torch.no_grad():
+        stats = {
+            "loss/policy": policy_loss.detach(),
+            "loss/value": value_loss.detach(),
+            "loss/entropy": ent.detach(),
+            "loss/total": loss.detach(),
+            # k3 estimator of KL(old || new) (Schulman 2020, "Approximating KL divergence")
+            "kl/approx": ((ratio - 1.0) - log_ratio).mean(),
+            "clip_fraction": ((ratio - 1.0).abs() > clip_coef).float().mean(),
+        }
+    return loss, stats
+
+
+class Learner(OnPolicyLearner):
+    """PPO on the shared on-policy interface."""
+
+    def __init__(self, cfg: Config, spec: EnvSpec, num_envs: int, total_steps: int,
+                 device: torch.device) -> None:
+        super().__init__(cfg, spec, num_envs, total_steps, device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        self.total_updates = max(1, math.ceil(total_steps / (cfg.rollout_length * num_envs)))
+
+    def learn(self, data: dict[str, torch.Tensor]) -> dict[str, float]:
+        cfg, net = self.cfg, self.net
+        T, B = data["rewards"].shape
+        values = self.values(data["obs"])
+        adv, ret = gae(data["rewards"], values, data["terminated"], data["truncated"],
+                       cfg.gamma, cfg.gae_lambda, data["valid"])
+        valid = data["valid"].reshape(-1)
+        obs = data["obs"][:-1].flatten(0, 1)[valid]
+        actions = data["actions"].flatten(0, 1)[valid]
+        old_logp = data["log_prob"].reshape(-1)[valid]
+        old_v = values[:-1].reshape(-1)[valid]
+        adv, ret = adv.reshape(-1)[valid], ret.reshape(-1)[valid]
+
+        if cfg.anneal_lr:
+            frac = 1.0 - self.updates / self.total_updates
+            for g in self.opt.param_groups:
+                g["lr"] = cfg.lr * max(frac, 0.0)
+        sums: dict[str, torch.Tensor] = {}
+        n_steps = 0
+        params = list(net.parameters())
+        for _ in range(cfg.epochs):
+            for idx in minibatches(obs.shape[0], cfg.minibatch_size, device=obs.device):
+                a = adv[idx]
+                if cfg.norm_adv and idx.numel() > 1:
+                    a = (a - a.mean()) / (a.std() + 1e-8)
+                dist, v = net(obs[idx])
+                loss, stats = ppo_loss(
+                    net.head.log_prob(dist, actions[idx]), old_logp[idx], a, v, old_v[idx],
+                    ret[idx], net.head.entropy(dist), cfg.clip_coef, cfg.vf_coef,
+                    cfg.ent_coef, cfg.clip_value,
+                )
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                self.opt.step()
+                for k, v_ in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v_
+                n_steps += 1
+        out = {k: float(v) / n_steps for k, v in sums.items()}
+        out["lr"] = self.opt.param_groups[0]["lr"]
+        if not self.spec.discrete:
+            out["policy/std"] = float(net.policy(obs[:1])["std"].mean())
+        # explained variance of the value targets (CleanRL's diagnostic)
+        var_y = ret.var()
+        out["value/explained_variance"] = float(1 - (ret - old_v).var() / var_y) if var_y > 0 else 0.0
+        return out
+
+    def extra_state(self) -> dict:
+        return {"opt": self.opt.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.opt.load_state_dict(state["opt"])

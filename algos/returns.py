@@ -1,0 +1,104 @@
+"""Return and advantage estimators: pure tensor functions, time-major `[T, B]`.
+
+Conventions shared by every function here (see `algos.base.Batch`):
+
+- `values` is `[T+1, B]`: V(obs[0..T]). For a step t that ended by a time limit
+  (`truncated[t]`) obs[t+1] is the episode's final observation, so `values[t+1]`
+  bootstraps the return; for a step that ended by termination nothing is bootstrapped.
+- An episode end at t (terminated or truncated) cuts every sum and recursion there.
+- `valid[t]` False marks Gymnasium's NEXT_STEP reset step: not a transition. Its
+  outputs are set to 0 (advantages) / its own value (returns) so that nothing from it
+  leaks into a loss; callers still mask it out.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _masks(terminated: torch.Tensor, truncated: torch.Tensor, gamma: float):
+    # discount into the next value: 0 after termination, gamma otherwise (truncation
+    # bootstraps from V(final obs) = values[t+1]);
+    # continuation of the recursion: 0 after any episode end.
+    not_term = (~terminated).to(torch.float32)
+    not_done = (~(terminated | truncated)).to(torch.float32)
+    return gamma * not_term, not_done
+
+
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor,
+    gamma: float,
+    lam: float,
+    valid: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation (Schulman et al. 2016).
+
+    delta_t = r_t + gamma * (1 - term_t) * V(s_{t+1}) - V(s_t)
+    A_t     = delta_t + gamma * lam * (1 - done_t) * A_{t+1},   A_T = 0
+
+    rewards, terminated, truncated, valid: [T, B]; values: [T+1, B].
+    Returns (advantages [T, B], returns = advantages + values[:-1] [T, B]).
+    """
+    T = rewards.shape[0]
+    disc, not_done = _masks(terminated, truncated, gamma)
+    deltas = rewards + disc * values[1:] - values[:-1]
+    if valid is not None:
+        deltas = deltas * valid
+    carry = gamma * lam * not_done
+    adv = torch.empty_like(deltas)
+    last = torch.zeros_like(deltas[0])
+    for t in range(T - 1, -1, -1):
+        last = deltas[t] + carry[t] * last
+        adv[t] = last
+    return adv, adv + values[:-1]
+
+
+def nstep_returns(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor,
+    gamma: float,
+    n: int,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """n-step bootstrapped returns, cut at episode ends and at the end of the sequence.
+
+    G_t = sum_{k=0}^{m-1} gamma^k r_{t+k} + gamma^m V(s_{t+m}) * [episode not terminated]
+    with m = min(n, steps to the episode's end, T - t). An episode that ends by
+    truncation at t+m-1 bootstraps from V(final obs) = values[t+m]; by termination, not.
+    With n >= T every step bootstraps from the end of the sequence (V-MPO's default,
+    n = rollout length); n = 1 gives one-step TD targets.
+
+    rewards, terminated, truncated, valid: [T, B]; values: [T+1, B]. Returns [T, B].
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    T = rewards.shape[0]
+    disc, not_done = _masks(terminated, truncated, gamma)
+    if valid is not None:
+        rewards = rewards * valid
+    if n >= T:
+        # one backward pass: G_t = r_t + disc_t * (done_t ? V(s_{t+1}) : G_{t+1})
+        out = torch.empty_like(rewards)
+        nxt = values[T]
+        for t in range(T - 1, -1, -1):
+            boot = not_done[t] * nxt + (1.0 - not_done[t]) * values[t + 1]
+            nxt = rewards[t] + disc[t] * boot
+            out[t] = nxt
+    else:
+        # G_t^(n) built from the (n-1)-step return of t+1: vectorised over t, n passes.
+        # G^(1)_t = r_t + disc_t V_{t+1};  G^(k)_t = r_t + disc_t (done_t ? V_{t+1} : G^(k-1)_{t+1})
+        nxt_v = values[1:]
+        g = rewards + disc * nxt_v
+        for _ in range(n - 1):
+            shifted = torch.cat([g[1:], values[T:T + 1]], dim=0)  # beyond T: V(s_T)
+            boot = not_done * shifted + (1.0 - not_done) * nxt_v
+            g = rewards + disc * boot
+        out = g
+    if valid is not None:
+        out = torch.where(valid, out, values[:-1])
+    return out

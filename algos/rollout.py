@@ -1,0 +1,125 @@
+"""One collector over a Gymnasium 1.x vector env, used by every algorithm; and evaluation.
+
+Gymnasium's default NEXT_STEP autoreset: on the step where an env's episode ends, the
+returned observation IS the final observation; the env's next `step()` ignores the
+action and only resets it (reward 0, terminated and truncated False). The collector
+marks that step `valid = False` (it is not a transition); truncation bootstraps from
+V(final obs) because obs[t+1] is the final observation (see `algos.returns`).
+
+Steps are counted as vector-env steps (T * B per rollout), reset steps included: the
+schedule (evaluations, checkpoints, the budget) stays a fixed function of the step
+counter. Each episode costs one such step that carries no transition.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from algos.base import Batch, EnvSpec, Learner
+
+
+class Collector:
+    """Steps `envs` for `num_steps` per `collect`, acting with `learner.act`.
+
+    Continuous actions are clipped to the action bounds before they reach the env; the
+    batch keeps the unclipped sample (whose log-probability the policy gave).
+    Completed episodes (return, length) accumulate until `pop_episodes()`.
+    """
+
+    def __init__(self, envs, spec: EnvSpec, num_steps: int, seed: int) -> None:
+        self.envs = envs
+        self.spec = spec
+        self.num_steps = num_steps
+        self.num_envs = envs.num_envs
+        obs, _ = envs.reset(seed=seed)
+        self.obs_dtype = np.uint8 if spec.pixels else np.float32
+        self.obs = np.asarray(obs, dtype=self.obs_dtype)
+        self.prev_done = np.zeros(self.num_envs, dtype=bool)
+        self.ep_return = np.zeros(self.num_envs, dtype=np.float64)
+        self.ep_length = np.zeros(self.num_envs, dtype=np.int64)
+        self.episodes: list[tuple[float, int]] = []
+        if not spec.discrete:
+            self.low = np.asarray(spec.action_low, dtype=np.float32)
+            self.high = np.asarray(spec.action_high, dtype=np.float32)
+
+    def collect(self, learner: Learner) -> Batch:
+        T, B = self.num_steps, self.num_envs
+        obs = np.empty((T + 1, B, *self.spec.obs_shape), dtype=self.obs_dtype)
+        rewards = np.empty((T, B), dtype=np.float32)
+        terminated = np.empty((T, B), dtype=bool)
+        truncated = np.empty((T, B), dtype=bool)
+        valid = np.empty((T, B), dtype=bool)
+        actions = None
+        extras: dict[str, torch.Tensor] = {}
+        step = self.envs.step
+        for t in range(T):
+            obs[t] = self.obs
+            action, ex = learner.act(self.obs)
+            if actions is None:
+                actions = np.empty((T, *action.shape), dtype=action.dtype)
+                extras = {k: torch.empty((T, *v.shape), dtype=v.dtype) for k, v in ex.items()}
+            actions[t] = action
+            for k, v in ex.items():
+                extras[k][t] = v
+            valid[t] = ~self.prev_done
+            env_action = action if self.spec.discrete else np.clip(action, self.low, self.high)
+            next_obs, r, term, trunc, _ = step(env_action)
+            rewards[t] = r
+            terminated[t] = term
+            truncated[t] = trunc
+            done = term | trunc
+            self.ep_return += r
+            self.ep_length += valid[t]
+            if done.any():
+                for i in np.flatnonzero(done):
+                    self.episodes.append((float(self.ep_return[i]), int(self.ep_length[i])))
+                self.ep_return[done] = 0.0
+                self.ep_length[done] = 0
+            self.prev_done = done
+            self.obs = next_obs if next_obs.dtype == self.obs_dtype else next_obs.astype(self.obs_dtype)
+        obs[T] = self.obs
+        return Batch(
+            obs=torch.from_numpy(obs),
+            actions=torch.from_numpy(actions),
+            rewards=torch.from_numpy(rewards),
+            terminated=torch.from_numpy(terminated),
+            truncated=torch.from_numpy(truncated),
+            valid=torch.from_numpy(valid),
+            extras=extras,
+        )
+
+    def pop_episodes(self) -> list[tuple[float, int]]:
+        out, self.episodes = self.episodes, []
+        return out
+
+
+def evaluate(learner: Learner, envs, episodes: int, seed: int, spec: EnvSpec) -> list[float]:
+    """Returns of `episodes` episodes of the deterministic policy on `envs`.
+
+    Env i of the B eval envs runs the i-th share of the episodes (episodes spread as
+    evenly as possible), so that short episodes are not over-represented; results are
+    ordered by env then episode. The envs are reset with `seed` first.
+    """
+    B = envs.num_envs
+    quota = np.array([episodes // B + (i < episodes % B) for i in range(B)])
+    returns: list[list[float]] = [[] for _ in range(B)]
+    obs, _ = envs.reset(seed=seed)
+    ret = np.zeros(B)
+    prev_done = np.zeros(B, dtype=bool)
+    low = None if spec.discrete else np.asarray(spec.action_low, dtype=np.float32)
+    high = None if spec.discrete else np.asarray(spec.action_high, dtype=np.float32)
+    dtype = np.uint8 if spec.pixels else np.float32
+    while any(len(returns[i]) < quota[i] for i in range(B)):
+        action, _ = learner.act(np.asarray(obs, dtype=dtype), deterministic=True)
+        if low is not None:
+            action = np.clip(action, low, high)
+        obs, r, term, trunc, _ = envs.step(action)
+        ret += np.where(prev_done, 0.0, r)
+        done = term | trunc
+        for i in np.flatnonzero(done):
+            if len(returns[i]) < quota[i]:
+                returns[i].append(float(ret[i]))
+            ret[i] = 0.0
+        prev_done = done
+    return [r for per_env in returns for r in per_env]

@@ -1,0 +1,369 @@
+"""The training loop: one run of one algorithm on one env, written to a run directory.
+
+    python -m algos.train --algo ppo --env HalfCheetah-v5 --seed 0 --steps 1000000 \
+        --out RUN_DIR [--set key=value ...] [--variant NAME]
+
+The loop knows no algorithm: it builds `algos.<algo>.Learner`, lets the collector fill
+a rollout, hands it to `observe`, and calls `update()` while `ready()`. It evaluates the
+deterministic policy on separate eval envs every `eval_every` steps and at the end,
+checkpoints atomically every `checkpoint_every` steps and at the end, and resumes from
+RUN_DIR's checkpoint when RUN_DIR holds the same config (a different config there is an
+error, never an overwrite). A NaN/Inf in a logged loss or in a parameter stops the run
+with status "failed" naming it.
+
+On resume, metrics rows past the checkpoint's step are cut (they belong to a trajectory
+the checkpoint does not hold), and the envs are reset with a seed derived from the run's
+seed and the step: an episode in flight at the checkpoint is lost.
+
+The budget `steps` counts agent env steps over all training envs; a run stops at the
+first rollout boundary at or past it (a whole number of T * num_envs steps), where it
+evaluates a last time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import suites
+from algos.base import EnvSpec
+from algos.config import ConfigError, RunConfig, build, field_types, unknown_key
+from algos.results import RunDir, atomic_torch_save, first_non_finite, provenance, stable_hash
+from algos.rollout import Collector, evaluate
+
+ALGOS: tuple[str, ...] = tuple(
+    a for a in ("ppo", "trpo", "vmpo", "mpo") if importlib.util.find_spec(f"algos.{a}") is not None
+)
+CHECKPOINT_VERSION = 1
+
+
+class DivergenceError(RuntimeError):
+    """A logged metric or a parameter became NaN or Inf."""
+
+
+class RunDirConflict(ConfigError):
+    """RUN_DIR holds a run of another config."""
+
+
+@dataclass
+class RunSpec:
+    """What to run. `overrides` sets fields of the algorithm's Config and of RunConfig."""
+
+    algo: str
+    env: str
+    seed: int
+    steps: int
+    overrides: dict[str, Any] = field(default_factory=dict)
+    variant: str | None = None
+    sweep: str | None = None
+
+
+def algo_module(name: str):
+    if name not in ALGOS:
+        raise ConfigError("algo", f"unknown algorithm {name!r}; valid: {', '.join(ALGOS)}")
+    return importlib.import_module(f"algos.{name}")
+
+
+def _defaults(config_cls: type, suite: str, env: str) -> dict[str, Any]:
+    table = getattr(config_cls, "SUITE_DEFAULTS", {})
+    return {**table.get(suite, {}), **table.get(env, {})}
+
+
+def resolve(spec: RunSpec, from_strings: bool = False) -> dict[str, Any]:
+    """The resolved run: config.json's content without provenance and sweep, with run_id.
+
+    Raises ConfigError naming the key (`algo`, `seed`, `steps`, or an override key) or
+    suites.UnknownEnvError for an unknown env.
+    """
+    mod = algo_module(spec.algo)
+    suite = suites.suite_of(spec.env)
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or spec.seed < 0:
+        raise ConfigError("seed", f"expected a non-negative int, got {spec.seed!r}")
+    if isinstance(spec.steps, bool) or not isinstance(spec.steps, int) or spec.steps <= 0:
+        raise ConfigError("steps", f"expected a positive int, got {spec.steps!r}")
+    run_types, algo_types = field_types(RunConfig), field_types(mod.Config)
+    defaults = _defaults(mod.Config, suite, spec.env)
+    run_over, algo_over = {}, {}
+    for key, value in spec.overrides.items():
+        if key in run_types:
+            run_over[key] = value
+        elif key in algo_types:
+            algo_over[key] = value
+        else:
+            raise unknown_key("", key, list(run_types) + list(algo_types))
+    run_cfg = build(RunConfig, run_over, from_string=from_strings,
+                    base={k: v for k, v in defaults.items() if k in run_types})
+    algo_cfg = build(mod.Config, algo_over, from_string=from_strings,
+                     base={k: v for k, v in defaults.items() if k in algo_types})
+    for key in ("num_envs", "eval_episodes"):
+        if getattr(run_cfg, key) < 1:
+            raise ConfigError(key, f"expected a positive int, got {getattr(run_cfg, key)}")
+    for key in ("eval_every", "checkpoint_every"):
+        if getattr(run_cfg, key) < 0:
+            raise ConfigError(key, f"expected an int >= 0 (0: only at the end), got {getattr(run_cfg, key)}")
+    resolved = {
+        "algo": spec.algo,
+        "variant": spec.variant or spec.algo,
+        "suite": suite,
+        "env": spec.env,
+        "seed": spec.seed,
+        "steps": spec.steps,
+        "frameskip": suites.frameskip(spec.env),
+        "config": {**_jsonable(asdict(run_cfg)), **_jsonable(asdict(algo_cfg))},
+    }
+    resolved["run_id"] = stable_hash(resolved)
+    return resolved
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _configs(mod, resolved: dict) -> tuple[RunConfig, Any]:
+    c = resolved["config"]
+    run_types, algo_types = field_types(RunConfig), field_types(mod.Config)
+    run_cfg = build(RunConfig, {k: v for k, v in c.items() if k in run_types})
+    algo_cfg = build(mod.Config, {k: v for k, v in c.items() if k in algo_types})
+    return run_cfg, algo_cfg
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _same_run(existing: dict, resolved: dict) -> bool:
+    return all(existing.get(k) == v for k, v in resolved.items())
+
+
+def run(spec: RunSpec, out_dir: str | Path, progress: bool = False,
+        from_strings: bool = False) -> dict:
+    """Train `spec` in `out_dir`, resuming from its checkpoint; return the final status.
+
+    Validates everything before writing anything. On an exception the status becomes
+    "failed" with the error, and the exception propagates.
+    """
+    resolved = resolve(spec, from_strings=from_strings)
+    rd = RunDir(Path(out_dir))
+    existing = rd.read_config()
+    if existing is not None and not _same_run(existing, resolved):
+        diff = sorted(k for k in resolved if existing.get(k) != resolved[k])
+        if "config" in diff:
+            diff = [f"config.{k}" for k in sorted(set(existing.get("config", {})) | set(resolved["config"]))
+                    if existing.get("config", {}).get(k) != resolved["config"].get(k)]
+        raise RunDirConflict(
+            "out", f"{rd.path} holds a run of another config (differs in {', '.join(diff)}); "
+            "choose another --out or delete that folder"
+        )
+    status = rd.read_status()
+    if existing is not None and status and status.get("state") == "done" and rd.checkpoint_path.exists():
+        return status
+    try:
+        return _train(spec, resolved, rd, existing is None, progress)
+    except KeyboardInterrupt:
+        _mark_failed(rd, "KeyboardInterrupt: interrupted")
+        raise
+    except Exception as e:  # noqa: BLE001 - every failure is recorded, then re-raised
+        _mark_failed(rd, f"{type(e).__name__}: {e}")
+        raise
+
+
+def _mark_failed(rd: RunDir, error: str) -> None:
+    if rd.config_path.exists():
+        st = rd.read_status() or {}
+        rd.write_status("failed", int(st.get("step", 0)), error)
+
+
+def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, progress: bool) -> dict:
+    mod = algo_module(spec.algo)
+    run_cfg, algo_cfg = _configs(mod, resolved)
+    torch.set_num_threads(run_cfg.torch_threads)
+    device = pick_device(run_cfg.device)
+    seed, budget = spec.seed, spec.steps
+
+    ckpt = None
+    if not fresh and rd.checkpoint_path.exists():
+        ckpt = torch.load(rd.checkpoint_path, map_location=device, weights_only=False)
+    if fresh:
+        rd.write_config({**resolved, "sweep": spec.sweep, "provenance": provenance()})
+    step = int(ckpt["step"]) if ckpt else 0
+    rd.truncate_metrics(step if ckpt else -1)
+    rd.write_status("running", step)
+
+    random.seed(seed + step)
+    np.random.seed((seed + step) % 2**32)
+    torch.manual_seed(seed + step)
+    envs = suites.make(spec.env, run_cfg.num_envs, seed, vectorization=run_cfg.vectorization)
+    n_eval = min(run_cfg.eval_episodes, 8)
+    eval_envs = suites.make(spec.env, n_eval, seed + 1_000_003, vectorization=run_cfg.vectorization)
+    env_spec = EnvSpec.from_vector_env(envs)
+    learner = mod.Learner(algo_cfg, env_spec, run_cfg.num_envs, budget, device)
+    wall0, evals_done = 0.0, 0
+    if ckpt:
+        learner.load_state_dict(ckpt["learner"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        np.random.set_state(ckpt["rng"]["numpy"])
+        wall0, evals_done = float(ckpt["wall_time"]), int(ckpt["evals_done"])
+    # A resumed run restarts its envs with a seed of its own, not the first episodes again.
+    collector = Collector(envs, env_spec, algo_cfg.rollout_length, seed=seed + 7919 * step)
+    per_iter = algo_cfg.rollout_length * run_cfg.num_envs
+
+    writer = rd.open_metrics()
+    t_start = time.perf_counter()
+    wall = lambda: wall0 + time.perf_counter() - t_start  # noqa: E731
+    last_eval_step = step if ckpt and ckpt.get("evaluated_at_step") else -1
+    last_eval_return = ckpt.get("last_eval_return", float("nan")) if ckpt else float("nan")
+    next_eval = _next_multiple(step, run_cfg.eval_every)
+    next_ckpt = _next_multiple(step, run_cfg.checkpoint_every)
+
+    bar = _progress_bar(progress, budget, step, resolved)
+    log_t, log_step = time.perf_counter(), step
+    try:
+        while step < budget:
+            batch = collector.collect(learner)
+            step += per_iter
+            learner.observe(batch)
+            stats: dict[str, float] = {}
+            n_updates = 0
+            while learner.ready():
+                s = learner.update()
+                n_updates += 1
+                for k, v in s.items():
+                    stats[k] = stats.get(k, 0.0) + v
+            stats = {k: v / n_updates for k, v in stats.items()} if n_updates else {}
+            _check_finite(stats, learner, step)
+            episodes = collector.pop_episodes()
+            if episodes:
+                stats["train/episode_return"] = float(np.mean([r for r, _ in episodes]))
+                stats["train/episode_length"] = float(np.mean([n for _, n in episodes]))
+                stats["train/episodes"] = float(len(episodes))
+            now = time.perf_counter()
+            stats["time/sps"] = (step - log_step) / max(now - log_t, 1e-9)
+            stats["time/updates"] = float(n_updates)
+            log_t, log_step = now, step
+            writer.write(step, stats, wall())
+
+            done = step >= budget
+            if (next_eval is not None and step >= next_eval) or done:
+                returns = evaluate(learner, eval_envs, run_cfg.eval_episodes,
+                                   seed=seed + 1_000_003 + 7919 * evals_done, spec=env_spec)
+                evals_done += 1
+                last_eval_return = float(np.mean(returns))
+                writer.write(step, {"eval/return": last_eval_return,
+                                    "eval/return_std": float(np.std(returns)),
+                                    "eval/episodes": float(len(returns))}, wall())
+                last_eval_step = step
+                next_eval = _next_multiple(step, run_cfg.eval_every)
+            if (next_ckpt is not None and step >= next_ckpt) or done:
+                _save(rd, learner, step, wall(), evals_done, last_eval_step == step, last_eval_return)
+                next_ckpt = _next_multiple(step, run_cfg.checkpoint_every)
+                rd.write_status("running", step)
+            if bar is not None:
+                bar.update(per_iter)
+                bar.set_postfix_str(f"sps={stats['time/sps']:.0f} eval={last_eval_return:.1f}")
+    finally:
+        writer.close()
+        if bar is not None:
+            bar.close()
+        envs.close()
+        eval_envs.close()
+    rd.write_status("done", step)
+    return rd.read_status()
+
+
+def _next_multiple(step: int, every: int) -> int | None:
+    """The first multiple of `every` above `step`, or None when `every` is 0 (end only)."""
+    return None if every <= 0 else (step // every + 1) * every
+
+
+def _check_finite(stats: dict[str, float], learner, step: int) -> None:
+    name = first_non_finite(stats)
+    if name is not None:
+        raise DivergenceError(f"{name} is {stats[name]} at step {step}")
+    for pname, p in learner.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            raise DivergenceError(f"parameter {pname} is not finite at step {step}")
+
+
+def _save(rd: RunDir, learner, step: int, wall: float, evals_done: int, evaluated: bool,
+          last_eval_return: float) -> None:
+    atomic_torch_save({
+        "version": CHECKPOINT_VERSION,
+        "step": step,
+        "wall_time": wall,
+        "evals_done": evals_done,
+        "evaluated_at_step": evaluated,
+        "last_eval_return": last_eval_return,
+        "learner": learner.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
+    }, rd.checkpoint_path)
+
+
+def _progress_bar(progress: bool, budget: int, step: int, resolved: dict):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=budget, initial=step, unit="step", unit_scale=True, dynamic_ncols=True,
+                desc=f"{resolved['variant']} {resolved['env']} s{resolved['seed']}",
+                file=sys.stderr, mininterval=1.0)
+
+
+# -- command line -----------------------------------------------------------------
+
+
+def parse_sets(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError("--set", f"expected key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m algos.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--algo", required=True, help=f"one of {', '.join(ALGOS)}")
+    p.add_argument("--env", required=True, help="env id (e.g. CartPole-v1, HalfCheetah-v5, ALE/Pong-v5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, required=True, help="budget in agent env steps")
+    p.add_argument("--out", required=True, help="run directory (resumed if it holds this run)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the algorithm's config or of the run")
+    p.add_argument("--variant", default=None, help="name reports show (default: the algorithm)")
+    p.add_argument("--sweep", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        spec = RunSpec(args.algo, args.env, args.seed, args.steps, parse_sets(args.sets),
+                       args.variant, args.sweep)
+        resolve(spec, from_strings=True)  # every usage error before anything is written
+    except (ConfigError, suites.UnknownEnvError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        status = run(spec, args.out, progress=not args.no_progress, from_strings=True)
+    except RunDirConflict as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except DivergenceError as e:
+        print(f"run failed: {e}", file=sys.stderr)
+        return 1
+    print(f"{status['state']} at step {status['step']}: {args.out}")
+    return 0 if status["state"] == "done" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
