@@ -16,6 +16,7 @@ import ast
 import dataclasses
 import difflib
 import inspect
+import math
 import textwrap
 import types
 import typing
@@ -144,7 +145,9 @@ def coerce(tp: Any, value: Any, path: str, from_string: bool = False) -> Any:
             return int(value)  # 1e6 in YAML is a float; a whole one is a fine step count
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            if math.isfinite(value):
+                return float(value)
+            raise ConfigError(path, f"expected a finite float, got {value!r}")
     elif tp is str:
         if isinstance(value, str):
             return value

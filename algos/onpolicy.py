@@ -155,3 +155,13 @@ def minibatches(n: int, size: int, generator: torch.Generator | None = None, dev
     perm = torch.randperm(n, generator=generator, device=device)
     return [perm[i:i + size] for i in range(0, n, size)]
 
+
+
+def adam(params, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
+    """Adam, fused where torch supports it for the parameters' device (same maths, fewer
+    kernel launches: the update of a small MLP is launch-bound on the CPU)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr, eps=eps)

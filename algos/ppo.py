@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 
 from algos.base import EnvSpec
-from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, minibatches
+from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, adam, minibatches
 from algos.returns import gae
 
 
@@ -119,7 +119,7 @@ class Learner(OnPolicyLearner):
     def __init__(self, cfg: Config, spec: EnvSpec, num_envs: int, total_steps: int,
                  device: torch.device) -> None:
         super().__init__(cfg, spec, num_envs, total_steps, device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        self.opt = adam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
         self.total_updates = max(1, math.ceil(total_steps / (cfg.rollout_length * num_envs)))
 
     def learn(self, data: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -155,7 +155,8 @@ class Learner(OnPolicyLearner):
                 )
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
-                stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm,
+                                                                     foreach=True)
                 self.opt.step()
                 for k, v_ in stats.items():
                     sums[k] = sums.get(k, 0.0) + v_
@@ -163,7 +164,8 @@ class Learner(OnPolicyLearner):
         out = {k: float(v) / n_steps for k, v in sums.items()}
         out["lr"] = self.opt.param_groups[0]["lr"]
         if not self.spec.discrete:
-            out["policy/std"] = float(net.policy(obs[:1])["std"].mean())
+            with torch.no_grad():
+                out["policy/std"] = float(net.policy(obs[:1])["std"].mean())
         # explained variance of the value targets (CleanRL's diagnostic)
         var_y = ret.var()
         out["value/explained_variance"] = float(1 - (ret - old_v).var() / var_y) if var_y > 0 else 0.0

@@ -45,9 +45,10 @@ def gae(
     T = rewards.shape[0]
     disc, not_done = _masks(terminated, truncated, gamma)
     deltas = rewards + disc * values[1:] - values[:-1]
+    carry = gamma * lam * not_done
     if valid is not None:
         deltas = deltas * valid
-    carry = gamma * lam * not_done
+        carry = carry * valid  # the reset step's advantage is 0, not a copy of the next one
     adv = torch.empty_like(deltas)
     last = torch.zeros_like(deltas[0])
     for t in range(T - 1, -1, -1):

@@ -1,0 +1,150 @@
+"""The training loop: usage errors, run-directory conflicts, divergence, and resume
+after SIGKILL with no step written twice."""
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from algos.results import RunDir
+from algos.train import RunSpec, resolve, run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "algos.train", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def metric_steps(run_dir):
+    steps = defaultdict(list)
+    with open(Path(run_dir) / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            steps[row["metric"]].append(int(row["step"]))
+    return steps
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--algo", "ppq"], "unknown algorithm 'ppq'; valid: ppo"),
+    (["--env", "CartPol-v1"], "CartPole-v1"),
+    (["--set", "learning_rate=1e-3"], "unknown key"),
+    (["--set", "lr=fast"], 'lr: expected a float, got "fast"'),
+    (["--set", "num_envs=0"], "num_envs: expected a positive int"),
+    (["--set", "lr"], "expected key=value"),
+])
+def test_usage_errors_exit_2_and_write_nothing(tmp_path, args, needle):
+    base = {"--algo": "ppo", "--env": "CartPole-v1"}
+    argv = ["--seed", "0", "--steps", "1000", "--out", str(tmp_path / "run")]
+    for k, v in base.items():
+        if k not in args:
+            argv += [k, v]
+    res = train_cli(*argv, *args)
+    assert res.returncode == 2, res.stderr
+    assert needle in res.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_set_key_lists_valid_fields(tmp_path):
+    res = train_cli("--algo", "ppo", "--env", "CartPole-v1", "--steps", "100", "--out",
+                    str(tmp_path / "r"), "--set", "clip=0.1")
+    assert res.returncode == 2
+    assert "clip_coef" in res.stderr and "eval_every" in res.stderr
+
+
+def test_run_dir_format_and_conflict(tmp_path):
+    spec = RunSpec("ppo", "CartPole-v1", 3, 512, {"eval_every": 256, "eval_episodes": 2})
+    status = run(spec, tmp_path)
+    assert status == {"state": "done", "step": 512, "error": None}
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    for key in ("run_id", "sweep", "algo", "variant", "suite", "env", "seed", "config", "provenance"):
+        assert key in cfg
+    assert cfg["suite"] == "classic" and cfg["config"]["num_envs"] == 8 and cfg["config"]["lr"] == 1e-3
+    assert cfg["run_id"] == resolve(spec)["run_id"]
+    assert metric_steps(tmp_path)["eval/return"] == [256, 512]
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    res = train_cli("--algo", "ppo", "--env", "CartPole-v1", "--seed", "3", "--steps", "512",
+                    "--out", str(tmp_path), "--set", "eval_every=256", "--set", "eval_episodes=2",
+                    "--set", "lr=0.01")
+    assert res.returncode == 2 and "another config" in res.stderr and "config.lr" in res.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # the same config again: already done, nothing rewritten
+    assert run(spec, tmp_path)["state"] == "done"
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize("poison,needle", [("stats", "loss/policy is nan"),
+                                            ("param", "parameter policy_torso.net.0.weight is not finite")])
+def test_divergence_fails_the_run_naming_the_metric(tmp_path, monkeypatch, poison, needle):
+    import torch
+
+    from algos import ppo
+    from algos.train import DivergenceError
+
+    real_update = ppo.Learner.update
+
+    def poisoned(self):
+        stats = real_update(self)
+        if self.updates == 2:
+            if poison == "stats":
+                stats["loss/policy"] = float("nan")
+            else:
+                with torch.no_grad():
+                    next(self.net.parameters()).fill_(float("inf"))
+        return stats
+
+    monkeypatch.setattr(ppo.Learner, "update", poisoned)
+    with pytest.raises(DivergenceError, match=needle.replace(".", r"\.")):
+        run(RunSpec("ppo", "CartPole-v1", 0, 4096, {"eval_every": 0}), tmp_path)
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["state"] == "failed"
+    assert status["error"].startswith("DivergenceError: ") and needle in status["error"]
+
+
+def test_non_finite_config_values_are_usage_errors(tmp_path):
+    res = train_cli("--algo", "ppo", "--env", "CartPole-v1", "--steps", "100", "--out",
+                    str(tmp_path / "r"), "--set", "lr=.nan")
+    assert res.returncode == 2 and "lr: expected a finite float" in res.stderr
+
+
+def test_resume_after_sigkill_writes_no_step_twice(tmp_path):
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "algos.train", "--algo", "ppo", "--env", "CartPole-v1",
+            "--seed", "1", "--steps", "30720", "--out", str(out), "--no-progress",
+            "--set", "checkpoint_every=2048", "--set", "eval_every=3072",
+            "--set", "eval_episodes=2"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = out / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert ckpt.exists(), proc.stderr.read() if proc.poll() is not None else "no checkpoint"
+    time.sleep(0.3)  # let it log past the checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads((out / "status.json").read_text())
+    assert killed_at["state"] == "running" and killed_at["step"] < 30720
+    res = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    steps = metric_steps(out)
+    for metric, s in steps.items():
+        assert all(a < b for a, b in zip(s, s[1:])), f"{metric} steps not strictly increasing: {s}"
+    assert steps["eval/return"][-1] == 30720
+    assert steps["eval/return"] == sorted(set(range(3072, 30721, 3072)) | {30720})
+    assert json.loads((out / "status.json").read_text())["state"] == "done"
+
+
+def test_partial_metrics_line_is_dropped(tmp_path):
+    rd = RunDir(tmp_path)
+    (tmp_path / "metrics.csv").write_text("step,metric,value,wall_time\n1,a,1.0,0.1\n2,a,2.")
+    assert rd.read_metrics() == [(1, "a", 1.0, 0.1)]
+    rd.truncate_metrics(0)
+    assert (tmp_path / "metrics.csv").read_text() == "step,metric,value,wall_time\n"
