@@ -51,19 +51,20 @@ class Collector:
         truncated = np.empty((T, B), dtype=bool)
         valid = np.empty((T, B), dtype=bool)
         actions = None
-        extras: dict[str, torch.Tensor] = {}
+        extras: dict[str, np.ndarray] = {}
         step = self.envs.step
         for t in range(T):
             obs[t] = self.obs
             action, ex = learner.act(self.obs)
             if actions is None:
                 actions = np.empty((T, *action.shape), dtype=action.dtype)
-                extras = {k: torch.empty((T, *v.shape), dtype=v.dtype) for k, v in ex.items()}
+                extras = {k: np.empty((T, *v.shape), dtype=_np_dtype(v)) for k, v in ex.items()}
             actions[t] = action
             for k, v in ex.items():
-                extras[k][t] = v
+                extras[k][t] = v  # numpy assignment: a torch index-put costs ~5x more per step
             valid[t] = ~self.prev_done
-            env_action = action if self.spec.discrete else np.clip(action, self.low, self.high)
+            env_action = (action if self.spec.discrete
+                          else np.minimum(np.maximum(action, self.low), self.high))
             next_obs, r, term, trunc, _ = step(env_action)
             rewards[t] = r
             terminated[t] = term
@@ -86,12 +87,16 @@ class Collector:
             terminated=torch.from_numpy(terminated),
             truncated=torch.from_numpy(truncated),
             valid=torch.from_numpy(valid),
-            extras=extras,
+            extras={k: torch.from_numpy(v) for k, v in extras.items()},
         )
 
     def pop_episodes(self) -> list[tuple[float, int]]:
         out, self.episodes = self.episodes, []
         return out
+
+
+def _np_dtype(v) -> np.dtype:
+    return v.numpy().dtype if isinstance(v, torch.Tensor) else np.asarray(v).dtype
 
 
 def evaluate(learner: Learner, envs, episodes: int, seed: int, spec: EnvSpec) -> list[float]:
