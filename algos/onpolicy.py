@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from algos.base import Batch, EnvSpec
-from algos.networks import ActorCritic, sample_with_log_prob
+from algos.networks import ActorCritic, NumpyActor, sample_with_log_prob
 from algos.normalize import ObsNormalizer, RewardScaler
 
 
@@ -57,6 +57,10 @@ class OnPolicyLearner:
         self.reward_scaler = RewardScaler(num_envs, cfg.gamma, enabled=cfg.norm_reward)
         self.batch: Batch | None = None
         self.updates = 0
+        # numpy acting for MLP policies (see NumpyActor), with its own seeded generator
+        self.act_rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        self.np_actor = NumpyActor(self.acting_net, cfg.activation) if NumpyActor.supports(self.net) else None
+        self.refresh_actor()
 
     # -- acting ---------------------------------------------------------------
     @property
@@ -64,7 +68,22 @@ class OnPolicyLearner:
         """The network that acts (V-MPO: its target network)."""
         return self.net
 
+    def refresh_actor(self) -> None:
+        """Re-snapshot the numpy actor: after any change to the acting weights or the
+        observation statistics."""
+        if self.np_actor is None:
+            return
+        self.np_actor.net = self.acting_net
+        if self.obs_norm.enabled:
+            self.np_actor.snapshot(self.obs_norm._mean.cpu().numpy(),
+                                   self.obs_norm._inv_std.cpu().numpy(), self.obs_norm.clip)
+        else:
+            self.np_actor.snapshot()
+
     def act(self, obs: np.ndarray, deterministic: bool = False):
+        if self.np_actor is not None:
+            action, logp = self.np_actor(obs, deterministic, self.act_rng)
+            return action, ({} if deterministic else {"log_prob": logp})
         with torch.inference_mode():
             o = self.obs_norm(torch.from_numpy(obs).to(self.device, non_blocking=True))
             net = self.acting_net
@@ -87,6 +106,7 @@ class OnPolicyLearner:
         self.updates += 1
         self.obs_norm.update_from(batch.obs[:-1][batch.valid])
         self.reward_scaler.update_from(batch.rewards, batch.done, batch.valid)
+        self.refresh_actor()
         return stats
 
     def prepare(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -138,6 +158,7 @@ class OnPolicyLearner:
             "obs_norm": self.obs_norm.state_dict(),
             "reward_scaler": self.reward_scaler.state_dict(),
             "updates": self.updates,
+            "act_rng": self.act_rng.bit_generator.state,
             **self.extra_state(),
         }
 
@@ -146,7 +167,9 @@ class OnPolicyLearner:
         self.obs_norm.load_state_dict(state["obs_norm"])
         self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.updates = int(state["updates"])
+        self.act_rng.bit_generator.state = state["act_rng"]
         self.load_extra_state(state)
+        self.refresh_actor()
 
 
 def minibatches(n: int, size: int, generator: torch.Generator | None = None, device=None):

@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 
 from algos.base import EnvSpec
-from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, adam, minibatches
+from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, adam
 from algos.returns import gae
 
 
@@ -85,9 +85,11 @@ def ppo_loss(
     vf_coef: float,
     ent_coef: float,
     clip_value: bool = False,
+    with_stats: bool = True,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The PPO loss on a minibatch; every input is [N] (advantages already normalised
-    if wanted). Returns (loss, stats) with stats detached."""
+    if wanted). Returns (loss, stats) with stats detached; `with_stats=False` skips the
+    diagnostics (an empty dict) in the inner loop, where every op costs."""
     log_ratio = log_prob - old_log_prob
     ratio = log_ratio.exp()
     surr1 = ratio * advantages
@@ -100,6 +102,8 @@ def ppo_loss(
         value_loss = 0.5 * (value - returns).pow(2).mean()
     ent = entropy.mean()
     loss = policy_loss + vf_coef * value_loss - ent_coef * ent
+    if not with_stats:
+        return loss, {}
     with torch.no_grad():
         stats = {
             "loss/policy": policy_loss.detach(),
@@ -131,7 +135,10 @@ class Learner(OnPolicyLearner):
         valid = data["valid"].reshape(-1)
         obs = data["obs"][:-1].flatten(0, 1)[valid]
         actions = data["actions"].flatten(0, 1)[valid]
-        old_logp = data["log_prob"].reshape(-1)[valid]
+        with torch.no_grad():
+            # behaviour log-probs recomputed with the acting weights (unchanged since the
+            # rollout) in the same float32 maths as the update: the first ratio is exactly 1
+            old_logp = net.head.log_prob(net.policy(obs), actions)
         old_v = values[:-1].reshape(-1)[valid]
         adv, ret = adv.reshape(-1)[valid], ret.reshape(-1)[valid]
 
@@ -139,33 +146,43 @@ class Learner(OnPolicyLearner):
             frac = 1.0 - self.updates / self.total_updates
             for g in self.opt.param_groups:
                 g["lr"] = cfg.lr * max(frac, 0.0)
-        sums: dict[str, torch.Tensor] = {}
-        n_steps = 0
         params = list(net.parameters())
+        n, mb = obs.shape[0], cfg.minibatch_size
+        grad_norms = []
         for _ in range(cfg.epochs):
-            for idx in minibatches(obs.shape[0], cfg.minibatch_size, device=obs.device):
-                a = adv[idx]
-                if cfg.norm_adv and idx.numel() > 1:
+            # one gather per epoch; minibatches are then slices (views), not gathers
+            perm = torch.randperm(n, device=obs.device)
+            e_obs, e_act, e_logp, e_v, e_adv, e_ret = (
+                x[perm] for x in (obs, actions, old_logp, old_v, adv, ret))
+            for i in range(0, n, mb):
+                s = slice(i, i + mb)
+                a = e_adv[s]
+                if cfg.norm_adv and a.numel() > 1:
                     a = (a - a.mean()) / (a.std() + 1e-8)
-                dist, v = net(obs[idx])
-                loss, stats = ppo_loss(
-                    net.head.log_prob(dist, actions[idx]), old_logp[idx], a, v, old_v[idx],
-                    ret[idx], net.head.entropy(dist), cfg.clip_coef, cfg.vf_coef,
-                    cfg.ent_coef, cfg.clip_value,
+                dist, v = net(e_obs[s])
+                loss, _ = ppo_loss(
+                    net.head.log_prob(dist, e_act[s]), e_logp[s], a, v, e_v[s], e_ret[s],
+                    net.head.entropy(dist), cfg.clip_coef, cfg.vf_coef, cfg.ent_coef,
+                    cfg.clip_value, with_stats=False,
                 )
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
-                stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm,
-                                                                     foreach=True)
+                grad_norms.append(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm,
+                                                                 foreach=True))
                 self.opt.step()
-                for k, v_ in stats.items():
-                    sums[k] = sums.get(k, 0.0) + v_
-                n_steps += 1
-        out = {k: float(v) / n_steps for k, v in sums.items()}
+        # Diagnostics once, on the whole batch with the updated policy (cheaper than per
+        # minibatch, and kl/approx is then the KL the whole update moved the policy by).
+        with torch.no_grad():
+            dist, v = net(obs)
+            a = (adv - adv.mean()) / (adv.std() + 1e-8) if cfg.norm_adv and n > 1 else adv
+            _, stats = ppo_loss(net.head.log_prob(dist, actions), old_logp, a, v, old_v, ret,
+                                net.head.entropy(dist), cfg.clip_coef, cfg.vf_coef,
+                                cfg.ent_coef, cfg.clip_value)
+        out = {k: float(v_) for k, v_ in stats.items()}
+        out["grad_norm"] = float(torch.stack(grad_norms).mean())
         out["lr"] = self.opt.param_groups[0]["lr"]
         if not self.spec.discrete:
-            with torch.no_grad():
-                out["policy/std"] = float(net.policy(obs[:1])["std"].mean())
+            out["policy/std"] = float(dist["std"].mean())
         # explained variance of the value targets (CleanRL's diagnostic)
         var_y = ret.var()
         out["value/explained_variance"] = float(1 - (ret - old_v).var() / var_y) if var_y > 0 else 0.0

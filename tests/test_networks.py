@@ -78,3 +78,33 @@ def test_reward_scaler_tracks_discounted_returns_per_env():
     assert torch.allclose(sc.ret, torch.tensor([1.0, 2.62], dtype=torch.float64))
     scaled = sc.scale(torch.tensor([[1.0]]))
     assert math.isclose(scaled.item(), 1.0 / math.sqrt(rets.var() + 1e-8), rel_tol=1e-3)
+
+
+def test_numpy_actor_samples_the_torch_heads_distribution():
+    from algos.networks import NumpyActor
+
+    torch.manual_seed(1)
+    rng = np.random.default_rng(0)
+    obs = np.random.default_rng(1).normal(size=(4000, 17)).astype(np.float32)
+    for spec, sd in ((CONT, False), (CONT, True), (DISC, False)):
+        o = obs[:, : spec.obs_shape[0]]
+        net = ActorCritic(spec, state_dependent_std=sd, activation="elu")
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.1 * torch.randn_like(p))  # away from the near-zero output init
+        actor = NumpyActor(net, "elu")
+        mean, inv_std = np.full(o.shape[1], 0.5, np.float32), np.full(o.shape[1], 2.0, np.float32)
+        actor.snapshot(mean, inv_std, 10.0)
+        normed = torch.from_numpy(np.clip((o - mean) * inv_std, -10, 10))
+        params = net.policy(normed)
+        a_det, _ = actor(o, True, rng)
+        np.testing.assert_allclose(a_det, net.head.mode(params).detach().numpy(), rtol=1e-4, atol=1e-5)
+        a, logp = actor(o, False, rng)
+        ref = net.head.log_prob(params, torch.as_tensor(a)).detach().numpy()
+        np.testing.assert_allclose(logp, ref, rtol=1e-4, atol=1e-4)
+        if spec.discrete:  # sampled frequencies follow the softmax (4000 samples)
+            probs = torch.softmax(params["logits"], -1).detach().numpy()
+            assert abs((a == 1).mean() - probs[:, 1].mean()) < 0.03
+        else:  # standardised samples are N(0, 1)
+            z = (a - params["mu"].detach().numpy()) / params["std"].detach().numpy()
+            assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
