@@ -59,8 +59,8 @@ class OnPolicyLearner:
         self.updates = 0
         # numpy acting for MLP policies (see NumpyActor), with its own seeded generator
         self.act_rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
-        self.np_actor = NumpyActor(self.acting_net, cfg.activation) if NumpyActor.supports(self.net) else None
-        self.refresh_actor()
+        self.np_actor = NumpyActor(self.net, cfg.activation) if NumpyActor.supports(self.net) else None
+        self._snapshot_actor(self.net)  # a subclass acting with another net calls refresh_actor()
 
     # -- acting ---------------------------------------------------------------
     @property
@@ -71,9 +71,12 @@ class OnPolicyLearner:
     def refresh_actor(self) -> None:
         """Re-snapshot the numpy actor: after any change to the acting weights or the
         observation statistics."""
+        self._snapshot_actor(self.acting_net)
+
+    def _snapshot_actor(self, net: ActorCritic) -> None:
         if self.np_actor is None:
             return
-        self.np_actor.net = self.acting_net
+        self.np_actor.net = net
         if self.obs_norm.enabled:
             self.np_actor.snapshot(self.obs_norm._mean.cpu().numpy(),
                                    self.obs_norm._inv_std.cpu().numpy(), self.obs_norm.clip)
