@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import inspect
 import math
+import re
 import textwrap
 import types
 import typing
@@ -96,6 +97,9 @@ def _type_name(tp: Any) -> str:
     names = {bool: "a bool", int: "an int", float: "a float", str: "a string"}
     if tp in names:
         return names[tp]
+    if tp in (int, float) and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        # PyYAML (YAML 1.1) reads "3e-4" and "1e6" as strings; researchers write them so
+        value = float(value)
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
@@ -108,6 +112,9 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def coerce(tp: Any, value: Any, path: str, from_string: bool = False) -> Any:
     """Check `value` against the annotation `tp`; a string from the command line is first
     read as YAML (so "3e-4", "true", "null" work). Raises ConfigError naming `path`."""
@@ -116,6 +123,9 @@ def coerce(tp: Any, value: Any, path: str, from_string: bool = False) -> Any:
             value = yaml.safe_load(value) if value != "" else value
         except yaml.YAMLError:
             pass
+    if tp in (int, float) and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        # PyYAML (YAML 1.1) reads "3e-4" and "1e6" as strings; researchers write them so
+        value = float(value)
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         if value in typing.get_args(tp):
