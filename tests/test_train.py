@@ -148,3 +148,17 @@ def test_partial_metrics_line_is_dropped(tmp_path):
     assert rd.read_metrics() == [(1, "a", 1.0, 0.1)]
     rd.truncate_metrics(0)
     assert (tmp_path / "metrics.csv").read_text() == "step,metric,value,wall_time\n"
+
+
+@pytest.mark.atari
+def test_atari_pixels_train_through_the_cnn(tmp_path):
+    pytest.importorskip("ale_py")
+    status = run(RunSpec("ppo", "ALE/Pong-v5", 0, 64,
+                         {"num_envs": 2, "rollout_length": 16, "minibatch_size": 16,
+                          "eval_every": 0, "eval_episodes": 1}), tmp_path)
+    assert status["state"] == "done" and status["step"] == 64
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["frameskip"] == 4 and cfg["suite"] == "atari"
+    rows = RunDir(tmp_path).read_metrics()
+    evals = [v for s, m, v, _ in rows if m == "eval/return"]
+    assert len(evals) == 1 and -21 <= evals[0] <= 21  # a whole game of Pong, raw score
