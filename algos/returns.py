@@ -103,3 +103,48 @@ def nstep_returns(
     if valid is not None:
         out = torch.where(valid, out, values[:-1])
     return out
+
+
+def retrace(
+    rewards: torch.Tensor,
+    q_values: torch.Tensor,
+    values: torch.Tensor,
+    log_rho: torch.Tensor,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor,
+    gamma: float,
+    lam: float,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Retrace(lambda) targets for Q(s_t, a_t) (Munos et al. 2016, "Safe and efficient
+    off-policy reinforcement learning").
+
+    Q^ret_t = Q_t + sum_{k>=t} gamma^{k-t} (prod_{i=t+1}^{k} c_i) delta_k,
+    delta_k = r_k + gamma * (1 - term_k) * V(s_{k+1}) - Q_k,   c_i = lam * min(1, pi/mu),
+    the sum cut at the episode's end (a truncated step bootstraps from V(final obs) =
+    values[k+1] and carries no trace beyond) and at the end of the sequence. As a
+    recursion: Q^ret_t = r_t + disc_t * (V_{t+1} + not_done_t * c_{t+1} (Q^ret_{t+1} - Q_{t+1})).
+
+    rewards, q_values (Q(s_t, a_t)), log_rho (log pi(a_t|s_t) - log mu(a_t|s_t)),
+    terminated, truncated, valid: [T, B]; values: [T+1, B], V(s_t) = E_{a~pi} Q(s_t, a).
+    With lam = 0 (or every c = 0) this is the one-step target r_t + disc_t V(s_{t+1}).
+    Invalid (reset) steps get their own q_values. Returns [T, B].
+    """
+    T = rewards.shape[0]
+    disc, not_done = _masks(terminated, truncated, gamma)
+    c = lam * torch.exp(log_rho.clamp(max=0.0))  # lam * min(1, rho), overflow-free
+    if valid is not None:
+        rewards = rewards * valid
+        c = c * valid
+    out = torch.empty_like(rewards)
+    nxt = values[T]  # placeholder: the correction after the last step is zero
+    for t in range(T - 1, -1, -1):
+        if t == T - 1:
+            corr = torch.zeros_like(rewards[t])
+        else:
+            corr = not_done[t] * c[t + 1] * (out[t + 1] - q_values[t + 1])
+        nxt = rewards[t] + disc[t] * (values[t + 1] + corr)
+        out[t] = nxt
+    if valid is not None:
+        out = torch.where(valid, out, q_values)
+    return out
