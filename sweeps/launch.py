@@ -1,0 +1,211 @@
+"""Launch a sweep: one YAML spec, variants x envs x seeds, over SLURM or the local cores.
+
+    python sweeps/launch.py SPEC [--executor auto|slurm|local|debug] [--results DIR]
+                                 [--dry-run] [--status] [--retry-failed] [--wait]
+
+SPEC is a path; a bare name (`quickstart`, `ablations.yaml`) is looked for in the
+current directory, then in the project's sweeps/ folder. Runs go to
+`<results>/<name>/<run_id>/` (DESIGN.md), with `spec.yaml` (the spec as launched) and
+`manifest.json` beside them (sweeps/state.py).
+
+--executor   auto (default): SLURM where `sinfo` reaches a controller, else local.
+             slurm: Submitit job arrays; returns once submitted.
+             local: the local cores, one run per core (spec: local.parallelism); waits.
+             debug: in this process, one run after another (Submitit's DebugExecutor).
+--dry-run    print the plan (runs per variant and env, env steps, core-hours) and what a
+             launch would start or skip; writes nothing.
+--status     print done/running/queued/stale/failed/new per variant and env, and each
+             failed run's error, read from the run directories; writes nothing.
+--retry-failed  also relaunch failed runs (they resume from their last checkpoint).
+--wait       with SLURM, wait after submitting until no run is queued or running (exit 1
+             if any run is not done); local and debug launches always wait.
+
+Relaunching is idempotent: done, queued and running runs are skipped, stale ones (not
+done, job gone) are relaunched and resume (sweeps/state.py has the rule). A spec error
+exits with status 2 and writes nothing; a local/debug launch exits 1 if a run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: python sweeps/launch.py
+    # the project root instead of sweeps/ (whose module names would shadow others)
+    _here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(_here)]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import suites
+from sweeps import executors
+from sweeps.plan import plan_text, status_text
+from sweeps.spec import SpecError, load_spec, resolve_spec_path
+from sweeps.state import (
+    count,
+    now_iso,
+    run_states,
+    write_manifest,
+    write_spec_copy,
+)
+
+EXECUTORS = ("auto", "slurm", "local", "debug")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python sweeps/launch.py",
+        description="Launch a sweep spec (variants x envs x seeds) over SLURM or the local cores.")
+    p.add_argument("spec", help="spec file; a bare name is looked for here, then in sweeps/")
+    p.add_argument("--executor", choices=EXECUTORS, default="auto",
+                   help="auto (default): SLURM where available, else the local cores")
+    p.add_argument("--results", default="results", help="results folder (default: results/)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    g.add_argument("--status", action="store_true", help="print the state of every run; write nothing")
+    p.add_argument("--retry-failed", action="store_true", help="relaunch failed runs too")
+    p.add_argument("--wait", action="store_true",
+                   help="with SLURM: after submitting, wait until no run is queued or running "
+                        "(local and debug launches always wait)")
+    return p
+
+
+def wait_for_sweep(folder: Path, spec, err, poll_s: float = 5.0) -> int:
+    """Poll the run states until no run is queued or running; 0 if all are done."""
+    import time
+
+    from sweeps.executors import Progress
+
+    progress = Progress(len(spec.runs), err, spec.name)
+    seen: set[str] = set()
+    while True:
+        states, _warnings = run_states(folder, spec)
+        c = count(states)
+        progress.done, progress.failed, progress.running = c["done"], c["failed"] + c["stale"], c["running"]
+        for s in states:
+            if s.state in ("done", "failed", "stale") and s.run.run_id not in seen:
+                seen.add(s.run.run_id)
+                if s.state != "done":
+                    progress.event(f"{s.state:<6} {s.run.label()}: {s.error}")
+        progress.draw()
+        if c["queued"] + c["running"] == 0:
+            progress.close()
+            return 0 if c["done"] == len(states) else 1
+        time.sleep(poll_s)
+
+
+def main(argv: list[str] | None = None, out=None, err=None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = parser().parse_args(argv)
+    try:
+        path = resolve_spec_path(args.spec)
+        spec = load_spec(path)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=err)
+        return 2
+    except SpecError as e:
+        for item in e.errors:
+            print(f"error: {item}", file=err)
+        print(f"{path}: {len(e.errors)} error(s); nothing launched", file=err)
+        return 2
+    except suites.UnknownEnvError as e:  # pragma: no cover - spec.py turns these into SpecErrors
+        print(f"error: {e}", file=err)
+        return 2
+    folder = (Path(args.results) / spec.name).absolute()
+
+    if args.status:
+        states, warnings = run_states(folder, spec)
+        print(status_text(spec, folder, states, warnings), file=out)
+        return 0
+
+    executor, why = executors.pick_executor(args.executor)
+    if executor == "slurm" and args.executor == "slurm" and not args.dry_run:
+        ok, reason = executors.slurm_available()
+        if not ok:
+            print(f"error: --executor slurm: {reason}", file=err)
+            return 2
+    parallelism = executors.local_parallelism(spec)
+    states, warnings = run_states(folder, spec)
+    for w in warnings:
+        print(f"warning: {w}", file=err)
+    wanted = ("new", "stale", "failed") if args.retry_failed else ("new", "stale")
+    launch = [s for s in states if s.state in wanted]
+
+    if args.dry_run:
+        print(plan_text(spec, executor, why, parallelism, folder, states, launch, args.retry_failed),
+              file=out)
+        return 0
+
+    c = count(states)
+    skipped = [f"{c[s]} {s}" for s in ("done", "running", "queued") if c[s]]
+    if skipped:
+        print(f"skipping {', '.join(skipped)}", file=out)
+    if c["failed"] and not args.retry_failed:
+        print(f"not relaunching {c['failed']} failed run(s) (--retry-failed does; --status shows "
+              "their errors)", file=out)
+    stale = [s for s in states if s.state == "stale"]
+    if stale:
+        print(f"relaunching {len(stale)} stale run(s) (not done, job gone); they resume from their "
+              "last checkpoints:", file=out)
+        for s in stale[:10]:
+            print(f"  {s.run.label()}: {s.error}", file=out)
+        if len(stale) > 10:
+            print(f"  ... and {len(stale) - 10} more", file=out)
+    if not launch:
+        print(f"nothing to launch: {len(states)} run(s) of {spec.name} are "
+              + ", ".join(f"{c[s]} {s}" for s in ("done", "running", "queued", "failed") if c[s]),
+              file=out)
+        if folder.is_dir():
+            write_manifest(folder, spec, states={s.run.run_id: s for s in states})
+        if args.wait and (c["queued"] or c["running"]):
+            return wait_for_sweep(folder, spec, err)
+        return 0 if not args.wait or c["done"] == len(states) else 1
+
+    runs = [s.run for s in launch]
+    print(f"launching {len(runs)} run(s) of {spec.name} on {executor} ({why}) into {folder}", file=out)
+    write_spec_copy(folder, spec)
+    launch_info = {"time": now_iso(), "executor": executor, "runs": len(runs),
+                   "retry_failed": bool(args.retry_failed), "spec_source": str(path),
+                   "spec_sha256": hashlib.sha256(spec.text.encode()).hexdigest()}
+    first = [True]
+    launching = {r.run_id for r in runs}
+
+    def record(entries: dict[str, dict]) -> None:
+        write_manifest(folder, spec, updates=entries, launch=launch_info if first[0] else None,
+                       states={s.run.run_id: s for s in states if s.run.run_id not in launching})
+        first[0] = False
+
+    try:
+        if executor == "slurm":
+            try:
+                executors.launch_slurm(spec, folder, runs, record, out=out)
+            except Exception as e:  # noqa: BLE001 - sbatch refused: say so, keep what was submitted
+                print(f"error: submission failed: {type(e).__name__}: {e}", file=err)
+                print("the manifest holds the jobs submitted before the failure; launch again to "
+                      "submit the rest", file=err)
+                return 1
+            if args.wait:
+                return wait_for_sweep(folder, spec, err)
+            print(f"follow with: python sweeps/launch.py {args.spec} --results {args.results} --status",
+                  file=out)
+            return 0
+        if executor == "local":
+            results = executors.launch_local(spec, folder, runs, parallelism, record, stream=err)
+        else:
+            results = executors.launch_debug(spec, folder, runs, record, stream=err)
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return 130
+    final, _ = run_states(folder, spec)
+    write_manifest(folder, spec, states={s.run.run_id: s for s in final})
+    bad = [rid for rid, r in results.items() if r["state"] != "done"]
+    c = count(final)
+    print(f"{spec.name}: " + ", ".join(f"{c[s]} {s}" for s in ("done", "failed", "stale", "new") if c[s]),
+          file=out)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

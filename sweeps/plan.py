@@ -1,0 +1,189 @@
+"""What a launch would do (--dry-run) and what a sweep has done (--status), as text.
+
+The core-hours estimate divides each run's budget by a measured training throughput
+(agent env steps per second of one run, evaluation excluded) from `throughput.csv`,
+looked up by (algo, env), then (algo, suite family); a row marked `placeholder` is a
+conservative guess awaiting a benchmark, and the plan says which figures are
+placeholders. Core-hours = hours per run x cores per run (SLURM: cpus_per_task; local:
+one core per run). Each run also costs RUN_OVERHEAD_S of start-up (Python, torch and
+the envs; measured here), which matters for small budgets only.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from .spec import Run, Spec
+from .state import STATES, RunState
+
+THROUGHPUT = Path(__file__).resolve().parent / "throughput.csv"
+RUN_OVERHEAD_S = 6.0   # start-up of one run (interpreter, torch import, envs): ~5-8 s here
+MAX_ROWS = 40          # a longer plan shows variant x suite instead of variant x env
+
+
+@dataclass
+class Rate:
+    steps_per_sec: float
+    source: str
+    placeholder: bool
+
+
+def load_throughput(path: Path = THROUGHPUT) -> dict[tuple[str, str], Rate]:
+    """{(algo, env id or suite family): Rate} from throughput.csv."""
+    table: dict[tuple[str, str], Rate] = {}
+    if not path.exists():
+        return table
+    with open(path) as f:
+        rows = csv.DictReader(line for line in f if not line.startswith("#"))
+        for row in rows:
+            try:
+                sps = float(row["steps_per_sec"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            key = (row["algo"].strip(), (row.get("env") or "").strip() or row["suite"].strip())
+            table[key] = Rate(sps, (row.get("source") or "").strip(),
+                              (row.get("placeholder") or "").strip().lower() in ("1", "yes", "true"))
+    return table
+
+
+def rate_for(run: Run, table: dict[tuple[str, str], Rate]) -> Rate | None:
+    return table.get((run.algo, run.env)) or table.get((run.algo, run.suite))
+
+
+def run_hours(run: Run, table: dict[tuple[str, str], Rate]) -> float | None:
+    """Estimated wall hours of one run (training + start-up), None without a figure."""
+    rate = rate_for(run, table)
+    if rate is None:
+        return None
+    return (run.steps / rate.steps_per_sec + RUN_OVERHEAD_S) / 3600
+
+
+def _fmt_steps(n: float) -> str:
+    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def _fmt_hours(h: float) -> str:
+    if h < 1 / 60:
+        return f"{h * 3600:.0f}s"
+    if h < 1:
+        return f"{h * 60:.1f}min"
+    return f"{h:.1f}h"
+
+
+def plan_text(spec: Spec, executor: str, executor_why: str, parallelism: int, folder: Path,
+              states: list[RunState], launch: list[RunState], retry_failed: bool,
+              table: dict[tuple[str, str], Rate] | None = None) -> str:
+    table = load_throughput() if table is None else table
+    lines = [(f"sweep {spec.name} ({spec.source}): {len(spec.variants)} variant(s) x {len(spec.envs)} env(s) "
+             f"x {len(spec.seeds)} seed(s) = {len(spec.runs)} runs"),
+             f"executor: {executor} ({executor_why})"
+             + (f", {parallelism} run(s) at once" if executor == "local" else ""),
+             f"results: {folder}"]
+    cells: dict[tuple[str, str], list[Run]] = {}
+    for r in spec.runs:
+        cells.setdefault((r.variant, r.env), []).append(r)
+    by_suite = len(cells) > MAX_ROWS
+    if by_suite:
+        cells = {}
+        for r in spec.runs:
+            cells.setdefault((r.variant, r.suite), []).append(r)
+    col = "suite (envs)" if by_suite else "env"
+    lines += ["", f"  {'variant':<16} {col:<28} {'runs':>5} {'steps/run':>9} {'env steps':>9} {'h/run':>8}"]
+    total_steps = 0.0
+    core_h = 0.0
+    longest = 0.0
+    missing: set[tuple[str, str]] = set()
+    placeholders: set[tuple[str, str]] = set()
+    for (variant, where), rs in cells.items():
+        steps = sum(r.steps for r in rs)
+        total_steps += steps
+        hours = [run_hours(r, table) for r in rs]
+        if any(h is None for h in hours):
+            missing.add((rs[0].algo, rs[0].suite))
+            hrun = "?"
+        else:
+            cores = rs[0].slurm.cpus_per_task if executor == "slurm" else 1
+            core_h += sum(hours) * cores
+            per_task = rs[0].slurm.runs_per_task if executor == "slurm" else 1
+            longest = max(longest, max(hours) * per_task)
+            hrun = _fmt_hours(sum(hours) / len(hours))
+            if any(rate_for(r, table).placeholder for r in rs):
+                placeholders.add((rs[0].algo, rs[0].suite))
+                hrun += "*"
+        label = f"{where} ({len({r.env for r in rs})})" if by_suite else where
+        steps_run = {r.steps for r in rs}
+        per = _fmt_steps(rs[0].steps) if len(steps_run) == 1 else "mixed"
+        lines.append(f"  {variant:<16} {label:<28} {len(rs):>5} {per:>9} "
+                     f"{_fmt_steps(steps):>9} {hrun:>8}")
+    lines.append("")
+    est = (f"~{core_h:.3g} core-hours" + (" for the runs with a throughput figure" if missing else "")
+           if core_h else "no core-hours estimate")
+    lines.append(f"total: {len(spec.runs)} runs, {_fmt_steps(total_steps)} env steps, {est}"
+                 + (" (training and start-up; evaluation not included)" if core_h else ""))
+    if executor == "local" and core_h:
+        lines.append(f"  wall clock on {parallelism} core(s): ~{_fmt_hours(max(core_h / parallelism, longest))}")
+    if executor == "slurm":
+        for res in sorted({r.slurm for r in spec.runs}, key=lambda s: s.time):
+            rs = [r for r in spec.runs if r.slurm == res]
+            task_h = max((run_hours(r, table) * res.runs_per_task
+                          for r in rs if rate_for(r, table)), default=0.0)
+            ntasks = -(-len(rs) // res.runs_per_task)
+            note = ""
+            if task_h * 60 > res.time:
+                note = (f"; an array task needs ~{_fmt_hours(task_h)} > the {res.time} min limit: "
+                        "it will be requeued and resume from checkpoints")
+            lines.append(f"  slurm: {len(rs)} runs in {ntasks} array task(s) of {res.time} min, "
+                         f"{res.cpus_per_task} cpu(s)" + (f", {res.gpus_per_task} gpu(s)" if res.gpus_per_task else "")
+                         + f", {res.runs_per_task} run(s) per task, at most {res.array_parallelism} at once{note}")
+    if placeholders or missing:
+        src = THROUGHPUT.name
+        if placeholders:
+            lines.append(f"  * placeholder throughput (no benchmark yet) in {src}: "
+                         + ", ".join(f"{a}/{s}" for a, s in sorted(placeholders)))
+        if missing:
+            lines.append(f"  no throughput figure in {src} for: " + ", ".join(f"{a}/{s}" for a, s in sorted(missing)))
+    counts = {s: sum(1 for x in states if x.state == s) for s in STATES}
+    if any(counts[s] for s in STATES if s != "new"):
+        lines.append("")
+        lines.append("already in " + str(folder) + ": " + ", ".join(f"{counts[s]} {s}" for s in STATES if counts[s]))
+    skipped = len(states) - len(launch)
+    verb = "would launch"
+    lines.append(f"{verb} {len(launch)} run(s), skip {skipped}"
+                 + ("" if retry_failed or not counts["failed"] else
+                    f" (incl. {counts['failed']} failed: --retry-failed relaunches them)"))
+    return "\n".join(lines)
+
+
+def status_text(spec: Spec, folder: Path, states: list[RunState], warnings: list[str]) -> str:
+    c = {s: sum(1 for x in states if x.state == s) for s in STATES}
+    lines = [f"sweep {spec.name} ({folder}): {len(states)} runs: "
+             + ", ".join(f"{c[s]} {s}" for s in STATES)]
+    lines += [f"warning: {w}" for w in warnings]
+    lines.append("")
+    lines.append(f"  {'variant':<16} {'env':<28} " + " ".join(f"{s:>7}" for s in STATES))
+    cells: dict[tuple[str, str], dict[str, int]] = {}
+    for st in states:
+        cell = cells.setdefault((st.run.variant, st.run.env), {s: 0 for s in STATES})
+        cell[st.state] += 1
+    for (variant, env), cell in cells.items():
+        lines.append(f"  {variant:<16} {env:<28} " + " ".join(f"{cell[s]:>7}" for s in STATES))
+    failed = [s for s in states if s.state == "failed"]
+    if failed:
+        lines += ["", f"failed ({len(failed)}; `--retry-failed` relaunches them):"]
+        for s in failed:
+            lines.append(f"  {s.run.label()} at step {s.step}: {s.error or '(no error recorded)'}")
+            log = (s.job or {}).get("log")
+            if log:
+                lines.append(f"      log: {log}")
+    stale = [s for s in states if s.state == "stale"]
+    if stale:
+        lines += ["", (f"stale ({len(stale)}; the next launch relaunches them, resuming from their "
+                      "last checkpoints):")]
+        for s in stale:
+            lines.append(f"  {s.run.label()}: {s.error}")
+    return "\n".join(lines)
