@@ -1,0 +1,13 @@
+"""Analysis of vmpo-bench run directories: the rliable report and the V-MPO ablation figures.
+
+    python analysis/report.py [RESULTS ...] [--out DIR] [--reps N] [--seed N]
+                              [--baseline VARIANT] [--allow-incomplete]
+
+Modules, one job each: load (find sweeps, read run directories), completeness (expected
+vs present runs), scores (normalised final scores, rliable matrices, curves), bootstrap
+(rliable's stratified bootstrap and a vectorised engine equal to it), aggregate (every
+estimate as a table), tables (CSV/Markdown/LaTeX), plots (PNG/PDF), published (published
+figures to compare with), report (the CLI), synthetic (run directories for tests and
+benchmarks). Analysis reads only run directories and never imports the learning code
+beyond `algos.results`' file-format constants.
+"""

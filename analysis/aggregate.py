@@ -1,0 +1,300 @@
+"""Every estimate the report shows, as tables (pandas DataFrames), from the score groups.
+
+All intervals are 95% percentile intervals of rliable's stratified bootstrap
+(analysis.bootstrap; engine "fast" equals engine "rliable"). Each estimate has its own
+seed, derived from the report seed and what it estimates (`derive_seed`), so a number
+does not change when other variants join the report.
+
+Per-env final scores use a Student-t 95% interval of the mean over seeds instead: with
+3 to 10 seeds a percentile bootstrap of one env's mean is too narrow.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis import bootstrap as bs
+from analysis.load import Runs
+from analysis.scores import Group, ablations, curve_grid, curve_tensor, full_vmpo
+
+PROFILE_POINTS = 101
+
+
+@dataclass
+class Estimates:
+    """The report's numbers. Column lists are in each builder's docstring."""
+
+    aggregate: pd.DataFrame
+    poi: pd.DataFrame
+    ablation: pd.DataFrame
+    profiles: pd.DataFrame
+    curves: pd.DataFrame
+    per_env: pd.DataFrame
+    full: str | None
+    baseline: str
+    notes: list[str] = field(default_factory=list)
+
+
+def default_jobs() -> int:
+    """Worker processes for the bootstrap: the cores this process may use, at most 2
+    unless asked (the report's machines have 2)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(2, n))
+
+
+def _call(job):
+    name, args = job
+    return getattr(bs, name)(*args)
+
+
+def run_jobs(jobs: dict, n_jobs: int) -> dict:
+    """{key: (bootstrap function name, args)} -> {key: its (point, lower, upper)}.
+
+    Each job carries its own seed, so results do not depend on n_jobs or scheduling.
+    With n_jobs > 1 the jobs run in forked worker processes, largest first.
+    """
+    keys = list(jobs)
+    if n_jobs <= 1 or len(keys) <= 1:
+        return {k: _call(jobs[k]) for k in keys}
+    def cost(k):  # elements drawn: array sizes x replications
+        args = jobs[k][1]
+        reps = next(a for a in args if isinstance(a, int))
+        return sum(a.size for a in args if isinstance(a, np.ndarray)) * reps
+
+    order = sorted(keys, key=lambda k: -cost(k))
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx) as ex:
+        futs = {k: ex.submit(_call, jobs[k]) for k in order}
+        return {k: futs[k].result() for k in keys}
+
+
+def aggregate_jobs(groups, reps: int, seed: int, engine: str) -> dict:
+    return {("aggregate", suite, variant, metric):
+            ("aggregate", (g.scores, metric, reps,
+                           bs.derive_seed(seed, "aggregate", suite, variant, metric), engine))
+            for (suite, variant), g in groups.items() for metric in bs.METRICS}
+
+
+def aggregates(groups: dict[tuple[str, str], Group], results: dict) -> pd.DataFrame:
+    """Columns: suite, variant, metric, point, lower, upper, n_runs, n_tasks, n_seeds.
+    One row per (suite, variant, metric), metric in bootstrap.METRICS order."""
+    rows = []
+    for (suite, variant), g in groups.items():
+        for metric in bs.METRICS:
+            p, lo, hi = results[("aggregate", suite, variant, metric)]
+            rows.append((suite, variant, metric, p[0], lo[0], hi[0], g.n_runs,
+                         len(g.envs), g.scores.shape[0]))
+    return pd.DataFrame(rows, columns=["suite", "variant", "metric", "point", "lower",
+                                       "upper", "n_runs", "n_tasks", "n_seeds"])
+
+
+def _pairs(groups, baseline: str, full: str | None, abl: list[str]):
+    """(suite, kind, x, y) comparisons: the baseline against every other variant, and
+    full V-MPO against each ablation, per suite where both have runs."""
+    out = []
+    for suite in sorted({s for s, _ in groups}):
+        if (suite, baseline) in groups:
+            out += [(suite, "baseline", baseline, v) for s, v in groups
+                    if s == suite and v != baseline]
+        if full is not None and (suite, full) in groups:
+            out += [(suite, "ablation", full, a) for a in abl if (suite, a) in groups]
+    return out
+
+
+def _common(x: Group, y: Group) -> tuple[Group, Group] | None:
+    envs = [e for e in x.envs if e in y.envs]
+    return (x.columns(envs), y.columns(envs)) if envs else None
+
+
+def poi_jobs(groups, pairs, reps: int, seed: int, engine: str) -> dict:
+    jobs = {}
+    for suite, _, xv, yv in pairs:
+        c = _common(groups[(suite, xv)], groups[(suite, yv)])
+        if c is not None:
+            jobs[("poi", suite, xv, yv)] = (
+                "probability_of_improvement",
+                (c[0].scores, c[1].scores, reps, bs.derive_seed(seed, "poi", suite, xv, yv),
+                 engine))
+    return jobs
+
+
+def probabilities(groups, pairs, results: dict) -> pd.DataFrame:
+    """P(X > Y) with intervals. Columns: suite, kind ("baseline": X is the baseline, Y
+    every other variant; "ablation": X is full V-MPO, Y each ablation), x, y, point,
+    lower, upper, n_x, n_y, n_tasks (envs both have)."""
+    rows = []
+    for suite, kind, xv, yv in pairs:
+        key = ("poi", suite, xv, yv)
+        if key not in results:
+            continue
+        gx, gy = _common(groups[(suite, xv)], groups[(suite, yv)])
+        p, lo, hi = results[key]
+        rows.append((suite, kind, xv, yv, p[0], lo[0], hi[0], gx.n_runs, gy.n_runs,
+                     len(gx.envs)))
+    return pd.DataFrame(rows, columns=["suite", "kind", "x", "y", "point", "lower", "upper",
+                                       "n_x", "n_y", "n_tasks"])
+
+
+def ablation_table(agg: pd.DataFrame, poi: pd.DataFrame, full: str | None,
+                   abl: list[str]) -> pd.DataFrame:
+    """IQM of each ablation beside full V-MPO's, per suite. Columns: suite, variant,
+    point, lower, upper, n_runs, full, full_point, full_lower, full_upper, full_n_runs,
+    p_full_better, p_lower, p_upper (P(full V-MPO > ablation))."""
+    cols = ["suite", "variant", "point", "lower", "upper", "n_runs", "full", "full_point",
+            "full_lower", "full_upper", "full_n_runs", "p_full_better", "p_lower", "p_upper"]
+    if full is None:
+        return pd.DataFrame([], columns=cols)
+    iqm = agg[agg["metric"] == "IQM"].set_index(["suite", "variant"])
+    rows = []
+    for suite in sorted(set(agg["suite"])):
+        if (suite, full) not in iqm.index:
+            continue
+        f = iqm.loc[(suite, full)]
+        for a in abl:
+            if (suite, a) not in iqm.index:
+                continue
+            r = iqm.loc[(suite, a)]
+            pr = poi[(poi["suite"] == suite) & (poi["kind"] == "ablation") & (poi["y"] == a)]
+            pp = pr.iloc[0] if len(pr) else None
+            p3 = (np.nan,) * 3 if pp is None else (pp["point"], pp["lower"], pp["upper"])
+            rows.append((suite, a, r["point"], r["lower"], r["upper"], r["n_runs"], full,
+                         f["point"], f["lower"], f["upper"], f["n_runs"], *p3))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def profile_taus(scores: np.ndarray, points: int = PROFILE_POINTS) -> np.ndarray:
+    """Thresholds from min(0, lowest score) to max(1, highest score): (points,)."""
+    return np.linspace(min(0.0, float(scores.min())), max(1.0, float(scores.max())), points)
+
+
+def _suite_groups(groups, suite):
+    return [g for (s, _), g in groups.items() if s == suite]
+
+
+def profile_jobs(groups, reps: int, seed: int, engine: str) -> dict:
+    jobs = {}
+    for suite in sorted({s for s, _ in groups}):
+        mine = _suite_groups(groups, suite)
+        taus = profile_taus(np.concatenate([g.scores.ravel() for g in mine]))
+        for g in mine:
+            jobs[("profile", suite, g.variant)] = (
+                "profile", (g.scores, taus, reps,
+                            bs.derive_seed(seed, "profile", suite, g.variant), engine))
+    return jobs
+
+
+def profiles(groups, jobs: dict, results: dict) -> pd.DataFrame:
+    """Performance profiles (fraction of runs with normalised score > tau), one tau grid
+    per suite. Columns: suite, variant, tau, point, lower, upper, n_runs."""
+    rows = []
+    for (suite, variant), g in groups.items():
+        key = ("profile", suite, variant)
+        taus = jobs[key][1][1]
+        p, lo, hi = results[key]
+        rows += [(suite, variant, taus[k], p[k], lo[k], hi[k], g.n_runs)
+                 for k in range(len(taus))]
+    return pd.DataFrame(rows, columns=["suite", "variant", "tau", "point", "lower", "upper",
+                                       "n_runs"])
+
+
+def curve_jobs(runs: Runs, groups, reps: int, seed: int, engine: str, points: int,
+               notes: list[str]) -> tuple[dict, dict]:
+    """Jobs for the sample-efficiency curves and, per job key, its step grid and
+    frameskip (0 when runs differ)."""
+    jobs, grids = {}, {}
+    for suite in sorted({s for s, _ in groups}):
+        mine = _suite_groups(groups, suite)
+        grid = curve_grid(runs, np.concatenate([g.rows.ravel() for g in mine]), points)
+        if len(grid) == 0:
+            notes.append(f"{suite}: no sample-efficiency curve, the runs share no range of "
+                         "evaluation steps")
+            continue
+        for g in mine:
+            ten = curve_tensor(runs, g, grid)
+            if not np.isfinite(ten).all():
+                notes.append(f"{suite}/{g.variant}: no sample-efficiency curve, some runs "
+                             "have no finite evaluation at the first grid step")
+                continue
+            key = ("curve", suite, g.variant)
+            jobs[key] = ("curve", (ten, reps, bs.derive_seed(seed, "curve", suite, g.variant),
+                                   engine))
+            fs = runs.table["frameskip"].to_numpy()[g.rows.ravel()]
+            grids[key] = (grid, int(fs[0]) if (fs == fs[0]).all() else 0)
+    return jobs, grids
+
+
+def curves(groups, grids: dict, results: dict) -> pd.DataFrame:
+    """IQM of normalised scores against agent steps, one step grid per suite (where every
+    run has evaluated). Columns: suite, variant, step, frames (0 if frameskips differ),
+    point, lower, upper, n_runs."""
+    rows = []
+    for (suite, variant), g in groups.items():
+        key = ("curve", suite, variant)
+        if key not in results:
+            continue
+        grid, frameskip = grids[key]
+        p, lo, hi = results[key]
+        rows += [(suite, variant, int(grid[k]), int(grid[k]) * frameskip, p[k], lo[k],
+                  hi[k], g.n_runs) for k in range(len(grid))]
+    return pd.DataFrame(rows, columns=["suite", "variant", "step", "frames", "point",
+                                       "lower", "upper", "n_runs"])
+
+
+def _t_interval(x: np.ndarray) -> tuple[float, float, float, float]:
+    n = len(x)
+    mean = float(np.mean(x))
+    if n < 2:
+        return mean, np.nan, np.nan, np.nan
+    sd = float(np.std(x, ddof=1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / np.sqrt(n)
+    return mean, mean - half, mean + half, sd
+
+
+def per_env(final: pd.DataFrame) -> pd.DataFrame:
+    """Final scores per env and variant over every ok run (seeds), raw and normalised:
+    mean and Student-t 95% interval. Columns: suite, env, variant, n, mean, lower, upper,
+    std, norm_mean, norm_lower, norm_upper."""
+    rows = []
+    for (suite, env, variant), g in final.groupby(["suite", "env", "variant"], sort=True):
+        m, lo, hi, sd = _t_interval(g["raw"].to_numpy())
+        nm, nlo, nhi, _ = _t_interval(g["score"].to_numpy())
+        rows.append((suite, env, variant, len(g), m, lo, hi, sd, nm, nlo, nhi))
+    return pd.DataFrame(rows, columns=["suite", "env", "variant", "n", "mean", "lower",
+                                       "upper", "std", "norm_mean", "norm_lower",
+                                       "norm_upper"])
+
+
+def estimate(runs: Runs, final: pd.DataFrame, groups, *, baseline: str, reps: int,
+             seed: int, engine: str = "fast", curve_points: int = 20,
+             n_jobs: int | None = None) -> Estimates:
+    """Every table of the report; the bootstraps run in `n_jobs` processes
+    (default: default_jobs())."""
+    notes: list[str] = []
+    for suite in sorted({s for s, _ in groups}):
+        if (suite, baseline) not in groups:
+            notes.append(f"{suite}: the baseline {baseline!r} has no finished runs, so no "
+                         "baseline comparisons (choose one with --baseline)")
+    full = full_vmpo(groups, baseline)
+    abl = ablations(groups, full)
+    pairs = _pairs(groups, baseline, full, abl)
+    pj = profile_jobs(groups, reps, seed, engine)
+    cj, grids = curve_jobs(runs, groups, reps, seed, engine, curve_points, notes)
+    jobs = {**aggregate_jobs(groups, reps, seed, engine),
+            **poi_jobs(groups, pairs, reps, seed, engine), **pj, **cj}
+    results = run_jobs(jobs, default_jobs() if n_jobs is None else n_jobs)
+    agg = aggregates(groups, results)
+    poi = probabilities(groups, pairs, results)
+    return Estimates(
+        aggregate=agg, poi=poi, ablation=ablation_table(agg, poi, full, abl),
+        profiles=profiles(groups, pj, results), curves=curves(groups, grids, results),
+        per_env=per_env(final), full=full, baseline=baseline, notes=notes)

@@ -1,0 +1,184 @@
+"""Figures (PNG and PDF, Agg backend) of the report's estimates.
+
+Every figure labels its axes with units, states the number of runs behind each
+estimate (in the tick labels or legend), the interval (95% stratified bootstrap, reps),
+and carries an INCOMPLETE banner when the grid is. A variant keeps one colour in every
+figure. PDFs are written without a creation date, so the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from analysis.bootstrap import METRICS
+
+plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
+                     "legend.fontsize": 8, "svg.hashsalt": "vmpo-bench"})
+
+SUITE_NAMES = {"atari": "Atari", "mujoco": "MuJoCo", "classic": "Classic control"}
+
+
+def score_label(suite: str) -> str:
+    """The x/y axis label of a normalised score of `suite`."""
+    if suite == "atari":
+        return "Human-normalised score (0 = random, 1 = human)"
+    return "Normalised score (0 = random, 1 = reference)"
+
+
+def iqm_label(suite: str) -> str:
+    """A short y-axis label for an IQM of normalised scores."""
+    if suite == "atari":
+        return "IQM human-normalised score"
+    return "IQM normalised score (1 = reference)"
+
+
+def suite_name(suite: str) -> str:
+    return SUITE_NAMES.get(suite, suite)
+
+
+class Style:
+    """Colours per variant (fixed over the report), the interval text and the banner."""
+
+    def __init__(self, variants: list[str], reps: int, incomplete: str | None):
+        cmap = plt.get_cmap("tab10")
+        self.colour = {v: cmap(i % 10) for i, v in enumerate(sorted(variants))}
+        self.ci = f"95% stratified-bootstrap CIs ({reps:,} reps)"
+        self.incomplete = incomplete
+
+    def finish(self, fig, title: str) -> None:
+        if self.incomplete:
+            title = f"{title}\n{self.incomplete}"
+        fig.suptitle(title, color="firebrick" if self.incomplete else "black")
+
+
+def save(fig, out: Path, name: str) -> list[str]:
+    """Write name.png (150 dpi) and name.pdf; close the figure; return the file names."""
+    fig.savefig(out / f"{name}.png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(out / f"{name}.pdf", bbox_inches="tight",
+                metadata={"CreationDate": None, "ModDate": None})
+    plt.close(fig)
+    return [f"{name}.png", f"{name}.pdf"]
+
+
+def _intervals(ax, labels, points, lowers, uppers, colours):
+    y = np.arange(len(labels))[::-1]
+    for yi, p, lo, hi, c in zip(y, points, lowers, uppers, colours):
+        ax.barh(yi, hi - lo, left=lo, height=0.6, color=c, alpha=0.75)
+        ax.plot([p, p], [yi - 0.3, yi + 0.3], color="black", lw=1.5)
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def aggregate_figure(agg: pd.DataFrame, suite: str, style: Style, out: Path) -> list[str]:
+    """IQM, median, mean, optimality gap per variant with intervals: aggregate_<suite>."""
+    a = agg[agg["suite"] == suite]
+    variants = sorted(set(a["variant"]))
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(2.6 * len(METRICS), 0.45 * len(variants) + 1.6),
+                             sharey=True)
+    for ax, metric in zip(axes, METRICS):
+        m = a[a["metric"] == metric].set_index("variant").loc[variants]
+        labels = [f"{v} (n={int(m.loc[v, 'n_runs'])})" for v in variants]
+        _intervals(ax, labels, m["point"], m["lower"], m["upper"],
+                   [style.colour[v] for v in variants])
+        ax.set_title(metric + (" (lower is better)" if metric == "Optimality Gap" else ""))
+        ax.set_xlabel("Normalised score" if metric != "Optimality Gap" else "Gap to 1")
+    fig.supxlabel(score_label(suite) + "; n = runs (seeds x envs)", fontsize=8)
+    style.finish(fig, f"{suite_name(suite)}: aggregate final scores, {style.ci}")
+    fig.tight_layout()
+    return save(fig, out, f"aggregate_{suite}")
+
+
+def profile_figure(prof: pd.DataFrame, suite: str, style: Style, out: Path) -> list[str]:
+    """Performance profiles with bands: profile_<suite>."""
+    p = prof[prof["suite"] == suite]
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    for v, g in p.groupby("variant", sort=True):
+        c = style.colour[v]
+        ax.plot(g["tau"], g["point"], color=c, lw=1.5, label=f"{v} (n={int(g['n_runs'].iloc[0])})")
+        ax.fill_between(g["tau"], g["lower"], g["upper"], color=c, alpha=0.2, lw=0)
+    ax.set_xlabel(f"Threshold τ: {score_label(suite).lower()}")
+    ax.set_ylabel("Fraction of runs with score > τ")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(title="variant (runs)", frameon=False, loc="upper left",
+              bbox_to_anchor=(1.01, 1))
+    style.finish(fig, f"{suite_name(suite)}: performance profiles\n{style.ci}")
+    fig.tight_layout()
+    return save(fig, out, f"profile_{suite}")
+
+
+def poi_figure(poi: pd.DataFrame, suite: str, style: Style, out: Path) -> list[str]:
+    """Probability of improvement with intervals: poi_<suite>."""
+    p = poi[poi["suite"] == suite].drop_duplicates(["x", "y"])
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(p) + 1.6))
+    labels = [f"P({r.x} > {r.y})  ({int(r.n_x)} vs {int(r.n_y)} runs, {int(r.n_tasks)} envs)"
+              for r in p.itertuples(index=False)]
+    _intervals(ax, labels, p["point"], p["lower"], p["upper"],
+               [style.colour[y] for y in p["y"]])
+    ax.axvline(0.5, color="grey", ls="--", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("Probability of improvement P(X > Y) (0.5 = no difference)")
+    style.finish(fig, f"{suite_name(suite)}: probability of improvement\n{style.ci}")
+    fig.tight_layout()
+    return save(fig, out, f"poi_{suite}")
+
+
+def curve_figure(cur: pd.DataFrame, suite: str, style: Style, out: Path) -> list[str]:
+    """IQM against agent steps with bands: curves_<suite>."""
+    c = cur[cur["suite"] == suite]
+    fig, ax = plt.subplots(figsize=(5.4, 3.8))
+    for v, g in c.groupby("variant", sort=True):
+        col = style.colour[v]
+        ax.plot(g["step"], g["point"], color=col, lw=1.5, marker="o", ms=2.5,
+                label=f"{v} (n={int(g['n_runs'].iloc[0])})")
+        ax.fill_between(g["step"], g["lower"], g["upper"], color=col, alpha=0.2, lw=0)
+    fs = sorted(set((c["frames"] // c["step"].where(c["step"] > 0)).dropna().astype(int)))
+    unit = "Agent environment steps"
+    if len(fs) == 1 and fs[0] > 1:
+        unit += f" (frames = steps x {fs[0]})"
+    ax.set_xlabel(unit)
+    ax.set_ylabel(iqm_label(suite))
+    ax.grid(alpha=0.3)
+    ax.legend(title="variant (runs)", frameon=False, loc="upper left",
+              bbox_to_anchor=(1.01, 1))
+    style.finish(fig, f"{suite_name(suite)}: sample efficiency\n{style.ci}")
+    fig.tight_layout()
+    return save(fig, out, f"curves_{suite}")
+
+
+def ablation_figure(ab: pd.DataFrame, style: Style, out: Path) -> list[str]:
+    """Each ablation's IQM beside full V-MPO's, one panel per suite: ablation."""
+    suites = sorted(set(ab["suite"]))
+    fig, axes = plt.subplots(1, len(suites), figsize=(3.6 * len(suites), 3.4), squeeze=False)
+    for ax, suite in zip(axes[0], suites):
+        a = ab[ab["suite"] == suite]
+        f = a.iloc[0]
+        names = [f["full"], *a["variant"]]
+        pts = [f["full_point"], *a["point"]]
+        los = [f["full_lower"], *a["lower"]]
+        his = [f["full_upper"], *a["upper"]]
+        ns = [f["full_n_runs"], *a["n_runs"]]
+        x = np.arange(len(names))
+        ax.axhspan(f["full_lower"], f["full_upper"], color=style.colour[f["full"]], alpha=0.12,
+                   lw=0)
+        for xi, nm, p, lo, hi in zip(x, names, pts, los, his):
+            ax.bar(xi, p, color=style.colour[nm], alpha=0.8, width=0.6)
+            ax.errorbar(xi, p, yerr=[[p - lo], [hi - p]], color="black", capsize=3, lw=1)
+        ax.set_xticks(x)
+        ax.set_xticklabels([f"{nm}\n(n={int(n)})" for nm, n in zip(names, ns)], rotation=30,
+                           ha="right", fontsize=7)
+        ax.set_ylabel(iqm_label(suite))
+        ax.set_title(suite_name(suite))
+        ax.grid(axis="y", alpha=0.3)
+    style.finish(fig, f"V-MPO ablations: IQM of final scores beside full V-MPO "
+                      f"(shaded: its CI), {style.ci}")
+    fig.tight_layout()
+    return save(fig, out, "ablation")

@@ -1,0 +1,389 @@
+"""The rliable report of one or more sweeps: tables, figures and report.md.
+
+    python analysis/report.py [RESULTS ...] [--out DIR] [--reps N] [--seed N]
+                              [--baseline VARIANT] [--allow-incomplete]
+                              [--curve-points K] [--engine fast|rliable]
+
+RESULTS are results roots (folders of sweeps) or sweep folders; with none, every sweep
+under ./results. Without --out each sweep gets its own report in ./reports/<sweep>/;
+with --out DIR the sweeps given are pooled into one report in DIR. A report folder is
+written in a temporary sibling and renamed into place, so it is never half written; an
+existing DIR is replaced only if it is empty or an earlier report (it holds report.md).
+
+Exit status: 0 done; 2 a usage error (bad path or field, unknown variant, an incomplete
+grid without --allow-incomplete), with a message naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: python analysis/report.py
+    _here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pandas as pd
+
+from analysis import completeness, published, tables
+from analysis.load import Runs, UsageError, load
+from analysis.scores import final_scores, reference
+from analysis.scores import groups as make_groups
+
+DEFAULT_REPS = 50_000
+ENGINES = ("fast", "rliable")  # analysis.bootstrap.ENGINES, kept here so --help is quick
+MARKER = "report.md"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="analysis/report.py",
+        description="rliable report (IQM, median, mean, optimality gap with stratified-"
+                    "bootstrap CIs, performance profiles, probability of improvement, "
+                    "sample efficiency, V-MPO ablations) from run directories.")
+    p.add_argument("results", nargs="*", metavar="RESULTS",
+                   help="results roots or sweep folders (default: every sweep under ./results)")
+    p.add_argument("--out", metavar="DIR", help="write one report of all RESULTS here "
+                   "(default: one report per sweep in ./reports/<sweep>/)")
+    p.add_argument("--reps", type=int, default=DEFAULT_REPS,
+                   help=f"bootstrap replications (default {DEFAULT_REPS:,})")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--baseline", default=None, metavar="VARIANT",
+                   help="variant whose probability of improvement over every other "
+                        "variant is reported (default: vmpo)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="aggregate the finished runs of an incomplete grid and mark the "
+                        "report incomplete (default: refuse, exit 2)")
+    p.add_argument("--curve-points", type=int, default=20, metavar="K",
+                   help="points of the sample-efficiency curves (default 20)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes for the bootstrap (default: the usable cores, "
+                        "at most 2); results do not depend on it")
+    p.add_argument("--engine", choices=ENGINES, default="fast",
+                   help="bootstrap engine: 'fast' (vectorised, equal to rliable) or "
+                        "'rliable' (rliable's own loop; slow)")
+    a = p.parse_args(argv)
+    if a.reps < 1:
+        p.error(f"--reps must be a positive integer, got {a.reps}")
+    if a.curve_points < 1:
+        p.error(f"--curve-points must be a positive integer, got {a.curve_points}")
+    if a.jobs is not None and a.jobs < 1:
+        p.error(f"--jobs must be a positive integer, got {a.jobs}")
+    if not 0 <= a.seed < 2**32:
+        p.error(f"--seed must be in [0, 2**32), got {a.seed}")
+    return a
+
+
+# ----------------------------------------------------------------------------------
+# Output folder
+# ----------------------------------------------------------------------------------
+def _prepare_out(out: Path) -> Path:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise UsageError(f"--out {str(out)!r} exists and is not a report folder (no "
+                         f"{MARKER}); give a new or empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Move the finished temp folder to `out`, replacing an earlier report."""
+    os.chmod(tmp, 0o755)
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+        os.rmdir(old)
+        os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.rename(tmp, out)
+
+
+# ----------------------------------------------------------------------------------
+# Provenance
+# ----------------------------------------------------------------------------------
+def provenance(runs: Runs, status: pd.DataFrame) -> list[str]:
+    """Markdown lines: sweeps, commits, package versions, hosts, SLURM jobs, run counts."""
+    t = runs.table
+    ok_rows = status.loc[status["status"] == "ok", "row"].to_numpy()
+    lines = ["| sweep | folder | run dirs | ok | expected |", "|---|---|---|---|---|"]
+    for sweep, path in sorted(runs.sweep_paths.items()):
+        st = status[status["sweep"] == sweep]
+        lines.append(f"| {sweep} | `{path}` | {int((t['sweep'] == sweep).sum())} | "
+                     f"{int((st['status'] == 'ok').sum())} | {len(st)} |")
+    lines.append("")
+    commits = Counter(zip(t["commit"], t["dirty"]))
+    lines.append("Code (git commit of each run directory, `dirty` = uncommitted changes):")
+    lines.append("")
+    for (commit, dirty), n in sorted(commits.items()):
+        lines.append(f"- `{commit or 'unknown'}`{' (dirty)' if dirty == 'true' else ''}: "
+                     f"{n} run{'s' if n != 1 else ''}")
+    versions: dict[str, Counter] = {}
+    for v in t["versions"]:
+        for pkg, ver in json.loads(v).items():
+            versions.setdefault(pkg, Counter())[str(ver)] += 1
+    lines += ["", "Package versions recorded by the runs:", ""]
+    for pkg in sorted(versions):
+        vs = ", ".join(f"{ver} ({n})" for ver, n in sorted(versions[pkg].items()))
+        lines.append(f"- {pkg}: {vs}")
+    lines += ["", "Runs:", ""]
+    pys = Counter(t["python"])
+    py = ", ".join(f"{k or 'unknown'} ({n})" for k, n in sorted(pys.items()))
+    lines.append(f"- python: {py}")
+    lines.append(f"- hosts: {t['host'].nunique()}; SLURM jobs: "
+                 f"{t.loc[t['slurm_job'] != '', 'slurm_job'].nunique()}")
+    lines.append(f"- runs aggregated: {len(ok_rows)} of {len(t)} run directories")
+    from importlib import metadata
+    ana = []
+    for pkg in ("numpy", "scipy", "pandas", "rliable", "arch", "matplotlib"):
+        try:
+            ana.append(f"{pkg} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            ana.append(f"{pkg} ?")
+    lines += ["", f"Analysis: python {sys.version.split()[0]}, {', '.join(ana)}."]
+    return lines
+
+
+# ----------------------------------------------------------------------------------
+# One report
+# ----------------------------------------------------------------------------------
+def _incomplete_note(status: pd.DataFrame) -> str | None:
+    bad = status[status["status"] != "ok"]
+    if bad.empty:
+        return None
+    counts = ", ".join(f"{int((bad['status'] == s).sum())} {s}"
+                       for s in completeness.NOT_OK if (bad["status"] == s).any())
+    return (f"INCOMPLETE GRID: {len(status) - len(bad)} of {len(status)} expected runs "
+            f"finished ({counts}).")
+
+
+def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | None,
+          allow_incomplete: bool, curve_points: int = 20, engine: str = "fast",
+          command: str = "", n_jobs: int | None = None) -> list[str]:
+    """Write one report of the sweeps under `paths` to `out`; return the files written."""
+    runs = load(paths)
+    if runs.table.empty:
+        raise UsageError(f"no run directories under {', '.join(map(str, paths))}")
+    status = completeness.check(runs)
+    if not allow_incomplete:
+        completeness.require_complete(status)
+    completeness.check_duplicates(status, runs)
+    final = final_scores(runs, status)
+    if final.empty:
+        raise UsageError("no finished run with an eval/return to aggregate "
+                         f"({len(runs.table)} run directories, none ok)")
+    groups = make_groups(final)
+    variants = sorted(set(final["variant"]))
+    if baseline is not None and baseline not in variants:
+        raise UsageError(f"--baseline {baseline!r} has no finished runs; variants: "
+                         f"{', '.join(variants)}")
+    base = baseline or "vmpo"
+    from analysis import aggregate as agg_mod  # rliable and arch: imported when needed
+
+    est = agg_mod.estimate(runs, final, groups, baseline=base, reps=reps, seed=seed,
+                           engine=engine, curve_points=curve_points, n_jobs=n_jobs)
+    note = _incomplete_note(status)
+    complete = note is None
+    summary = completeness.summary(status)
+
+    tmp = _prepare_out(out)
+    try:
+        files = _write_all(tmp, runs, status, summary, final, groups, est, note, complete,
+                           reps, seed, engine, command, variants)
+        _publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return files
+
+
+def _write_all(d: Path, runs, status, summary, final, groups, est, note, complete, reps,
+               seed, engine, command, variants) -> list[str]:
+    from analysis import plots  # matplotlib: imported when needed
+
+    W = tables.write
+    files: list[str] = []
+    cap = f"95% stratified-bootstrap CIs ({reps:,} reps, seed {seed})."
+    files += W(d, "aggregate", est.aggregate, tables.aggregate_wide(est.aggregate),
+               "Aggregate normalised final scores, point [95% CI]; " + cap, complete, note)
+    files += W(d, "per_env", est.per_env, tables.per_env_wide(est.per_env),
+               "Final scores per env: mean [Student-t 95% CI] over seeds.", complete, note)
+    files += W(d, "probability_of_improvement", est.poi, tables.poi_wide(est.poi),
+               "Probability of improvement P(X > Y), point [95% CI]; " + cap, complete, note)
+    files += W(d, "ablation", est.ablation, tables.ablation_wide(est.ablation),
+               "V-MPO ablations: IQM beside full V-MPO and P(full > ablation); " + cap,
+               complete, note)
+    files += W(d, "curves", est.curves, None, "", complete, note)
+    files += W(d, "profiles", est.profiles, None, "", complete, note)
+    files += W(d, "completeness", status.drop(columns=["row"]), None, "", complete, note)
+    files += W(d, "completeness_summary", summary, tables.completeness_wide(summary),
+               "Runs per variant and env by status.", complete, note)
+    cmp = published.compare(est.per_env, final)
+    if not cmp.empty:
+        files += W(d, "published", cmp, cmp, "Our final returns beside published figures "
+                   "(protocols differ; see the protocol column).", complete, note)
+
+    style = plots.Style(variants, reps, note)
+    suites = sorted(set(est.aggregate["suite"]))
+    figs: dict[str, dict[str, list[str]]] = {s: {} for s in suites}
+    for s in suites:
+        figs[s]["aggregate"] = plots.aggregate_figure(est.aggregate, s, style, d)
+        figs[s]["profile"] = plots.profile_figure(est.profiles, s, style, d)
+        if (est.poi["suite"] == s).any():
+            figs[s]["poi"] = plots.poi_figure(est.poi, s, style, d)
+        if (est.curves["suite"] == s).any():
+            figs[s]["curves"] = plots.curve_figure(est.curves, s, style, d)
+    abl_fig = plots.ablation_figure(est.ablation, style, d) if len(est.ablation) else []
+    for f in figs.values():
+        for v in f.values():
+            files += v
+    files += abl_fig
+
+    md = _report_md(runs, status, summary, final, groups, est, note, reps, seed, engine,
+                    command, suites, figs, cmp, files)
+    (d / "report.md").write_text(md)
+    return files + ["report.md"]
+
+
+def _section_table(df: pd.DataFrame, suite: str) -> str:
+    return tables.to_markdown(df[df["suite"] == suite].drop(columns=["suite"]))
+
+
+def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engine,
+               command, suites, figs, cmp, files) -> str:
+    from analysis import plots
+
+    L: list[str] = [f"# vmpo-bench report: {', '.join(sorted(runs.sweep_paths))}", ""]
+    if note:
+        L += [(f"> **{note}** Every table and figure below is marked. The runs that are "
+               "not aggregated are listed under Completeness."), ""]
+    abl = ", ".join(f"`{a}`" for a in sorted(set(est.ablation["variant"]))) or "none"
+    method = [
+        ("- Score of a run: its `eval/return` (mean return of the deterministic policy's "
+         "evaluation episodes) at its last evaluation."),
+        ("- Normalisation per suite, `(score - random) / (reference - random)` "
+         "(`suites.normalise`); Atari is human-normalised (DQN Zoo's random/human "
+         "table). The pairs and their sources are listed under References."),
+        (f"- Aggregates (IQM, median, mean, optimality gap at 1), performance profiles, "
+         f"probability of improvement and sample-efficiency curves: rliable 1.2.0 "
+         f"estimators with 95% percentile intervals of the stratified bootstrap over runs, "
+         f"{reps:,} replications, seed {seed} (engine `{engine}`; the `fast` engine gives "
+         "the numbers rliable's own loop gives, see analysis/bootstrap.py)."),
+        "- Per-env final scores: mean and Student-t 95% interval over seeds.",
+        (f"- Baseline for probability of improvement: `{est.baseline}`. Full V-MPO: "
+         f"`{est.full or 'none'}`; ablations are the other variants whose runs have "
+         f"algo `vmpo`: {abl}."),
+    ]
+    if command:
+        method.append(f"- Command: `{command}`")
+    L += ["## Method", "", *method, ""]
+
+    L += ["## Completeness", ""]
+    per_variant = summary.groupby(["suite", "variant"])[
+        ["expected", *completeness.STATUSES]].sum().reset_index()
+    L.append(tables.to_markdown(per_variant.astype(str)))
+    bad = status[status["status"] != "ok"]
+    if len(bad):
+        L += ["Runs not aggregated (all in completeness.csv):", ""]
+        for r in bad.head(50).itertuples(index=False):
+            L.append(f"- {r.sweep}: `{r.variant}` {r.env} seed {r.seed} "
+                     f"{('[' + r.run_id + '] ') if r.run_id else ''}- {r.status}: {r.detail}")
+        if len(bad) > 50:
+            L.append(f"- ... and {len(bad) - 50} more")
+        L.append("")
+    dropped = [(k, g.dropped) for k, g in groups.items() if g.dropped]
+    for (s, v), n in dropped:
+        L.append(f"- {s}/{v}: {n} ok run(s) left out so every env has the same number "
+                 "of seeds (rliable needs a full runs x envs matrix).")
+    if dropped:
+        L.append("")
+
+    for s in suites:
+        L += [f"## {plots.suite_name(s)}", "", "### Aggregate final scores", "",
+              _section_table(tables.aggregate_wide(est.aggregate), s),
+              f"![aggregate {s}](aggregate_{s}.png)", ""]
+        if "poi" in figs[s]:
+            L += ["### Probability of improvement", "",
+                  _section_table(tables.poi_wide(est.poi), s), f"![poi {s}](poi_{s}.png)", ""]
+        L += ["### Performance profile", "", f"![profile {s}](profile_{s}.png)", ""]
+        if "curves" in figs[s]:
+            L += ["### Sample efficiency", "", f"![curves {s}](curves_{s}.png)", ""]
+        L += ["### Final scores per env", "", _section_table(tables.per_env_wide(est.per_env), s)]
+        if not cmp.empty and (cmp["suite"] == s).any():
+            L += ["### Published figures beside ours", "",
+                  "Protocols differ from ours and from each other; compare with care.", "",
+                  _section_table(cmp, s)]
+    if len(est.ablation):
+        L += ["## V-MPO ablations", "", tables.to_markdown(tables.ablation_wide(est.ablation)),
+              "![ablation](ablation.png)", ""]
+    L += ["## References for normalisation", ""]
+    ref_rows = []
+    for r in final.drop_duplicates("env").sort_values(["suite", "env"]).itertuples(index=False):
+        ref = reference(r.env)
+        if ref is not None:
+            ref_rows.append((r.suite, r.env, tables.short(ref.random),
+                             tables.short(ref.reference), str(ref.source)))
+    L.append(tables.to_markdown(pd.DataFrame(ref_rows, columns=[
+        "suite", "env", "random (0)", "reference (1)", "source"])))
+    L += ["## Provenance", "", *provenance(runs, status), ""]
+    notes = runs.notes + est.notes
+    if notes:
+        L += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    L += ["## Files", "", ", ".join(f"`{f}`" for f in sorted(files)), ""]
+    return "\n".join(x for x in L if x is not None) + "\n"
+
+
+# ----------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from analysis.load import find_sweeps
+
+    cmd = ["python analysis/report.py", *args.results, f"--reps {args.reps}",
+           f"--seed {args.seed}"]
+    if args.baseline:
+        cmd.append(f"--baseline {args.baseline}")
+    if args.allow_incomplete:
+        cmd.append("--allow-incomplete")
+    if args.curve_points != 20:
+        cmd.append(f"--curve-points {args.curve_points}")
+    if args.engine != "fast":
+        cmd.append(f"--engine {args.engine}")
+    command = " ".join(cmd)
+    errors = 0
+    try:
+        results = args.results or ["results"]
+        if not args.results and not os.path.isdir("results"):
+            raise UsageError("no RESULTS given and ./results does not exist; pass results "
+                             "roots or sweep folders")
+        if args.out:
+            jobs = [(results, Path(args.out))]
+        else:
+            jobs = [([str(s)], Path("reports") / s.name) for s in find_sweeps(results)]
+    except UsageError as e:
+        print(f"analysis/report.py: error: {e}", file=sys.stderr)
+        return 2
+    for paths, out in jobs:
+        try:
+            files = build(paths, out, reps=args.reps, seed=args.seed, baseline=args.baseline,
+                          allow_incomplete=args.allow_incomplete,
+                          curve_points=args.curve_points, engine=args.engine,
+                          command=command, n_jobs=args.jobs)
+            print(f"wrote {out}/ ({len(files)} files)")
+        except UsageError as e:
+            print(f"analysis/report.py: error: {', '.join(paths)}: {e}", file=sys.stderr)
+            errors += 1
+    return 2 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

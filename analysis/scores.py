@@ -1,0 +1,183 @@
+"""Scores: a run's last eval/return, normalised by its suite, arranged for rliable.
+
+A run's score is its eval/return at its last evaluation (largest step). Scores are
+normalised with `suites.normalise(env_id, score)` (Atari: human-normalised with DQN
+Zoo's random/human table; other suites: their own reference pair, see `suites`).
+
+rliable wants, per suite and variant, a (num_runs, num_tasks) matrix with the same
+number of runs on every task. Where an incomplete grid (--allow-incomplete) leaves a
+variant with fewer seeds on some env, the matrix keeps the `n` lowest seeds of every env,
+n being the smallest count, and reports how many ok runs that drops; an env with no ok
+run of that variant is left out of that variant's matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import Runs, UsageError
+
+FULL_VMPO = "vmpo"
+
+
+@cache
+def _vectorised_ok(env: str) -> bool:
+    import suites
+
+    probe = np.array([0.0, 1.0, 123.5])
+    try:
+        out = np.asarray(suites.normalise(env, probe), dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return out.shape == probe.shape and all(
+        out[i] == float(suites.normalise(env, float(probe[i]))) for i in range(len(probe)))
+
+
+def normalise(env: str, values) -> np.ndarray:
+    """suites.normalise applied to an array of raw returns of `env`; same shape back.
+
+    Raises UsageError when `suites` does not know the env.
+    """
+    import suites
+
+    x = np.asarray(values, dtype=np.float64)
+    try:
+        if _vectorised_ok(env):
+            return np.asarray(suites.normalise(env, x), dtype=np.float64)
+        flat = [float(suites.normalise(env, float(v))) for v in x.reshape(-1)]
+    except Exception as e:
+        if isinstance(e, UsageError):
+            raise
+        raise UsageError(f"cannot normalise scores of env {env!r}: {e}") from None
+    return np.asarray(flat, dtype=np.float64).reshape(x.shape)
+
+
+def reference(env: str):
+    """suites.reference(env): (random, reference, source), or None if suites lacks it."""
+    import suites
+
+    try:
+        return suites.reference(env)
+    except Exception:  # noqa: BLE001 - only a label in the report
+        return None
+
+
+def final_scores(runs: Runs, status: pd.DataFrame) -> pd.DataFrame:
+    """The ok runs with their raw and normalised final scores.
+
+    Columns: suite, variant, algo, env, seed, sweep, run_id, steps, frameskip,
+    raw (last eval/return), score (normalised), row (index into runs.table).
+    Sorted by suite, variant, env, seed.
+    """
+    ok = status[status["status"] == "ok"]
+    t = runs.table.iloc[ok["row"].to_numpy()]
+    df = pd.DataFrame({
+        "suite": t["suite"].to_numpy(), "variant": t["variant"].to_numpy(),
+        "algo": t["algo"].to_numpy(), "env": t["env"].to_numpy(),
+        "seed": t["seed"].to_numpy(), "sweep": t["sweep"].to_numpy(),
+        "run_id": t["run_id"].to_numpy(), "steps": t["steps"].to_numpy(),
+        "frameskip": t["frameskip"].to_numpy(), "raw": t["score"].to_numpy(),
+        "row": ok["row"].to_numpy(),
+    })
+    df["score"] = np.nan
+    for env, idx in df.groupby("env").groups.items():
+        df.loc[idx, "score"] = normalise(env, df.loc[idx, "raw"].to_numpy())
+    df = df[["suite", "variant", "algo", "env", "seed", "sweep", "run_id", "steps",
+             "frameskip", "raw", "score", "row"]]
+    return df.sort_values(["suite", "variant", "env", "seed"], kind="stable"
+                          ).reset_index(drop=True)
+
+
+@dataclass
+class Group:
+    """One variant's runs on one suite, as rliable wants them.
+
+    envs: the tasks, sorted; rows: (n, tasks) indices into runs.table; scores: (n, tasks)
+    normalised final scores; dropped: ok runs left out to keep n equal on every env.
+    """
+
+    suite: str
+    variant: str
+    algo: str
+    envs: list[str]
+    rows: np.ndarray
+    scores: np.ndarray
+    dropped: int
+
+    @property
+    def n_runs(self) -> int:
+        return int(self.scores.size)
+
+    def columns(self, envs: list[str]) -> Group:
+        """The same runs restricted to `envs` (a subset of self.envs, in that order)."""
+        idx = [self.envs.index(e) for e in envs]
+        return Group(self.suite, self.variant, self.algo, list(envs), self.rows[:, idx],
+                     self.scores[:, idx], self.dropped)
+
+
+def groups(final: pd.DataFrame) -> dict[tuple[str, str], Group]:
+    """A Group per (suite, variant) of the final scores, keys sorted."""
+    out: dict[tuple[str, str], Group] = {}
+    for (suite, variant), g in final.groupby(["suite", "variant"], sort=True):
+        algos = sorted(set(g["algo"]))
+        if len(algos) != 1:
+            raise UsageError(f"variant {variant!r} on suite {suite!r} has runs of several "
+                             f"algorithms {algos}: one variant name must mean one algorithm")
+        per_env = {e: gg.sort_values("seed", kind="stable") for e, gg in g.groupby("env")}
+        envs = sorted(per_env)
+        n = min(len(per_env[e]) for e in envs)
+        rows = np.stack([per_env[e]["row"].to_numpy()[:n] for e in envs], axis=1)
+        sc = np.stack([per_env[e]["score"].to_numpy()[:n] for e in envs], axis=1)
+        out[(suite, variant)] = Group(suite, variant, algos[0], envs,
+                                      rows.astype(np.int64), sc.astype(np.float64),
+                                      int(len(g) - n * len(envs)))
+    return out
+
+
+def full_vmpo(groups_: dict[tuple[str, str], Group], baseline: str) -> str | None:
+    """The variant ablations are compared with: the baseline if it is a V-MPO variant,
+    else the variant named "vmpo" if present, else None."""
+    algos = {v: g.algo for (_, v), g in groups_.items()}
+    if algos.get(baseline) == "vmpo":
+        return baseline
+    return FULL_VMPO if algos.get(FULL_VMPO) == "vmpo" else None
+
+
+def ablations(groups_: dict[tuple[str, str], Group], full: str | None) -> list[str]:
+    """Variants whose runs are V-MPO (algo == "vmpo") under another name than `full`."""
+    if full is None:
+        return []
+    return sorted({v for (_, v), g in groups_.items() if g.algo == "vmpo" and v != full})
+
+
+def curve_grid(runs: Runs, rows: np.ndarray, points: int) -> np.ndarray:
+    """Up to `points` agent-step values, evenly spaced, at which every run in `rows` has
+    evaluated at least once: from the latest first evaluation to the earliest last one.
+    Returns (k,) int64, k <= points; empty if those runs share no such range."""
+    off = runs.eval_offsets
+    first = runs.eval_steps[off[rows]]
+    last = runs.eval_steps[off[rows + 1] - 1]
+    lo, hi = int(first.max()), int(last.min())
+    if hi < lo:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.round(np.linspace(lo, hi, points)).astype(np.int64))
+
+
+def curve_tensor(runs: Runs, group: Group, grid: np.ndarray) -> np.ndarray:
+    """(n, tasks, len(grid)) normalised scores: each run's latest finite evaluation at or
+    before each grid step (NaN where it has none)."""
+    n, t = group.rows.shape
+    raw = np.full((n, t, len(grid)), np.nan)
+    for j in range(t):
+        for i in range(n):
+            s, v = runs.curve(int(group.rows[i, j]))
+            keep = np.isfinite(v)
+            s, v = s[keep], v[keep]
+            k = np.searchsorted(s, grid, side="right") - 1
+            raw[i, j] = np.where(k >= 0, v[np.maximum(k, 0)] if len(v) else np.nan, np.nan)
+        raw[:, j] = normalise(group.envs[j], raw[:, j])
+    return raw

@@ -1,0 +1,242 @@
+"""The report end to end on synthetic run directories with known scores."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rliable import library as rly
+from rliable import metrics as rlm
+
+from analysis import report
+from analysis.bootstrap import derive_seed
+from analysis.synthetic import write_sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+PONG, BREAKOUT, QBERT = "ALE/Pong-v5", "ALE/Breakout-v5", "ALE/Qbert-v5"
+TABLE = {PONG: (-20.7, 14.6), BREAKOUT: (1.7, 30.5), QBERT: (163.9, 13455.0)}
+ENVS = {BREAKOUT: "atari", PONG: "atari", QBERT: "atari"}
+VARIANTS = {"vmpo": "vmpo", "vmpo-no-topk": "vmpo", "ppo": "ppo"}
+BASE = {"vmpo": 0.8, "vmpo-no-topk": 0.3, "ppo": 0.5}
+SEEDS = range(4)
+REPS = 300
+
+
+def norm(v, e, s):
+    """The known normalised final score of a run."""
+    return BASE[v] + 0.1 * s + 0.05 * sorted(ENVS).index(e) + (0.7 if s == 3 and v == "ppo" else 0)
+
+
+def final(v, e, s):
+    r, h = TABLE[e]
+    return r + norm(v, e, s) * (h - r)
+
+
+def matrix(v):
+    """(seeds, envs) of known normalised scores, envs sorted like the report's."""
+    return np.array([[norm(v, e, s) for e in sorted(ENVS)] for s in SEEDS])
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rep")
+    write_sweep(d / "results", "sw", variants=VARIANTS, envs=ENVS, seeds=SEEDS, final=final,
+                steps=1000, n_evals=5, frameskip={e: 4 for e in ENVS}, manifest="csv")
+    out = d / "out"
+    rc = report.main([str(d / "results"), "--out", str(out), "--reps", str(REPS),
+                      "--seed", "7", "--jobs", "1"])
+    assert rc == 0
+    return d, out
+
+
+def _csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_outputs(built):
+    _, out = built
+    names = set(os.listdir(out))
+    for stem in ("aggregate", "per_env", "probability_of_improvement", "ablation",
+                 "completeness_summary"):
+        assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= names
+    for fig in ("aggregate_atari", "profile_atari", "poi_atari", "curves_atari", "ablation"):
+        assert {f"{fig}.png", f"{fig}.pdf"} <= names
+    assert {"report.md", "curves.csv", "profiles.csv", "completeness.csv",
+            "published.csv", "published.md"} <= names
+    assert not [n for n in os.listdir(out.parent) if n.startswith(".")]  # no temp left
+
+
+def test_aggregate_csv_equals_rliable_called_directly(built):
+    _, out = built
+    rows = _csv(out / "aggregate.csv")
+    assert list(rows[0]) == ["suite", "variant", "metric", "point", "lower", "upper",
+                             "n_runs", "n_tasks", "n_seeds", "complete"]
+    assert len(rows) == 3 * 4
+    funcs = {"IQM": rlm.aggregate_iqm, "Median": rlm.aggregate_median,
+             "Mean": rlm.aggregate_mean, "Optimality Gap": rlm.aggregate_optimality_gap}
+    for r in rows:
+        scores = matrix(r["variant"])
+        np.random.seed(derive_seed(7, "aggregate", "atari", r["variant"], r["metric"]))
+        f = funcs[r["metric"]]
+        pt, ci = rly.get_interval_estimates({"x": scores}, lambda x, f=f: np.array([f(x)]),
+                                            reps=REPS)
+        for got, want in ((r["point"], pt["x"][0]), (r["lower"], ci["x"][0][0]),
+                          (r["upper"], ci["x"][1][0])):
+            assert float(got) == pytest.approx(want, rel=1e-5, abs=1e-9), r
+        assert (r["n_runs"], r["n_tasks"], r["n_seeds"], r["complete"]) == ("12", "3", "4", "true")
+    iqm = {r["variant"]: float(r["point"]) for r in rows if r["metric"] == "IQM"}
+    # known IQMs: middle half of the 12 known scores
+    for v in VARIANTS:
+        assert iqm[v] == pytest.approx(np.mean(np.sort(matrix(v).ravel())[3:9]), abs=1e-5)
+
+
+def test_probability_of_improvement_and_ablation(built):
+    _, out = built
+    rows = _csv(out / "probability_of_improvement.csv")
+    pairs = [(r["kind"], r["x"], r["y"]) for r in rows]
+    assert pairs == [("baseline", "vmpo", "ppo"), ("baseline", "vmpo", "vmpo-no-topk"),
+                     ("ablation", "vmpo", "vmpo-no-topk")]
+    # vmpo beats vmpo-no-topk on every run pair of every env: P = 1 exactly
+    r = rows[1]
+    assert (r["point"], r["lower"], r["upper"]) == ("1", "1", "1")
+    x, y = matrix("vmpo"), matrix("ppo")
+    np.random.seed(derive_seed(7, "poi", "atari", "vmpo", "ppo"))
+    pt, ci = rly.get_interval_estimates(
+        {"x": [x, y]}, lambda a, b: np.array([rlm.probability_of_improvement(a, b)]), reps=REPS)
+    assert float(rows[0]["point"]) == pytest.approx(pt["x"][0], rel=1e-5)
+    assert float(rows[0]["lower"]) == pytest.approx(ci["x"][0][0], rel=1e-5)
+    ab = _csv(out / "ablation.csv")
+    assert [(a["variant"], a["full"]) for a in ab] == [("vmpo-no-topk", "vmpo")]
+    assert ab[0]["p_full_better"] == "1"
+
+
+def test_per_env_final_scores(built):
+    _, out = built
+    rows = {(r["env"], r["variant"]): r for r in _csv(out / "per_env.csv")}
+    r = rows[(PONG, "vmpo")]
+    raws = [final("vmpo", PONG, s) for s in SEEDS]
+    assert r["n"] == "4"
+    assert float(r["mean"]) == pytest.approx(np.mean(raws), rel=1e-5)
+    half = 3.182446305284263 * np.std(raws, ddof=1) / 2  # t(0.975, 3) * sd / sqrt(4)
+    assert float(r["upper"]) == pytest.approx(np.mean(raws) + half, rel=1e-5)
+    assert float(r["norm_mean"]) == pytest.approx(np.mean([norm("vmpo", PONG, s) for s in SEEDS]),
+                                                  rel=1e-5)
+
+
+def test_report_md(built):
+    _, out = built
+    md = (out / "report.md").read_text()
+    for text in ("# vmpo-bench report: sw", "## Atari", "![aggregate atari](aggregate_atari.png)",
+                 "## V-MPO ablations", "## Provenance", "0000000000000000000000000000000000000000",
+                 "torch: 2.13.0 (36)", "CleanRL ppo_atari", "Published figures beside ours",
+                 "DQN Zoo", "300 replications, seed 7"):
+        assert text in md, text
+    assert "INCOMPLETE" not in md
+
+
+def test_deterministic_and_replaces_an_old_report(built, tmp_path):
+    d, out = built
+    again = tmp_path / "again"
+    assert report.main([str(d / "results"), "--out", str(again), "--reps", str(REPS),
+                        "--seed", "7", "--jobs", "2"]) == 0
+    for name in sorted(os.listdir(out)):
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
+    # a different seed changes intervals, not points
+    assert report.main([str(d / "results"), "--out", str(again), "--reps", str(REPS),
+                        "--seed", "8", "--jobs", "1"]) == 0
+    a, b = _csv(out / "aggregate.csv"), _csv(again / "aggregate.csv")
+    assert [r["point"] for r in a] == [r["point"] for r in b]
+    assert [r["lower"] for r in a] != [r["lower"] for r in b]
+
+
+def test_incomplete_grid(tmp_path, capsys):
+    write_sweep(tmp_path / "res", "sw", variants=VARIANTS, envs=ENVS, seeds=SEEDS, final=final,
+                steps=1000, n_evals=5, manifest="json",
+                states={("ppo", PONG, 1): "missing", ("vmpo", QBERT, 2): "failed",
+                        ("vmpo-no-topk", BREAKOUT, 0): "running"})
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "res"), "--out", str(out), "--reps", "200"]) == 2
+    err = capsys.readouterr().err
+    assert "incomplete grid: 1 missing, 1 failed, 1 unfinished of 36 expected runs (33 ok)" in err
+    assert "ppo ALE/Pong-v5 seed 1" in err and "--allow-incomplete" in err
+    assert not out.exists()
+    assert report.main([str(tmp_path / "res"), "--out", str(out), "--reps", "200",
+                        "--allow-incomplete", "--jobs", "1"]) == 0
+    note = "INCOMPLETE GRID: 33 of 36 expected runs finished (1 missing, 1 failed, 1 unfinished)."
+    for name in ("aggregate.md", "per_env.md", "probability_of_improvement.md", "ablation.md",
+                 "report.md"):
+        assert note in (out / name).read_text(), name
+    for name in ("aggregate.tex", "per_env.tex"):
+        assert "INCOMPLETE GRID" in (out / name).read_text()
+    for name in ("aggregate.csv", "per_env.csv", "curves.csv", "profiles.csv"):
+        assert {r["complete"] for r in _csv(out / name)} == {"false"}, name
+    rows = _csv(out / "aggregate.csv")
+    ppo = next(r for r in rows if r["variant"] == "ppo" and r["metric"] == "IQM")
+    assert (ppo["n_runs"], ppo["n_seeds"]) == ("9", "3")  # 3 seeds on every env
+
+
+@pytest.mark.parametrize("args,match", [
+    (["nope"], "results path 'nope' is not a directory"),
+    (["RES", "--baseline", "sac"], "--baseline 'sac' has no finished runs; variants: ppo, vmpo"),
+    (["RES", "--reps", "0"], "--reps must be a positive integer"),
+])
+def test_usage_errors_exit_2(tmp_path, capsys, args, match):
+    write_sweep(tmp_path / "res", "sw", variants={"vmpo": "vmpo", "ppo": "ppo"},
+                envs={PONG: "atari"}, seeds=[0, 1], final=final, n_evals=2)
+    args = [str(tmp_path / "res") if a == "RES" else a for a in args]
+    with pytest.raises(SystemExit) if "--reps" in args else _nothing():
+        rc = report.main([*args, "--out", str(tmp_path / "o")])
+        assert rc == 2
+    assert match in capsys.readouterr().err
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def test_out_must_be_a_report_folder(tmp_path, capsys):
+    write_sweep(tmp_path / "res", "sw", variants={"vmpo": "vmpo"}, envs={PONG: "atari"},
+                seeds=[0, 1], final=final, n_evals=2)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not delete")
+    assert report.main([str(tmp_path / "res"), "--out", str(precious), "--reps", "50"]) == 2
+    assert "is not a report folder" in capsys.readouterr().err
+    assert (precious / "thesis.tex").read_text() == "do not delete"
+
+
+def test_runs_as_a_script_with_default_paths(tmp_path):
+    write_sweep(tmp_path / "results", "mysweep", variants={"vmpo": "vmpo"},
+                envs={PONG: "atari"}, seeds=[0, 1], final=final, n_evals=2)
+    p = subprocess.run([sys.executable, str(ROOT / "analysis" / "report.py"), "--reps", "50",
+                        "--jobs", "1"], cwd=tmp_path, capture_output=True, text=True,
+                       check=False)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "reports" / "mysweep" / "aggregate.csv").is_file()
+    p = subprocess.run([sys.executable, str(ROOT / "analysis" / "report.py")],
+                       cwd=tmp_path / "reports", capture_output=True, text=True, check=False)
+    assert p.returncode == 2 and "./results does not exist" in p.stderr
+
+
+def test_fast_engine_tables_equal_rliable_engine_tables(tmp_path):
+    """The whole report through rliable's own bootstrap loop gives byte-identical tables."""
+    write_sweep(tmp_path / "res", "sw", variants={"vmpo": "vmpo", "vmpo-no-topk": "vmpo",
+                                                 "ppo": "ppo"},
+                envs={PONG: "atari", BREAKOUT: "atari"}, seeds=range(3), final=final,
+                n_evals=3, steps=300)
+    outs = {}
+    for engine in ("fast", "rliable"):
+        outs[engine] = tmp_path / engine
+        assert report.main([str(tmp_path / "res"), "--out", str(outs[engine]), "--reps", "100",
+                            "--curve-points", "3", "--engine", engine, "--jobs", "1"]) == 0
+    for name in ("aggregate.csv", "probability_of_improvement.csv", "ablation.csv",
+                 "profiles.csv", "curves.csv", "per_env.csv"):
+        assert (outs["fast"] / name).read_text() == (outs["rliable"] / name).read_text(), name
