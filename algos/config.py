@@ -97,9 +97,6 @@ def _type_name(tp: Any) -> str:
     names = {bool: "a bool", int: "an int", float: "a float", str: "a string"}
     if tp in names:
         return names[tp]
-    if tp in (int, float) and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        # PyYAML (YAML 1.1) reads "3e-4" and "1e6" as strings; researchers write them so
-        value = float(value)
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))

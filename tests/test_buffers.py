@@ -130,7 +130,9 @@ def test_nstep_targets_on_sampled_sequences_never_cross_an_episode_end(n):
     for b in batches:
         buf.add(b)
     obs, cat = _stream(batches)
-    value_of = lambda o: o[..., 1] * 0.01 + o[..., 2] * 0.1 - o[..., 0]
+    def value_of(o):
+        return o[..., 1] * 0.01 + o[..., 2] * 0.1 - o[..., 0]
+
     full = nstep_returns(cat["rewards"], value_of(obs), cat["terminated"], cat["truncated"],
                          0.9, n, cat["valid"])
     t, e = buf.sample_starts(300, n, np.random.default_rng(2))

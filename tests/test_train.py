@@ -3,8 +3,6 @@ after SIGKILL with no step written twice."""
 
 import csv
 import json
-import os
-import re
 import signal
 import subprocess
 import sys
