@@ -15,7 +15,8 @@ from typing import ClassVar
 import torch
 
 from algos.base import EnvSpec
-from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, adam
+from algos.flat_adam import FlatAdam
+from algos.onpolicy import OnPolicyConfig, OnPolicyLearner
 from algos.returns import gae
 
 
@@ -45,7 +46,7 @@ class Config(OnPolicyConfig):
     ent_coef: float = 0.0
     """Entropy-bonus coefficient c_e (PPO paper: 0 on MuJoCo, 0.01 on Atari)."""
     max_grad_norm: float = 0.5
-    """Global gradient-norm clip (CleanRL; OpenAI baselines)."""
+    """Global gradient-norm clip (CleanRL; OpenAI baselines); 0 turns it off."""
     norm_adv: bool = True
     """Normalise advantages per minibatch (CleanRL; OpenAI baselines)."""
 
@@ -123,7 +124,8 @@ class Learner(OnPolicyLearner):
     def __init__(self, cfg: Config, spec: EnvSpec, num_envs: int, total_steps: int,
                  device: torch.device) -> None:
         super().__init__(cfg, spec, num_envs, total_steps, device)
-        self.opt = adam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        # one flat parameter vector: the 320 minibatch steps per rollout are launch-bound
+        self.opt = FlatAdam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
         self.total_updates = max(1, math.ceil(total_steps / (cfg.rollout_length * num_envs)))
 
     def learn(self, data: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -146,7 +148,6 @@ class Learner(OnPolicyLearner):
             frac = 1.0 - self.updates / self.total_updates
             for g in self.opt.param_groups:
                 g["lr"] = cfg.lr * max(frac, 0.0)
-        params = list(net.parameters())
         n, mb = obs.shape[0], cfg.minibatch_size
         grad_norms = []
         for _ in range(cfg.epochs):
@@ -165,10 +166,9 @@ class Learner(OnPolicyLearner):
                     net.head.entropy(dist), cfg.clip_coef, cfg.vf_coef, cfg.ent_coef,
                     cfg.clip_value, with_stats=False,
                 )
-                self.opt.zero_grad(set_to_none=True)
+                self.opt.zero_grad()
                 loss.backward()
-                grad_norms.append(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm,
-                                                                 foreach=True))
+                grad_norms.append(self.opt.clip_grad_norm_(cfg.max_grad_norm))
                 self.opt.step()
         # Diagnostics once, on the whole batch with the updated policy (cheaper than per
         # minibatch, and kl/approx is then the KL the whole update moved the policy by).
