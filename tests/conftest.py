@@ -4,6 +4,7 @@ import csv
 from pathlib import Path
 
 import pytest
+import torch
 
 
 def eval_returns(run_dir) -> list[tuple[int, float]]:
@@ -16,3 +17,13 @@ def eval_returns(run_dir) -> list[tuple[int, float]]:
 @pytest.fixture
 def read_eval_returns():
     return eval_returns
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small tensors: one intra-op thread (as the training loop uses) is fastest, and
+    avoids OpenMP spin-waiting when the machine is busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -14,16 +14,6 @@ from algos.buffers import SequenceReplay
 from algos.returns import nstep_returns
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small tensors: one intra-op thread (as the training loop uses) is fastest, and
-    avoids OpenMP spin-waiting when the machine is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class FakeEnvs:
     """B envs whose observation is [env id, global step, episode id] with episodes of
     random length, ending by termination or truncation, under Gymnasium's NEXT_STEP

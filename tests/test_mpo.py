@@ -30,16 +30,6 @@ CONT = EnvSpec((3,), False, 2, (-2.0, -1.0), (2.0, 1.0))
 DISC = EnvSpec((3,), True, 4)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small tensors: one intra-op thread (as the training loop uses) is fastest, and
-    avoids OpenMP spin-waiting when the machine is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # -- E-step --------------------------------------------------------------------------------
 
 

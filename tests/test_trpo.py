@@ -24,16 +24,6 @@ CONT = EnvSpec((3,), False, 2, (-1.0, -1.0), (1.0, 1.0))
 DISC = EnvSpec((3,), True, 4)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small tensors: one intra-op thread (as the training loop uses) is fastest, and
-    avoids OpenMP spin-waiting when the machine is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("n,seed", [(2, 0), (5, 1), (10, 2), (20, 3), (40, 4)])
 def test_conjugate_gradient_matches_numpy_solve_on_spd_systems(n, seed):
     rng = np.random.default_rng(seed)
