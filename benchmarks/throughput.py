@@ -1,15 +1,39 @@
-"""Training throughput against the raw env, measured in one run.
+"""Training throughput against the raw env, measured in one run; optionally the peers too.
 
     python benchmarks/throughput.py [--env HalfCheetah-v5] [--algos ppo,vmpo,trpo,mpo]
-                                    [--steps 20480] [--repeats 3]
+                                    [--steps 20480] [--repeats 3] [--peers [sb3-ppo,sb3-trpo]]
 
 For each algorithm: trains `--steps` env steps with its MuJoCo defaults on ONE env
 (PPO: 2048-step rollouts, minibatch 64, 10 epochs = Stable-Baselines3's defaults) and
-takes the median of the per-rollout `time/sps` rows (evaluation excluded). Between
-algorithm runs it measures the raw single-env random-action rate of the same env
-(`gym.make`, actions drawn beforehand, auto-reset on episode end). Prints medians over
-`--repeats` and the ratio train/env. Peer figure (issue 2, measured on these machines):
-SB3 PPO 942 steps/s with the env at ~13,000 steps/s (ratio 0.072); target ratio >= 0.35.
+takes the median of the per-rollout `time/sps` rows (one iteration: collect + update;
+the first, which holds the start-up, is dropped; evaluation excluded). "whole" is the
+run's steps over the wall time of its training loop (model construction and the final
+evaluation excluded). Between runs it measures the raw single-env random-action rate of
+the same env (`gym.make`, actions drawn beforehand, auto-reset on episode end). Prints
+medians over `--repeats` and the ratios train/env.
+
+`--peers` also measures, interleaved with ours in each repeat (each peer right after the
+algorithm it matches), Stable-Baselines3 PPO (`PPO("MlpPolicy", env)`: n_steps 2048,
+batch 64, 10 epochs) and sb3-contrib TRPO (`TRPO("MlpPolicy", env)`), both with their
+defaults on one env (`gym.make(--env)`, which SB3 wraps in Monitor + DummyVecEnv),
+device cpu, torch threads = RunConfig.torch_threads (1), as ours. A peer is timed over
+`model.learn(total_timesteps=--steps)` (construction excluded): "whole" is its steps over
+that wall time, and the per-iteration figure, from a callback that marks each rollout
+start, is the same statistic as ours (median, first iteration dropped). It then prints
+each algorithm's speed-up over its peer (ppo / sb3-ppo, trpo / sb3-trpo) on both.
+
+The project does not depend on SB3: the peers are imported only under `--peers`, and
+are best installed in a venv of their own next to the project, with the same torch:
+
+    python3 -m venv /tmp/sb3venv
+    /tmp/sb3venv/bin/pip install torch==2.13.0   # the CPU wheel; never an unpinned torch
+    /tmp/sb3venv/bin/pip install stable-baselines3 sb3-contrib "gymnasium[mujoco]==1.4.0" \
+        mujoco==4.0.0 "pyyaml>=6" "tqdm>=4.60"
+    /tmp/sb3venv/bin/pip install --no-deps -e .
+    /tmp/sb3venv/bin/python benchmarks/throughput.py --algos ppo,trpo --peers
+
+Earlier peer figure (issue 2, measured on these machines in separate runs): SB3 PPO
+942 steps/s with the env at ~13,000 steps/s (ratio 0.072); target ratio >= 0.35.
 """
 
 from __future__ import annotations
@@ -25,8 +49,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from algos.config import RunConfig  # noqa: E402
 from algos.results import RunDir  # noqa: E402
 from algos.train import ALGOS, RunSpec, run  # noqa: E402
+
+# peer name -> (our algorithm it matches, module, class)
+PEERS: dict[str, tuple[str, str, str]] = {
+    "sb3-ppo": ("ppo", "stable_baselines3", "PPO"),
+    "sb3-trpo": ("trpo", "sb3_contrib", "TRPO"),
+}
+PEER_HINT = ("the peers need stable-baselines3 and sb3-contrib, best in a venv of their own: "
+             "see `python benchmarks/throughput.py --help`")
+TORCH_THREADS = RunConfig().torch_threads
 
 
 def env_rate(env_id: str, steps: int = 20_000, seed: int = 0) -> float:
@@ -50,41 +84,140 @@ def env_rate(env_id: str, steps: int = 20_000, seed: int = 0) -> float:
     return rate
 
 
-def train_rate(algo: str, env_id: str, steps: int, seed: int) -> float:
+def _median_iter(rates: list[float]) -> float:
+    # the first iteration includes start-up (imports, first allocations): drop it
+    return statistics.median(rates[1:] or rates)
+
+
+def train_rate(algo: str, env_id: str, steps: int, seed: int) -> tuple[float, float]:
+    """(median per-iteration steps/s, steps / training-loop wall time) of one of ours."""
     with tempfile.TemporaryDirectory() as d:
         run(RunSpec(algo, env_id, seed, steps,
-                    {"num_envs": 1, "eval_every": 0, "eval_episodes": 1, "checkpoint_every": 0}), d)
-        rows = [(s, v) for s, m, v, _ in RunDir(Path(d)).read_metrics() if m == "time/sps"]
-    # the first rollout includes start-up (imports, first allocations): drop it
-    rates = [v for _, v in rows[1:]] or [v for _, v in rows]
-    return statistics.median(rates)
+                    {"num_envs": 1, "eval_every": 0, "eval_episodes": 1, "checkpoint_every": 0,
+                     "torch_threads": TORCH_THREADS}), d)
+        rows = [(s, v, w) for s, m, v, w in RunDir(Path(d)).read_metrics() if m == "time/sps"]
+    # the wall column runs from the loop's start: the last row's is the loop's time
+    last_step, _, last_wall = rows[-1]
+    return _median_iter([v for _, v, _ in rows]), last_step / last_wall
+
+
+def peer_class(peer: str):
+    import importlib
+
+    _, module, cls = PEERS[peer]
+    return getattr(importlib.import_module(module), cls)
+
+
+def peer_rate(peer: str, env_id: str, steps: int, seed: int) -> tuple[float, float]:
+    """(median per-iteration steps/s, steps / `learn` wall time) of a peer with its defaults."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Marks(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.marks: list[tuple[float, int]] = []
+
+        def _on_rollout_start(self) -> None:
+            self.marks.append((time.perf_counter(), self.model.num_timesteps))
+
+        def _on_step(self) -> bool:
+            return True
+
+    torch.set_num_threads(TORCH_THREADS)
+    env = gym.make(env_id)
+    model = peer_class(peer)("MlpPolicy", env, seed=seed, device="cpu", verbose=0)
+    cb = Marks()
+    t = time.perf_counter()
+    model.learn(total_timesteps=steps, callback=cb)
+    end = time.perf_counter()
+    done = model.num_timesteps
+    env.close()
+    marks = [*cb.marks, (end, done)]
+    rates = [(s1 - s0) / (t1 - t0) for (t0, s0), (t1, s1) in zip(marks, marks[1:])]
+    return _median_iter(rates), done / (end - t)
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="HalfCheetah-v5")
     p.add_argument("--algos", default=",".join(ALGOS))
     p.add_argument("--steps", type=int, default=20_480)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--peers", nargs="?", const=",".join(PEERS), default="", metavar="LIST",
+                   help=f"also measure these peers (bare: all of {', '.join(PEERS)}); "
+                        "needs stable-baselines3 and sb3-contrib")
     args = p.parse_args(argv)
     algos = [a for a in args.algos.split(",") if a]
     unknown = [a for a in algos if a not in ALGOS]
     if unknown:
         print(f"error: --algos: unknown {unknown}; valid: {', '.join(ALGOS)}", file=sys.stderr)
         return 2
+    peers = [q for q in args.peers.split(",") if q]
+    unknown = [q for q in peers if q not in PEERS]
+    if unknown:
+        print(f"error: --peers: unknown {unknown}; valid: {', '.join(PEERS)}", file=sys.stderr)
+        return 2
+    for q in peers:
+        try:
+            peer_class(q)
+        except ImportError as e:
+            print(f"error: --peers: {q}: {e}; {PEER_HINT}", file=sys.stderr)
+            return 2
+
+    # each peer runs right after the algorithm it matches; unmatched peers last
+    order: list[str] = []
+    for algo in algos:
+        order += [algo, *(q for q in peers if PEERS[q][0] == algo)]
+    order += [q for q in peers if q not in order]
+
     env_rates: list[float] = []
-    train: dict[str, list[float]] = {a: [] for a in algos}
+    per_iter: dict[str, list[float]] = {n: [] for n in order}
+    whole: dict[str, list[float]] = {n: [] for n in order}
     for rep in range(args.repeats):
-        for algo in algos:
+        for name in order:
             env_rates.append(env_rate(args.env, seed=rep))
-            train[algo].append(train_rate(algo, args.env, args.steps, seed=rep))
+            measure = peer_rate if name in PEERS else train_rate
+            it, wh = measure(name, args.env, args.steps, seed=rep)
+            per_iter[name].append(it)
+            whole[name].append(wh)
+            print(f"[repeat {rep + 1}/{args.repeats}] {name}: {it:,.0f} steps/s per iteration, "
+                  f"{wh:,.0f} whole (env {env_rates[-1]:,.0f})", file=sys.stderr, flush=True)
+
+    import torch
+
     env_med = statistics.median(env_rates)
+    versions = f"torch {torch.__version__}"
+    if peers:
+        versions += (f", stable-baselines3 {_version('stable-baselines3')}, "
+                     f"sb3-contrib {_version('sb3-contrib')}")
+    print(f"{args.steps} steps per run, one env, {args.repeats} repeats, torch threads "
+          f"{TORCH_THREADS} (RunConfig.torch_threads) for every run; {versions}")
     print(f"env {args.env}: raw single-env random-action rate, median of {len(env_rates)}: "
           f"{env_med:,.0f} steps/s")
-    print(f"{'algo':<6} {'train steps/s (median)':>24} {'runs':>5} {'train/env':>10}")
-    for algo in algos:
-        med = statistics.median(train[algo])
-        print(f"{algo:<6} {med:>24,.0f} {len(train[algo]):>5} {med / env_med:>10.3f}")
+    print(f"{'algo':<9} {'train steps/s (median)':>23} {'whole steps/s':>14} {'runs':>5} "
+          f"{'train/env':>10} {'whole/env':>10}")
+    med_it = {n: statistics.median(per_iter[n]) for n in order}
+    med_wh = {n: statistics.median(whole[n]) for n in order}
+    for n in order:
+        print(f"{n:<9} {med_it[n]:>23,.0f} {med_wh[n]:>14,.0f} {len(per_iter[n]):>5} "
+              f"{med_it[n] / env_med:>10.3f} {med_wh[n] / env_med:>10.3f}")
+    pairs = [(PEERS[q][0], q) for q in peers if PEERS[q][0] in algos]
+    if pairs:
+        print("speed-up over the peer (train median; whole): " + ", ".join(
+            f"{a} / {q} {med_it[a] / med_it[q]:.2f}x ({med_wh[a] / med_wh[q]:.2f}x)"
+            for a, q in pairs))
     return 0
 
 
