@@ -98,9 +98,9 @@ class Config:
     critic_activation: str = "relu"
     """Q-network activation (TD3/SAC's ReLU; Acme's ELU costs about 3x more on the CPU here)."""
     init_std: float = 1.0
-    """Initial Gaussian std (the shared default); the std is state-dependent (MPO)."""
+    """Initial Gaussian std (ours: the shared default of every algorithm here, not an Acme value); the std is state-dependent (MPO)."""
     min_std: float = 1e-4
-    """Lower bound of the Gaussian std (softplus(x) + min_std; networks.GaussianHead)."""
+    """Lower bound of the Gaussian std, softplus(x) + min_std (ours: networks.GaussianHead's floor, not an Acme value)."""
     norm_obs: bool = False
     """Running observation normalisation (off: Acme uses none on the control suite)."""
     # -- replay

@@ -97,11 +97,11 @@ class Config(OnPolicyConfig):
     decouple_kl: bool = True
     """Gaussian policies: separate (alpha_mu, eps_alpha_mu) and (alpha_sigma, eps_alpha_sigma); false: one alpha on the full KL."""
     eps_alpha: float = 0.01
-    """KL bound of the single alpha (categorical, or decouple_kl=false) (paper: log-uniform in [0.005, 0.01])."""
+    """KL bound of the single alpha (categorical, or decouple_kl=false) (paper: log-uniform in [0.005, 0.01]; its upper end)."""
     eps_alpha_mu: float = 0.0075
-    """KL bound of the mean part for Gaussians (paper: [0.005, 0.01]; the middle of that range)."""
+    """KL bound of the mean part for Gaussians (paper: log-uniform in [0.005, 0.01]; the arithmetic middle, ours)."""
     eps_alpha_sigma: float = 1e-5
-    """KL bound of the covariance part for Gaussians (paper: [5e-6, 5e-5]; about its geometric middle)."""
+    """KL bound of the covariance part for Gaussians (paper: log-uniform in [5e-6, 5e-5]; ours, below its geometric middle 1.6e-5)."""
     alpha_init: float = 5.0
     """Initial alpha of the single-alpha trust region (paper appendix, discrete actions: 5.0)."""
     alpha_mu_init: float = 1.0
@@ -109,7 +109,7 @@ class Config(OnPolicyConfig):
     alpha_sigma_init: float = 1.0
     """Initial alpha_sigma (paper appendix, continuous control: 1.0)."""
     target_period: int = 100
-    """Learner steps between refreshes of the target network (paper: 10 DMLab, 100 multi-task Atari, 1000 single Atari); 1: no target network."""
+    """Learner steps between refreshes of the target network (paper: 10 DMLab, 100 multi-task Atari, 1000 single Atari); 1: no target network, and then the KL is taken against the behaviour policy, which is zero with zero gradient at the one step per batch: the trust region no longer constrains theta (an ablation, see the module docstring)."""
     # -- duals
     dual_parameterization: Literal["projection", "softplus"] = "projection"
     """How eta and alpha stay positive: "projection" to >= dual_min after each step (paper) or softplus."""
@@ -129,13 +129,13 @@ class Config(OnPolicyConfig):
         #
         # MuJoCo: 8 envs x 32 steps (256 samples per learner step; ours), lr 1e-3 (ours;
         # paper 1e-4), dual lr 1e-2 (ours; Acme's MPO dual lr), T_target 10 (paper: DMLab),
-        # eps_eta 0.1 (paper's upper end, its DMLab value), PopArt beta 1e-2 (ours).
+        # eps_eta 0.1 (the upper end of the paper's 0.01-0.1 range), PopArt beta 1e-2 (ours).
         "mujoco": {"num_envs": 8, "rollout_length": 32, "lr": 1e-3, "dual_lr": 1e-2,
                    "target_period": 10, "eps_eta": 0.1, "popart_beta": 1e-2},
         # Atari: paper's single-task Atari eps_eta 0.02 and eps_alpha (class default); T_target
         # 100 (paper: multi-task Atari; its single-task 1000 is for ~1e10 frames), 8 envs
         # x 128 steps like PPO (ours), no observation normalisation for pixels, rewards
-        # clipped as in DQN/PPO's Atari setting, dual lr 1e-3 (ours).
+        # clipped as in DQN/PPO's Atari setting, dual lr 1e-3 and PopArt beta 1e-3 (ours).
         "atari": {"num_envs": 8, "rollout_length": 128, "eps_eta": 0.02, "target_period": 100,
                   "norm_obs": False, "clip_reward": True, "dual_lr": 1e-3, "popart_beta": 1e-3},
         # Classic control: the paper has no setting (all ours): 8 envs x 32 steps, lr 1e-3,
