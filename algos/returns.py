@@ -13,6 +13,7 @@ Conventions shared by every function here (see `algos.base.Batch`):
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -42,19 +43,35 @@ def gae(
     rewards, terminated, truncated, valid: [T, B]; values: [T+1, B].
     Returns (advantages [T, B], returns = advantages + values[:-1] [T, B]).
     """
-    T = rewards.shape[0]
     disc, not_done = _masks(terminated, truncated, gamma)
     deltas = rewards + disc * values[1:] - values[:-1]
     carry = gamma * lam * not_done
     if valid is not None:
         deltas = deltas * valid
         carry = carry * valid  # the reset step's advantage is 0, not a copy of the next one
-    adv = torch.empty_like(deltas)
-    last = torch.zeros_like(deltas[0])
-    for t in range(T - 1, -1, -1):
-        last = deltas[t] + carry[t] * last
-        adv[t] = last
+    adv = _backward_recursion(deltas, carry)
     return adv, adv + values[:-1]
+
+
+def _backward_recursion(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """y_t = x_t + c_t * y_{t+1}, y_T = 0, over [T, B]. The time loop runs in numpy for
+    CPU tensors: a torch op per step costs ~5 us of dispatch, 10 ms on a 2048-step rollout
+    (5% of PPO's time per env step here); numpy rows cost a fraction of that."""
+    T = x.shape[0]
+    if x.device.type != "cpu" or x.requires_grad or c.requires_grad:
+        y = torch.empty_like(x)
+        last = torch.zeros_like(x[0])
+        for t in range(T - 1, -1, -1):
+            last = x[t] + c[t] * last
+            y[t] = last
+        return y
+    xs, cs = x.detach().numpy(), c.detach().numpy()
+    y = np.empty_like(xs)
+    last = np.zeros_like(xs[0])
+    for t in range(T - 1, -1, -1):
+        last = xs[t] + cs[t] * last
+        y[t] = last
+    return torch.from_numpy(y)
 
 
 def nstep_returns(
