@@ -100,13 +100,11 @@ def nstep_returns(
     if valid is not None:
         rewards = rewards * valid
     if n >= T:
-        # one backward pass: G_t = r_t + disc_t * (done_t ? V(s_{t+1}) : G_{t+1})
-        out = torch.empty_like(rewards)
-        nxt = values[T]
-        for t in range(T - 1, -1, -1):
-            boot = not_done[t] * nxt + (1.0 - not_done[t]) * values[t + 1]
-            nxt = rewards[t] + disc[t] * boot
-            out[t] = nxt
+        # one backward pass: G_t = r_t + disc_t * (done_t ? V(s_{t+1}) : G_{t+1}), G_T = V(s_T),
+        # i.e. G_t = x_t + disc_t not_done_t G_{t+1} with the ends folded into x
+        x = rewards + disc * (1.0 - not_done) * values[1:]
+        x[T - 1] = x[T - 1] + disc[T - 1] * not_done[T - 1] * values[T]
+        out = _backward_recursion(x, disc * not_done)
     else:
         # G_t^(n) built from the (n-1)-step return of t+1: vectorised over t, n passes.
         # G^(1)_t = r_t + disc_t V_{t+1};  G^(k)_t = r_t + disc_t (done_t ? V_{t+1} : G^(k-1)_{t+1})
@@ -147,21 +145,18 @@ def retrace(
     With lam = 0 (or every c = 0) this is the one-step target r_t + disc_t V(s_{t+1}).
     Invalid (reset) steps get their own q_values. Returns [T, B].
     """
-    T = rewards.shape[0]
     disc, not_done = _masks(terminated, truncated, gamma)
     c = lam * torch.exp(log_rho.clamp(max=0.0))  # lam * min(1, rho), overflow-free
     if valid is not None:
         rewards = rewards * valid
         c = c * valid
-    out = torch.empty_like(rewards)
-    nxt = values[T]  # placeholder: the correction after the last step is zero
-    for t in range(T - 1, -1, -1):
-        if t == T - 1:
-            corr = torch.zeros_like(rewards[t])
-        else:
-            corr = not_done[t] * c[t + 1] * (out[t + 1] - q_values[t + 1])
-        nxt = rewards[t] + disc[t] * (values[t + 1] + corr)
-        out[t] = nxt
+    # out_t = r_t + disc_t (V_{t+1} + not_done_t c_{t+1} (out_{t+1} - Q_{t+1})), no correction
+    # after the last step: out_t = x_t + k_t out_{t+1} with k_t = disc_t not_done_t c_{t+1}
+    k = torch.zeros_like(rewards)
+    k[:-1] = disc[:-1] * not_done[:-1] * c[1:]
+    x = rewards + disc * values[1:]
+    x[:-1] = x[:-1] - k[:-1] * q_values[1:]
+    out = _backward_recursion(x, k)
     if valid is not None:
         out = torch.where(valid, out, q_values)
     return out
