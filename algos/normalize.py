@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from algos.returns import backward_recursion
+
 
 class RunningMeanStd:
     """Mean and variance over everything `update` has seen (Chan et al. parallel update)."""
@@ -104,15 +106,15 @@ class RewardScaler:
             return
         r = rewards.detach().cpu().to(torch.float64)
         d = done.detach().cpu()
-        v = valid.detach().cpu()
-        rets = torch.empty_like(r)
-        ret = self.ret
-        for t in range(r.shape[0]):
-            ret = ret * self.gamma + r[t]
-            rets[t] = ret
-            ret = torch.where(d[t], torch.zeros_like(ret), ret)
-        self.ret = ret
-        self.rms.update(rets[v])
+        # R_t = r_t + gamma (1 - done_{t-1}) R_{t-1}, R_{-1} = self.ret (zeroed at an end):
+        # the shared recursion, run backwards over flipped time
+        x = r.clone()
+        x[0] += self.gamma * self.ret
+        c = torch.zeros_like(r)
+        c[1:] = self.gamma * (~d[:-1]).to(torch.float64)
+        rets = backward_recursion(x.flip(0), c.flip(0)).flip(0)
+        self.ret = torch.where(d[-1], torch.zeros_like(rets[-1]), rets[-1])
+        self.rms.update(rets[valid.detach().cpu()])
 
     def state_dict(self) -> dict:
         return {"rms": self.rms.state_dict(), "ret": self.ret.clone()}

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from algos.base import EnvSpec
@@ -78,6 +79,34 @@ def test_reward_scaler_tracks_discounted_returns_per_env():
     assert torch.allclose(sc.ret, torch.tensor([1.0, 2.62], dtype=torch.float64))
     scaled = sc.scale(torch.tensor([[1.0]]))
     assert math.isclose(scaled.item(), 1.0 / math.sqrt(rets.var() + 1e-8), rel_tol=1e-3)
+
+
+def test_reward_scaler_carries_returns_across_rollouts_and_skips_invalid_steps():
+    """Three rollouts folded in one after another equal one brute-force loop over the
+    whole stream: the running return carries over a rollout boundary (and is cut when
+    the last step of a rollout ends an episode); invalid steps feed no statistics."""
+    gamma, T, B = 0.97, 40, 2
+    g = torch.Generator().manual_seed(0)
+    r = torch.randn(3 * T, B, generator=g)
+    done = torch.rand(3 * T, B, generator=g) < 0.08
+    done[T - 1, 0] = True   # an episode ends on a rollout's last step
+    done[T - 1, 1] = False  # and one runs across the boundary
+    valid = torch.ones(3 * T, B, dtype=torch.bool)
+    valid[1:] = ~done[:-1]
+    sc = RewardScaler(B, gamma)
+    for k in range(3):
+        sl = slice(k * T, (k + 1) * T)
+        sc.update_from(r[sl], done[sl], valid[sl])
+    ret, seen = np.zeros(B), []
+    for t in range(3 * T):
+        ret = gamma * ret + r[t].double().numpy()
+        seen += [ret[b] for b in range(B) if valid[t, b]]
+        ret = np.where(done[t].numpy(), 0.0, ret)
+    seen = np.array(seen)
+    assert sc.rms.count == pytest.approx(len(seen) + 1e-4)
+    assert float(sc.rms.mean) == pytest.approx(seen.mean(), rel=1e-6)
+    assert float(sc.rms.var) == pytest.approx(seen.var(), rel=1e-5)
+    np.testing.assert_allclose(sc.ret.numpy(), ret, rtol=1e-12)
 
 
 def test_numpy_actor_samples_the_torch_heads_distribution():

@@ -4,7 +4,7 @@ termination, truncation and Gymnasium's NEXT_STEP reset step in the data."""
 import pytest
 import torch
 
-from algos.returns import gae, nstep_returns
+from algos.returns import backward_recursion, gae, nstep_returns
 
 
 def _episode_data(T=12, B=3, seed=0):
@@ -100,3 +100,22 @@ def test_nstep_rejects_n_below_one():
     r, v, term, trunc, valid = _episode_data()
     with pytest.raises(ValueError, match="n must be >= 1"):
         nstep_returns(r, v, term, trunc, 0.99, 0)
+
+
+@pytest.mark.parametrize("B", [1, 3, 8, 9, 20])
+def test_backward_recursion_matches_a_loop_on_both_paths(B):
+    """B <= 8 runs over Python floats per env, wider batches over numpy rows: both give
+    y_t = x_t + c_t y_{t+1} in x's dtype (and GAE built on it matches brute force)."""
+    g = torch.Generator().manual_seed(B)
+    x, c = torch.randn(50, B, generator=g), torch.rand(50, B, generator=g)
+    c[17] = 0.0  # an episode cut
+    y = backward_recursion(x, c)
+    ref = torch.zeros(B, dtype=torch.float64)
+    for t in range(49, -1, -1):
+        ref = x[t].double() + c[t].double() * ref
+        torch.testing.assert_close(y[t].double(), ref, rtol=1e-5, atol=1e-5)
+    assert y.dtype == x.dtype and y.shape == x.shape
+    r, v, term, trunc, valid = _episode_data(T=12, B=max(B, 3), seed=B)
+    adv, _ = gae(r, v, term, trunc, 0.99, 0.95, valid)
+    expected = brute_gae(r, v, term, trunc, 0.99, 0.95)
+    torch.testing.assert_close(adv[valid].double(), expected[valid], rtol=1e-5, atol=1e-5)
