@@ -7,11 +7,13 @@ works without the `mujoco` / `atari` extras.
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 
 import gymnasium as gym
 
 from suites.registry import suite_of
+from suites.sync_vector import LeanSyncVectorEnv
 
 MUJOCO_HINT = "MuJoCo envs need the mujoco extra: pip install -e '.[mujoco]'"
 VECTORIZATIONS = ("auto", "sync", "async", "ale")
@@ -57,9 +59,10 @@ def make(env_id: str, num_envs: int, seed: int, *, vectorization: str = "auto") 
             calls `envs.reset(seed=seed)` (sub-env i gets seed + i), and the same seed then
             gives the same observations for the same actions.
         vectorization: "auto" | "sync" | "async" (| "ale" for Atari).
-            classic/mujoco: `gym.make_vec(env_id, num_envs, vectorization_mode=...)`;
-            "auto" = "sync" (faster than async on two cores: HalfCheetah x8 11,300 vs
-            5,450 steps/s). Atari: "auto" = "ale" = ale-py's AtariVectorEnv, "sync"/"async"
+            classic/mujoco: "sync" = `LeanSyncVectorEnv` (Gymnasium's SyncVectorEnv
+            without the info merge, `suites.sync_vector`), "async" =
+            `gym.make_vec(env_id, num_envs, vectorization_mode="async")`; "auto" = "sync"
+            (faster than async on two cores: HalfCheetah x8 11,300 vs 5,450 steps/s). Atari: "auto" = "ale" = ale-py's AtariVectorEnv, "sync"/"async"
             = Gymnasium's Sync/AsyncVectorEnv over AtariPreprocessing; see `suites.atari`.
 
     Returns:
@@ -89,10 +92,12 @@ def make(env_id: str, num_envs: int, seed: int, *, vectorization: str = "auto") 
     else:
         if kind == "mujoco":
             require_mujoco()
-        mode = "sync" if vectorization == "auto" else vectorization
-        # vectorization_mode must be explicit: without it CartPole-v1 gets Gymnasium's
-        # custom CartPoleVectorEnv.
-        envs = gym.make_vec(env_id, num_envs, vectorization_mode=mode)
+        if vectorization == "async":
+            envs = gym.make_vec(env_id, num_envs, vectorization_mode="async")
+        else:
+            # gym.make_vec's SyncVectorEnv with the lean step (suites/sync_vector.py); each
+            # sub-env is gym.make(env_id), as make_vec builds them
+            envs = LeanSyncVectorEnv([functools.partial(gym.make, env_id)] * num_envs)
     envs.action_space.seed(seed)
     envs.single_action_space.seed(seed)
     return envs

@@ -176,6 +176,39 @@ def test_make_cartpole_shapes_and_reproducible():
     np.testing.assert_array_equal(s1, s2)
 
 
+@pytest.mark.parametrize("env_id,steps", [("CartPole-v1", 300), ("Pendulum-v1", 450)])
+def test_lean_sync_vector_env_steps_like_gymnasiums(env_id, steps):
+    """Same observations, rewards, terminations and truncations as gym.make_vec's
+    SyncVectorEnv through episode ends (CartPole: terminations; Pendulum: the 200-step
+    time limit), including the NEXT_STEP reset step; only the infos differ (empty)."""
+    import gymnasium as gym
+
+    from suites.sync_vector import LeanSyncVectorEnv
+
+    lean = suites.make(env_id, 3, seed=4)
+    ref = gym.make_vec(env_id, 3, vectorization_mode="sync")
+    assert isinstance(lean, LeanSyncVectorEnv) and type(ref) is gym.vector.SyncVectorEnv
+    ref.action_space.seed(4)
+    actions = [ref.action_space.sample() for _ in range(steps)]
+    for envs in (lean, ref):
+        envs.reset(seed=4)
+    ends = {"term": 0, "trunc": 0}
+    for a in actions:
+        out_lean, out_ref = lean.step(a), ref.step(a)
+        for x, y in zip(out_lean[:4], out_ref[:4]):
+            np.testing.assert_array_equal(x, y)
+            assert x.dtype == y.dtype
+        assert out_lean[4] == {}
+        ends["term"] += int(out_ref[2].sum())
+        ends["trunc"] += int(out_ref[3].sum())
+    assert ends["term" if env_id == "CartPole-v1" else "trunc"] >= 3
+    # the returned batch is a copy: the next step does not overwrite it
+    obs, *_ = lean.step(actions[0])
+    kept = obs.copy()
+    lean.step(actions[1])
+    np.testing.assert_array_equal(obs, kept)
+
+
 def test_make_rejects_bad_arguments():
     with pytest.raises(ValueError, match="vectorization"):
         suites.make("CartPole-v1", 2, 0, vectorization="ale")
