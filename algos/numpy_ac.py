@@ -1,0 +1,203 @@
+"""Forward and hand-derived backward pass of an MLP ActorCritic in numpy, in place.
+
+PPO on MuJoCo takes 320 minibatch steps of 64 samples per 2048-step rollout. On the
+CPU each step of a 64x64 MLP is bound by per-op dispatch, not arithmetic: torch's
+eager forward + backward costs about 500 us per minibatch here, the same maths in numpy
+about a fifth of that (`benchmarks/throughput.py`; figures in the README). This module
+is that maths for the one network family where it pays: `ActorCritic` with separate
+MLP torsos, a Gaussian head with a state-independent log-std or a categorical head,
+and one value output. `NumpyActorCritic.supports(net)` says whether a net is one.
+
+It owns no parameters. It reads the net's parameters and writes their gradients
+through numpy views of the torch tensors (`FlatAdam` makes both one flat vector), so
+an optimiser step on the torch side is seen at once, and `loss.backward()` is replaced
+by `backward()`:
+
+    forward(x [N, D])            -> caches every layer's output; out [N, A|K], v [N]
+    log_prob(actions) -> [N]     log pi(a|x) of the last forward
+    backward(g_logp [N], g_v [N], g_entropy)
+        writes dL/dtheta into the .grad views, for any loss L whose dependence on the
+        network is through log pi(a_i|x_i), V(x_i) and the mean entropy (1/N) sum_i H_i:
+        g_logp = dL/dlog pi, g_v = dL/dV, g_entropy = dL/d(mean entropy).
+
+Layer l: z_l = h_{l-1} W_l^T + b_l, h_l = f(z_l); backward dz_l = dh_l * f'(z_l) with
+f' from the output (tanh: 1 - h^2; relu: [h > 0]; elu: h + 1 where h <= 0, else 1),
+dW_l = dz_l^T h_{l-1}, db_l = 1^T dz_l, dh_{l-1} = dz_l W_l.
+Gaussian head: log pi = -|z|^2/2 - sum log std - A/2 log 2 pi, z = (a - mu) / std, so
+dlog pi/dmu = z / std and dlog pi/dlog std_j = z_j^2 - 1; H = sum_j log std_j + const.
+Categorical head: l = logits - logsumexp(logits), p = exp(l): dlog pi/dlogits =
+onehot(a) - p, and dH/dlogits = -p (l + H).
+Tested against torch autograd through the same net (`tests/test_numpy_ac.py`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from algos.networks import ActorCritic, CategoricalHead, GaussianHead, MLPTorso
+
+ACTIVATIONS = ("tanh", "relu", "elu")
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A numpy view (shared memory) of a CPU tensor."""
+    return t.detach().numpy()
+
+
+class _Torso:
+    """One MLP torso's layers as numpy views, with output buffers for N <= max_n rows."""
+
+    def __init__(self, torso: MLPTorso, max_n: int) -> None:
+        linears = [m for m in torso.net if isinstance(m, torch.nn.Linear)]
+        self.w = [_np(m.weight) for m in linears]            # [out, in]
+        self.b = [_np(m.bias) for m in linears]
+        self.gw = [m.weight.grad.numpy() for m in linears]   # views of the flat gradient
+        self.gb = [m.bias.grad.numpy() for m in linears]
+        self.h = [np.empty((max_n, w.shape[0]), np.float32) for w in self.w]
+        self.dh = [np.empty((max_n, w.shape[0]), np.float32) for w in self.w]
+        self.tmp = [np.empty((max_n, w.shape[0]), np.float32) for w in self.w]
+
+
+class NumpyActorCritic:
+    """See the module docstring. Build it after the optimiser that made the flat views."""
+
+    def __init__(self, net: ActorCritic, activation: str, max_n: int) -> None:
+        if not self.supports(net, activation):
+            raise ValueError("NumpyActorCritic needs separate MLP torsos, a Gaussian head with "
+                             "a state-independent std or a categorical head, one value output, "
+                             f"the CPU and an activation in {ACTIVATIONS}")
+        if any(p.grad is None for p in net.parameters()):
+            raise ValueError("NumpyActorCritic: give every parameter a .grad first (FlatAdam does)")
+        self.act = activation
+        self.max_n = max_n
+        self.pi = _Torso(net.policy_torso, max_n)
+        self.vf = _Torso(net.value_torso, max_n)
+        head = net.head
+        self.discrete = head.discrete
+        lin = head.logits if self.discrete else head.mu
+        self.w_out, self.b_out = _np(lin.weight), _np(lin.bias)
+        self.gw_out, self.gb_out = lin.weight.grad.numpy(), lin.bias.grad.numpy()
+        k = self.w_out.shape[0]
+        if not self.discrete:
+            self.log_std, self.g_log_std = _np(head.log_std), head.log_std.grad.numpy()
+        self.w_v, self.b_v = _np(net.value_head.weight), _np(net.value_head.bias)
+        self.gw_v, self.gb_v = net.value_head.weight.grad.numpy(), net.value_head.bias.grad.numpy()
+        self.out = np.empty((max_n, k), np.float32)
+        self.d_out = np.empty((max_n, k), np.float32)
+        self.z = np.empty((max_n, k), np.float32)  # Gaussian: (a - mu)/std; categorical: log p
+        self.v = np.empty((max_n, 1), np.float32)
+        self.ones = np.ones(max_n, np.float32)
+        self._n = 0
+
+    @staticmethod
+    def supports(net: ActorCritic, activation: str) -> bool:
+        head = net.head
+        gaussian = isinstance(head, GaussianHead) and not head.state_dependent_std
+        return (activation in ACTIVATIONS and not net.shared and net.value_outputs == 1
+                and isinstance(net.policy_torso, MLPTorso) and isinstance(net.value_torso, MLPTorso)
+                and (gaussian or isinstance(head, CategoricalHead))
+                and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in net.parameters()))
+
+    # -- forward ----------------------------------------------------------------
+    def _torso_forward(self, t: _Torso, x: np.ndarray, n: int) -> np.ndarray:
+        h = x
+        for w, b, buf, tmp in zip(t.w, t.b, t.h, t.tmp):
+            z = np.matmul(h, w.T, out=buf[:n])
+            z += b
+            if self.act == "tanh":
+                np.tanh(z, out=z)
+            elif self.act == "relu":
+                np.maximum(z, 0.0, out=z)
+            else:  # elu: max(z, 0) + expm1(min(z, 0))
+                neg = np.minimum(z, 0.0, out=tmp[:n])
+                np.expm1(neg, out=neg)
+                np.maximum(z, 0.0, out=z)
+                z += neg
+            h = z
+        return h
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x [N, D] float32 (normalised observations), N <= max_n -> (mu or logits [N, K],
+        v [N]); the arrays are buffers overwritten by the next call."""
+        n = x.shape[0]
+        if n > self.max_n:
+            raise ValueError(f"forward: {n} rows > max_n={self.max_n}")
+        self._n, self._x = n, x
+        out = np.matmul(self._torso_forward(self.pi, x, n), self.w_out.T, out=self.out[:n])
+        out += self.b_out
+        v = np.matmul(self._torso_forward(self.vf, x, n), self.w_v.T, out=self.v[:n])
+        v += self.b_v
+        return out, v[:, 0]
+
+    def log_prob(self, actions: np.ndarray) -> np.ndarray:
+        """log pi(actions | x) [N] for the last forward; actions [N, A] float32 or [N] int."""
+        n = self._n
+        out, z = self.out[:n], self.z[:n]
+        if self.discrete:
+            np.subtract(out, out.max(-1, keepdims=True), out=z)
+            z -= np.log(np.exp(z).sum(-1, keepdims=True))
+            self._actions = actions
+            return z[np.arange(n), actions]
+        np.subtract(actions, out, out=z)
+        self._inv_std = np.exp(-self.log_std)
+        z *= self._inv_std
+        return (z * z).sum(-1) * -0.5 - (float(self.log_std.sum()) + 0.5 * math.log(2 * math.pi) * z.shape[1])
+
+    # -- backward ---------------------------------------------------------------
+    def _grad_act(self, h: np.ndarray, dh: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """dz = dh * f'(z), f' from the layer's output h; written into `out`."""
+        if self.act == "tanh":
+            np.multiply(h, h, out=out)
+            np.subtract(1.0, out, out=out)
+            return np.multiply(dh, out, out=out)
+        if self.act == "relu":
+            return np.multiply(dh, h > 0, out=out)
+        np.add(h, 1.0, out=out)
+        np.minimum(out, 1.0, out=out)  # elu: h + 1 below zero, 1 above
+        return np.multiply(dh, out, out=out)
+
+    def _torso_backward(self, t: _Torso, dh: np.ndarray, n: int) -> None:
+        ones = self.ones[:n]
+        for i in range(len(t.w) - 1, -1, -1):
+            dz = self._grad_act(t.h[i][:n], dh, t.tmp[i][:n])
+            h_in = t.h[i - 1][:n] if i > 0 else self._x
+            np.matmul(dz.T, h_in, out=t.gw[i])
+            np.matmul(ones, dz, out=t.gb[i])
+            if i > 0:
+                dh = np.matmul(dz, t.w[i], out=t.dh[i - 1][:n])
+
+    def backward(self, g_logp: np.ndarray, g_v: np.ndarray, g_entropy: float = 0.0) -> None:
+        """Write dL/dtheta into the gradient views (overwriting them) for the last forward
+        and log_prob: g_logp, g_v [N]; g_entropy = dL/d(mean entropy), a scalar."""
+        n = self._n
+        ones = self.ones[:n]
+        d_out, z = self.d_out[:n], self.z[:n]
+        if self.discrete:
+            p = np.exp(z)
+            if g_entropy:
+                ent = -(p * z).sum(-1, keepdims=True)
+                np.add(z, ent, out=d_out)
+                d_out *= p
+                d_out *= -g_entropy / n
+            else:
+                d_out[:] = 0.0
+            d_out -= p * g_logp[:, None]
+            d_out[np.arange(n), self._actions] += g_logp
+        else:
+            # dmu = g_logp z / std;  dlog std = sum_i g_logp_i (z_i^2 - 1) + g_entropy
+            np.multiply(z, g_logp[:, None], out=d_out)
+            self.g_log_std[:] = np.matmul(g_logp, z * z) - (float(g_logp.sum()) - g_entropy)
+            d_out *= self._inv_std
+        pi, vf = self.pi, self.vf
+        h_pi = pi.h[-1][:n]
+        np.matmul(d_out.T, h_pi, out=self.gw_out)
+        np.matmul(ones, d_out, out=self.gb_out)
+        self._torso_backward(pi, np.matmul(d_out, self.w_out, out=pi.dh[-1][:n]), n)
+        g_v = g_v[:, None]
+        h_vf = vf.h[-1][:n]
+        np.matmul(g_v.T, h_vf, out=self.gw_v)
+        self.gb_v[0] = g_v.sum()
+        self._torso_backward(vf, np.multiply(g_v, self.w_v, out=vf.dh[-1][:n]), n)
