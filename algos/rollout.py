@@ -46,13 +46,14 @@ class Collector:
     def collect(self, learner: Learner) -> Batch:
         T, B = self.num_steps, self.num_envs
         obs = np.empty((T + 1, B, *self.spec.obs_shape), dtype=self.obs_dtype)
-        rewards = np.empty((T, B), dtype=np.float32)
+        rewards = np.empty((T, B), dtype=np.float64)  # the env's own dtype until the end
         terminated = np.empty((T, B), dtype=bool)
         truncated = np.empty((T, B), dtype=bool)
-        valid = np.empty((T, B), dtype=bool)
         actions = None
         extras: dict[str, np.ndarray] = {}
         step = self.envs.step
+        # Per step only what acting needs; validity and episode statistics are derived
+        # from the stored flags after the loop (each numpy op here costs ~1 us a step).
         for t in range(T):
             obs[t] = self.obs
             action, ex = learner.act(self.obs)
@@ -62,33 +63,40 @@ class Collector:
             actions[t] = action
             for k, v in ex.items():
                 extras[k][t] = v  # numpy assignment: a torch index-put costs ~5x more per step
-            valid[t] = ~self.prev_done
             env_action = (action if self.spec.discrete
                           else np.minimum(np.maximum(action, self.low), self.high))
-            next_obs, r, term, trunc, _ = step(env_action)
-            rewards[t] = r
-            terminated[t] = term
-            truncated[t] = trunc
-            done = term | trunc
-            self.ep_return += r
-            self.ep_length += valid[t]
-            if done.any():
-                for i in np.flatnonzero(done):
-                    self.episodes.append((float(self.ep_return[i]), int(self.ep_length[i])))
-                self.ep_return[done] = 0.0
-                self.ep_length[done] = 0
-            self.prev_done = done
+            next_obs, rewards[t], terminated[t], truncated[t], _ = step(env_action)
             self.obs = next_obs if next_obs.dtype == self.obs_dtype else next_obs.astype(self.obs_dtype)
         obs[T] = self.obs
+        done = terminated | truncated
+        valid = np.empty((T, B), dtype=bool)
+        valid[0] = ~self.prev_done
+        valid[1:] = ~done[:-1]
+        self.prev_done = done[-1].copy()
+        self._count_episodes(rewards, valid, done)
         return Batch(
             obs=torch.from_numpy(obs),
             actions=torch.from_numpy(actions),
-            rewards=torch.from_numpy(rewards),
+            rewards=torch.from_numpy(rewards.astype(np.float32)),
             terminated=torch.from_numpy(terminated),
             truncated=torch.from_numpy(truncated),
             valid=torch.from_numpy(valid),
             extras={k: torch.from_numpy(v) for k, v in extras.items()},
         )
+
+    def _count_episodes(self, rewards: np.ndarray, valid: np.ndarray, done: np.ndarray) -> None:
+        """Append (return, length) of every episode that ended in this rollout, in step
+        order, and carry the running ones over. Return: the sum of the episode's rewards
+        (a reset step's is 0); length: its valid steps. rewards, valid, done [T, B]."""
+        cum_r = np.cumsum(rewards, axis=0)
+        cum_l = np.cumsum(valid, axis=0)
+        # cumulative sums at which each env's current episode began
+        start_r, start_l = -self.ep_return, -self.ep_length
+        for t, b in np.argwhere(done):
+            self.episodes.append((float(cum_r[t, b] - start_r[b]), int(cum_l[t, b] - start_l[b])))
+            start_r[b], start_l[b] = cum_r[t, b], cum_l[t, b]
+        self.ep_return = cum_r[-1] - start_r
+        self.ep_length = cum_l[-1] - start_l
 
     def pop_episodes(self) -> list[tuple[float, int]]:
         out, self.episodes = self.episodes, []

@@ -78,6 +78,34 @@ def test_collector_records_episode_returns_of_valid_steps_only():
     assert col.pop_episodes() == []
 
 
+def test_episode_returns_and_lengths_carry_across_rollouts():
+    """Episodes of 13 steps over rollouts of 10: each recorded (return, length) equals
+    the sum of its rewards and its count of valid steps read back from the batches."""
+    class Noisy:
+        def __init__(self):
+            self.rng = np.random.default_rng(0)
+
+        def act(self, obs, deterministic=False):
+            return self.rng.uniform(-2, 2, (obs.shape[0], 1)).astype(np.float32), {}
+
+    envs = gym.make_vec("Pendulum-v1", 2, vectorization_mode="sync", max_episode_steps=13)
+    col = Collector(envs, EnvSpec.from_vector_env(envs), 10, seed=0)
+    learner = Noisy()
+    batches = [col.collect(learner) for _ in range(5)]
+    eps = col.pop_episodes()
+    rewards = torch.cat([b.rewards for b in batches]).double()
+    done, valid = torch.cat([b.done for b in batches]), torch.cat([b.valid for b in batches])
+    expected = []
+    for t, b in torch.nonzero(done).tolist():  # step order, then env
+        start = max([s + 1 for s in torch.nonzero(done[:t, b]).flatten().tolist()], default=0)
+        expected.append((float(rewards[start:t + 1, b].sum()), int(valid[start:t + 1, b].sum())))
+    assert len(eps) == len(expected) == 6  # 3 per env within 50 steps, two across boundaries
+    for (r, n), (r_ref, n_ref) in zip(eps, expected):
+        assert n == n_ref == 13
+        assert r == pytest.approx(r_ref, rel=1e-5)
+    assert len({round(r, 3) for r, _ in eps}) == len(eps)  # returns that differ
+
+
 def test_continuous_actions_are_clipped_for_the_env_but_kept_in_the_batch():
     class Wild:
         def act(self, obs, deterministic=False):
