@@ -47,34 +47,42 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-class _Torso:
-    """One MLP torso's layers as numpy views, with output buffers for N <= max_n rows."""
+def _pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A [2, *shape] view of two same-shape arrays that lie in one buffer (no copy): the
+    policy and value torsos' layer l, so one numpy call serves both torsos."""
+    delta = b.__array_interface__["data"][0] - a.__array_interface__["data"][0]
+    return np.lib.stride_tricks.as_strided(a, shape=(2, *a.shape), strides=(delta, *a.strides))
 
-    def __init__(self, torso: MLPTorso, max_n: int) -> None:
-        linears = [m for m in torso.net if isinstance(m, torch.nn.Linear)]
-        self.w = [_np(m.weight) for m in linears]            # [out, in]
-        self.b = [_np(m.bias) for m in linears]
-        self.gw = [m.weight.grad.numpy() for m in linears]   # views of the flat gradient
-        self.gb = [m.bias.grad.numpy() for m in linears]
-        self.h = [np.empty((max_n, w.shape[0]), np.float32) for w in self.w]
-        self.dh = [np.empty((max_n, w.shape[0]), np.float32) for w in self.w]
-        self.tmp = [np.empty((max_n, w.shape[0]), np.float32) for w in self.w]
+
+def _linears(torso: MLPTorso) -> list[torch.nn.Linear]:
+    return [m for m in torso.net if isinstance(m, torch.nn.Linear)]
 
 
 class NumpyActorCritic:
-    """See the module docstring. Build it after the optimiser that made the flat views."""
+    """See the module docstring. Build it after the optimiser that made the flat views.
+
+    The policy and value torsos have the same layer shapes, so layer l of both is one
+    `[2, out, in]` view (`_pair`) and every torso op is one numpy call for the two."""
 
     def __init__(self, net: ActorCritic, activation: str, max_n: int) -> None:
         if not self.supports(net, activation):
-            raise ValueError("NumpyActorCritic needs separate MLP torsos, a Gaussian head with "
-                             "a state-independent std or a categorical head, one value output, "
-                             f"the CPU and an activation in {ACTIVATIONS}")
-        if any(p.grad is None for p in net.parameters()):
-            raise ValueError("NumpyActorCritic: give every parameter a .grad first (FlatAdam does)")
+            raise ValueError("NumpyActorCritic needs separate MLP torsos of one shape, a Gaussian "
+                             "head with a state-independent std or a categorical head, one value "
+                             f"output, the CPU, float32 and an activation in {ACTIVATIONS}")
+        if any(p.grad is None for p in net.parameters()) or not _one_buffer(net):
+            raise ValueError("NumpyActorCritic: the parameters and their .grad must each lie in "
+                             "one flat buffer; build it after FlatAdam(net.parameters())")
         self.act = activation
         self.max_n = max_n
-        self.pi = _Torso(net.policy_torso, max_n)
-        self.vf = _Torso(net.value_torso, max_n)
+        pairs = list(zip(_linears(net.policy_torso), _linears(net.value_torso)))
+        self.w = [_pair(_np(p.weight), _np(v.weight)) for p, v in pairs]     # [2, out, in]
+        self.b = [_pair(_np(p.bias), _np(v.bias))[:, None, :] for p, v in pairs]  # [2, 1, out]
+        self.gw = [_pair(p.weight.grad.numpy(), v.weight.grad.numpy()) for p, v in pairs]
+        self.gb = [_pair(p.bias.grad.numpy(), v.bias.grad.numpy()) for p, v in pairs]
+        sizes = [w.shape[1] for w in self.w]
+        self.h = [np.empty((2, max_n, k), np.float32) for k in sizes]    # layer outputs
+        self.dh = [np.empty((2, max_n, k), np.float32) for k in sizes]
+        self.tmp = [np.empty((2, max_n, k), np.float32) for k in sizes]
         head = net.head
         self.discrete = head.discrete
         lin = head.logits if self.discrete else head.mu
@@ -96,29 +104,16 @@ class NumpyActorCritic:
     def supports(net: ActorCritic, activation: str) -> bool:
         head = net.head
         gaussian = isinstance(head, GaussianHead) and not head.state_dependent_std
-        return (activation in ACTIVATIONS and not net.shared and net.value_outputs == 1
+        if not (activation in ACTIVATIONS and not net.shared and net.value_outputs == 1
                 and isinstance(net.policy_torso, MLPTorso) and isinstance(net.value_torso, MLPTorso)
                 and (gaussian or isinstance(head, CategoricalHead))
-                and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in net.parameters()))
+                and all(p.device.type == "cpu" and p.dtype == torch.float32
+                        for p in net.parameters())):
+            return False
+        shapes = [[m.weight.shape for m in _linears(t)] for t in (net.policy_torso, net.value_torso)]
+        return shapes[0] == shapes[1] and len(shapes[0]) > 0
 
     # -- forward ----------------------------------------------------------------
-    def _torso_forward(self, t: _Torso, x: np.ndarray, n: int) -> np.ndarray:
-        h = x
-        for w, b, buf, tmp in zip(t.w, t.b, t.h, t.tmp):
-            z = np.matmul(h, w.T, out=buf[:n])
-            z += b
-            if self.act == "tanh":
-                np.tanh(z, out=z)
-            elif self.act == "relu":
-                np.maximum(z, 0.0, out=z)
-            else:  # elu: max(z, 0) + expm1(min(z, 0))
-                neg = np.minimum(z, 0.0, out=tmp[:n])
-                np.expm1(neg, out=neg)
-                np.maximum(z, 0.0, out=z)
-                z += neg
-            h = z
-        return h
-
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x [N, D] float32 (normalised observations), N <= max_n -> (mu or logits [N, K],
         v [N]); the arrays are buffers overwritten by the next call."""
@@ -126,9 +121,23 @@ class NumpyActorCritic:
         if n > self.max_n:
             raise ValueError(f"forward: {n} rows > max_n={self.max_n}")
         self._n, self._x = n, x
-        out = np.matmul(self._torso_forward(self.pi, x, n), self.w_out.T, out=self.out[:n])
+        h = x  # [N, D], broadcast over the two torsos by the first matmul
+        for w, b, buf, tmp in zip(self.w, self.b, self.h, self.tmp):
+            z = np.matmul(h, w.transpose(0, 2, 1), out=buf[:, :n])
+            z += b
+            if self.act == "tanh":
+                np.tanh(z, out=z)
+            elif self.act == "relu":
+                np.maximum(z, 0.0, out=z)
+            else:  # elu: max(z, 0) + expm1(min(z, 0))
+                neg = np.minimum(z, 0.0, out=tmp[:, :n])
+                np.expm1(neg, out=neg)
+                np.maximum(z, 0.0, out=z)
+                z += neg
+            h = z
+        out = np.matmul(h[0], self.w_out.T, out=self.out[:n])
         out += self.b_out
-        v = np.matmul(self._torso_forward(self.vf, x, n), self.w_v.T, out=self.v[:n])
+        v = np.matmul(h[1], self.w_v.T, out=self.v[:n])
         v += self.b_v
         return out, v[:, 0]
 
@@ -159,16 +168,6 @@ class NumpyActorCritic:
         np.minimum(out, 1.0, out=out)  # elu: h + 1 below zero, 1 above
         return np.multiply(dh, out, out=out)
 
-    def _torso_backward(self, t: _Torso, dh: np.ndarray, n: int) -> None:
-        ones = self.ones[:n]
-        for i in range(len(t.w) - 1, -1, -1):
-            dz = self._grad_act(t.h[i][:n], dh, t.tmp[i][:n])
-            h_in = t.h[i - 1][:n] if i > 0 else self._x
-            np.matmul(dz.T, h_in, out=t.gw[i])
-            np.matmul(ones, dz, out=t.gb[i])
-            if i > 0:
-                dh = np.matmul(dz, t.w[i], out=t.dh[i - 1][:n])
-
     def backward(self, g_logp: np.ndarray, g_v: np.ndarray, g_entropy: float = 0.0) -> None:
         """Write dL/dtheta into the gradient views (overwriting them) for the last forward
         and log_prob: g_logp, g_v [N]; g_entropy = dL/d(mean entropy), a scalar."""
@@ -191,13 +190,26 @@ class NumpyActorCritic:
             np.multiply(z, g_logp[:, None], out=d_out)
             self.g_log_std[:] = np.matmul(g_logp, z * z) - (float(g_logp.sum()) - g_entropy)
             d_out *= self._inv_std
-        pi, vf = self.pi, self.vf
-        h_pi = pi.h[-1][:n]
-        np.matmul(d_out.T, h_pi, out=self.gw_out)
+        h = self.h[-1][:, :n]
+        np.matmul(d_out.T, h[0], out=self.gw_out)
         np.matmul(ones, d_out, out=self.gb_out)
-        self._torso_backward(pi, np.matmul(d_out, self.w_out, out=pi.dh[-1][:n]), n)
         g_v = g_v[:, None]
-        h_vf = vf.h[-1][:n]
-        np.matmul(g_v.T, h_vf, out=self.gw_v)
+        np.matmul(g_v.T, h[1], out=self.gw_v)
         self.gb_v[0] = g_v.sum()
-        self._torso_backward(vf, np.multiply(g_v, self.w_v, out=vf.dh[-1][:n]), n)
+        dh = self.dh[-1][:, :n]
+        np.matmul(d_out, self.w_out, out=dh[0])
+        np.multiply(g_v, self.w_v, out=dh[1])
+        for i in range(len(self.w) - 1, -1, -1):
+            dz = self._grad_act(self.h[i][:, :n], dh, self.tmp[i][:, :n])
+            h_in = self.h[i - 1][:, :n] if i > 0 else self._x
+            np.matmul(dz.transpose(0, 2, 1), h_in, out=self.gw[i])
+            np.matmul(ones, dz, out=self.gb[i])
+            if i > 0:
+                dh = np.matmul(dz, self.w[i], out=self.dh[i - 1][:, :n])
+
+
+def _one_buffer(net: ActorCritic) -> bool:
+    """Whether all parameters, and all their gradients, share one storage (FlatAdam's)."""
+    params = list(net.parameters())
+    return (len({p.untyped_storage().data_ptr() for p in params}) == 1
+            and len({p.grad.untyped_storage().data_ptr() for p in params}) == 1)
