@@ -68,10 +68,11 @@ class FlatAdam:
     def zero_grad(self) -> None:
         self.flat.grad.zero_()
 
-    def clip_grad_norm_(self, max_norm: float) -> float:
+    def clip_grad_norm_(self, max_norm: float) -> float | torch.Tensor:
         """Scale the gradient to norm <= max_norm (torch.nn.utils.clip_grad_norm_'s rule:
-        g * min(1, max_norm / (||g|| + 1e-6))); returns the norm before clipping.
-        max_norm <= 0 or inf: no clipping, the norm only."""
+        g * min(1, max_norm / (||g|| + 1e-6))); returns the norm before clipping, a float
+        on the CPU (computed in numpy) and a 0-d tensor on an accelerator (no sync per
+        step). max_norm <= 0 or inf: no clipping, the norm only."""
         if self.flat.device.type == "cpu":
             g = self.flat.grad.numpy()
             norm = math.sqrt(float(np.dot(g, g)))
@@ -81,7 +82,7 @@ class FlatAdam:
         norm = torch.linalg.vector_norm(self.flat.grad)
         if 0 < max_norm < float("inf"):
             self.flat.grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
-        return float(norm)
+        return norm
 
     def step(self) -> None:
         # a parameter whose .grad was replaced (set_to_none, or an optimiser's zero_grad
