@@ -8,8 +8,8 @@ Adam with the learning rate annealed linearly to 0; gradient-norm clipping.
 Two implementations of the same minibatch step, chosen by the network, not by config:
 MLP actor-critics on the CPU (the MuJoCo and classic defaults) run forward, backward,
 clipping and Adam in numpy (`NumpyActorCritic`, `ppo_loss_grad`, `FlatAdam`), 4.7x
-faster per 64-sample minibatch than autograd (`benchmarks/ppo_minibatch.py`); anything else (the Nature CNN, a
-GPU, a state-dependent std) goes through `ppo_loss` and autograd. Both draw the same
+faster per 64-sample minibatch than autograd (`benchmarks/ppo_minibatch.py`); anything
+else (the Nature CNN, a GPU, a state-dependent std) goes through `ppo_loss` and autograd. Both draw the same
 permutations from torch's generator, and `tests/test_numpy_ac.py` checks a whole update
 gives the same parameters either way. Diagnostics come from `ppo_loss` on the whole
 batch after the epochs, in both.
@@ -195,7 +195,7 @@ class Learner(OnPolicyLearner):
         self.opt = FlatAdam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
         self.total_updates = max(1, math.ceil(total_steps / (cfg.rollout_length * num_envs)))
         # MLP nets on the CPU take their minibatch steps in numpy (numpy_ac.py: the same
-        # maths, a fifth of torch's per-op cost at this size); others through autograd
+        # maths without autograd's per-op dispatch); others through autograd
         self.np_net = (NumpyActorCritic(self.net, cfg.activation, cfg.minibatch_size)
                        if NumpyActorCritic.supports(self.net, cfg.activation) else None)
 
