@@ -4,10 +4,11 @@ PPO on MuJoCo takes 320 minibatch steps of 64 samples per 2048-step rollout. On 
 CPU each step of a 64x64 MLP is bound by per-op dispatch, not arithmetic: a whole
 minibatch step (forward, backward, clipping, Adam) costs about 790 us through autograd
 here and about 170 us in numpy, 4.7x less (`benchmarks/ppo_minibatch.py`, medians of
-one run). This module
-is that maths for the one network family where it pays: `ActorCritic` with separate
-MLP torsos, a Gaussian head with a state-independent log-std or a categorical head,
-and one value output. `NumpyActorCritic.supports(net)` says whether a net is one.
+one run). This module is that maths for the one network family where it pays:
+`ActorCritic` with separate MLP torsos of the same layer sizes (what `hidden` builds),
+a Gaussian head with a state-independent log-std or a categorical head, and one value
+output, float32 on the CPU. `NumpyActorCritic.supports(net, activation)` says whether
+a net is one.
 
 It owns no parameters. It reads the net's parameters and writes their gradients
 through numpy views of the torch tensors (`FlatAdam` makes both one flat vector), so
