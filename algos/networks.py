@@ -265,6 +265,7 @@ class NumpyActor:
     """
 
     _ACT = {"tanh": np.tanh, "relu": lambda x, out=None: np.maximum(x, 0.0, out=out),
+            # elu ignores `out` and returns a new array (callers use the return value)
             "elu": lambda x, out=None: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))}
 
     def __init__(self, net: ActorCritic, activation: str) -> None:

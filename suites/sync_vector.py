@@ -34,12 +34,14 @@ class LeanSyncVectorEnv(SyncVectorEnv):
             return super().step(actions)
         obs, rewards, terms, truncs = (self._observations, self._rewards,
                                        self._terminations, self._truncations)
+        env_obs = self._env_obs  # kept current: reset(options={"reset_mask": ...}) reads it
         for i, env in enumerate(self.envs):
             if self._autoreset_envs[i]:
-                obs[i], _ = env.reset()
+                env_obs[i], _ = env.reset()
                 rewards[i], terms[i], truncs[i] = 0.0, False, False
             else:
-                obs[i], rewards[i], terms[i], truncs[i], _ = env.step(actions[i])
+                env_obs[i], rewards[i], terms[i], truncs[i], _ = env.step(actions[i])
+            obs[i] = env_obs[i]
         np.logical_or(terms, truncs, out=self._autoreset_envs)
         return (np.copy(obs) if self.copy else obs, np.copy(rewards), np.copy(terms),
                 np.copy(truncs), {})

@@ -202,6 +202,11 @@ def test_lean_sync_vector_env_steps_like_gymnasiums(env_id, steps):
         ends["term"] += int(out_ref[2].sum())
         ends["trunc"] += int(out_ref[3].sum())
     assert ends["term" if env_id == "CartPole-v1" else "trunc"] >= 3
+    # a partial reset (Gymnasium's reset_mask) keeps the other envs' current observations
+    mask = np.array([True, False, False])
+    for x, y in zip(lean.reset(seed=9, options={"reset_mask": mask})[0],
+                    ref.reset(seed=9, options={"reset_mask": mask.copy()})[0]):
+        np.testing.assert_array_equal(x, y)
     # the returned batch is a copy: the next step does not overwrite it
     obs, *_ = lean.step(actions[0])
     kept = obs.copy()
