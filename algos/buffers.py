@@ -22,10 +22,17 @@ streams: the last stored step of every env that did not already end is marked
 `truncated` (its stored next observation is the real one, so it bootstraps from it), and
 one padding step with `valid = False` separates the old data from the new.
 
-Memory: everything lives in numpy arrays on the CPU, allocated on the first `add`
-(untouched pages cost nothing). 1M steps of a 17-dim float32 observation and 6-dim
-actions take about 100 MB; pixel observations (4x84x84 uint8) take 28 KB per step, so
-1M of them would take 28 GB - size `capacity` accordingly for pixels.
+Memory: the arrays live on the learner's `device`, allocated on the first `add` (on the
+CPU as numpy-backed tensors whose untouched pages cost nothing). 1M steps of a 17-dim
+float32 observation and 6-dim actions take about 100 MB; pixel observations (4x84x84
+uint8) take 28 KB per step, so 1M of them would take 28 GB - size `capacity`
+accordingly for pixels.
+
+Sampling on a GPU costs no host-device synchronisation: the starts are drawn on the
+host from a host copy of the `valid` flags (1 byte per step; the same numpy generator,
+hence the same samples, on every device), their index arrays go to the device from
+pinned memory without blocking, and the sequences are gathered there. A rollout is
+copied to the device once, in `add`.
 
 `state_dict()` holds copies of the stored part of every array plus the counters, so a
 checkpoint round-trips the data exactly (a resumed run keeps its replay).
@@ -46,7 +53,8 @@ _STEP_FIELDS = ("actions", "rewards", "terminated", "truncated", "valid")
 class SequenceReplay:
     """A replay buffer of rollouts from `num_envs` envs, `capacity` steps in all."""
 
-    def __init__(self, capacity: int, num_envs: int, extras: tuple[str, ...] = ()) -> None:
+    def __init__(self, capacity: int, num_envs: int, extras: tuple[str, ...] = (),
+                 device: torch.device | str = "cpu") -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if capacity < num_envs * 2:
@@ -54,7 +62,10 @@ class SequenceReplay:
         self.num_envs = num_envs
         self.slots = capacity // num_envs  # C: steps per env
         self.extra_keys = tuple(extras)
-        self.arrays: dict[str, np.ndarray] | None = None
+        self.device = torch.device(device)
+        self.arrays: dict[str, torch.Tensor] | None = None  # on self.device
+        self.valid_host: np.ndarray | None = None  # [C, B] bool: arrays["valid"] on the host
+        self.next_obs: np.ndarray | None = None  # [B, ...]: the newest stored obs, on the host
         self.head = 0  # t of the next step to write (same for every env)
         self.filled = 0  # steps stored per env (<= C)
         self._sampleable = False  # cached: a valid start existed (stays so as data grows)
@@ -69,18 +80,30 @@ class SequenceReplay:
         return self.filled * self.num_envs
 
     # -- writing ----------------------------------------------------------------
+    def _zeros(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        if self.device.type == "cpu":  # calloc'd: pages are touched only when written
+            return torch.from_numpy(np.zeros(shape, dtype=torch.empty((), dtype=dtype).numpy().dtype))
+        return torch.zeros(shape, dtype=dtype, device=self.device)
+
     def _allocate(self, batch: Batch) -> None:
         C, B = self.slots, self.num_envs
 
-        def like(x: torch.Tensor, n: int, skip: int) -> np.ndarray:
-            a = x.numpy()
-            return np.zeros((n, B, *a.shape[skip:]), dtype=a.dtype)
+        def like(x: torch.Tensor, n: int) -> torch.Tensor:
+            return self._zeros((n, B, *x.shape[2:]), x.dtype)
 
-        self.arrays = {"obs": like(batch.obs, C + 1, 2)}
+        self.arrays = {"obs": like(batch.obs, C + 1)}
         for k in _STEP_FIELDS:
-            self.arrays[k] = like(getattr(batch, k), C, 2)
+            self.arrays[k] = like(getattr(batch, k), C)
         for k in self.extra_keys:
-            self.arrays[k] = like(batch.extras[k], C, 2)
+            self.arrays[k] = like(batch.extras[k], C)
+        self.valid_host = np.zeros((C, B), dtype=bool)
+
+    def _index(self, idx: np.ndarray) -> torch.Tensor:
+        """Host indices as a tensor on the device (from pinned memory, without blocking)."""
+        t = torch.from_numpy(idx)
+        if self.device.type == "cpu":
+            return t
+        return t.pin_memory().to(self.device, non_blocking=True)
 
     def add(self, batch: Batch) -> None:
         """Append a rollout (obs [T+1, B, ...], step fields [T, B, ...])."""
@@ -94,19 +117,22 @@ class SequenceReplay:
             raise KeyError(f"batch lacks extras {missing}")
         if self.arrays is None:
             self._allocate(batch)
-        a = self.arrays
-        obs = batch.obs.cpu().numpy()
-        if self.filled > 0 and not np.array_equal(a["obs"][self.head % (self.slots + 1)], obs[0]):
+        a, dev = self.arrays, self.device
+        obs = batch.obs.cpu()
+        if self.filled > 0 and not np.array_equal(self.next_obs, obs[0].numpy()):
             self._close_streams()
         C1, C = self.slots + 1, self.slots
         # obs[0] goes where the previous rollout's obs[T] is (the same observation)
-        idx_o = (self.head + np.arange(T + 1)) % C1
-        a["obs"][idx_o] = obs
-        idx = (self.head + np.arange(T)) % C
+        idx_o = self._index((self.head + np.arange(T + 1)) % C1)
+        a["obs"].index_copy_(0, idx_o, obs.to(dev, non_blocking=True))
+        idx_h = (self.head + np.arange(T)) % C
+        idx = self._index(idx_h)
         for k in _STEP_FIELDS:
-            a[k][idx] = getattr(batch, k).cpu().numpy()
+            a[k].index_copy_(0, idx, getattr(batch, k).to(dev, non_blocking=True))
         for k in self.extra_keys:
-            a[k][idx] = batch.extras[k].cpu().numpy()
+            a[k].index_copy_(0, idx, batch.extras[k].to(dev, non_blocking=True))
+        self.valid_host[idx_h] = batch.valid.cpu().numpy()
+        self.next_obs = obs[-1].numpy().copy()
         self.head += T
         self.filled = min(self.filled + T, C)
 
@@ -120,6 +146,7 @@ class SequenceReplay:
         p = self.head % C
         for k in ("actions", "rewards", "terminated", "truncated", "valid", *self.extra_keys):
             a[k][p] = 0
+        self.valid_host[p] = False
         self.head += 1
         self.filled = min(self.filled + 1, C)
 
@@ -140,7 +167,7 @@ class SequenceReplay:
         if hi < lo:
             return False
         t = np.arange(lo, hi + 1) % self.slots
-        return bool(self.arrays["valid"][t].any())
+        return bool(self.valid_host[t].any())
 
     def sample_starts(self, n: int, length: int, rng: np.random.Generator
                       ) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +176,7 @@ class SequenceReplay:
         lo, hi = self.head - self.filled, self.head - length
         if self.arrays is None or hi < lo:
             raise ValueError(f"not enough data for sequences of {length} steps")
-        valid = self.arrays["valid"]
+        valid = self.valid_host
         ts, bs = [], []
         got = 0
         for _ in range(1000):
@@ -167,31 +194,33 @@ class SequenceReplay:
         return np.concatenate(ts)[:n], np.concatenate(bs)[:n]
 
     def sample(self, n: int, length: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """n sequences of `length` steps: obs [length+1, n, ...], actions [length, n, ...],
-        rewards/terminated/truncated/valid [length, n], extras [length, n, ...]."""
+        """n sequences of `length` steps, on the device: obs [length+1, n, ...], actions
+        [length, n, ...], rewards/terminated/truncated/valid [length, n], extras [length, n, ...]."""
         t, b = self.sample_starts(n, length, rng)
         return self.gather(t, b, length)
 
     def gather(self, t: np.ndarray, b: np.ndarray, length: int) -> dict[str, torch.Tensor]:
         """The sequences starting at steps t [n] of envs b [n] (see `sample`)."""
-        a = self.arrays
+        a, B = self.arrays, self.num_envs
         steps = t[None, :] + np.arange(length + 1)[:, None]  # [L+1, n]
-        out = {"obs": torch.from_numpy(a["obs"][steps % (self.slots + 1), b[None, :]])}
-        s = steps[:-1] % self.slots
+        # flat row indices into the [slots, B] layout: one index array per layout
+        rows_o = self._index((steps % (self.slots + 1)) * B + b[None, :])
+        rows_s = self._index((steps[:-1] % self.slots) * B + b[None, :])
+        out = {"obs": a["obs"].flatten(0, 1)[rows_o]}
         for k in (*_STEP_FIELDS, *self.extra_keys):
-            out[k] = torch.from_numpy(a[k][s, b[None, :]])
+            out[k] = a[k].flatten(0, 1)[rows_s]
         return out
 
     # -- checkpoints ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Copies of the stored slots (the whole ring once it has wrapped) and counters."""
+        """CPU copies of the stored slots (the whole ring once it has wrapped) and counters."""
         state: dict[str, Any] = {"slots": self.slots, "num_envs": self.num_envs,
                                  "head": self.head, "filled": self.filled, "arrays": None}
         if self.arrays is not None:
             wrapped = self.head > self.slots
-            state["shapes"] = {k: (tuple(v.shape), str(v.dtype)) for k, v in self.arrays.items()}
+            state["shapes"] = {k: (tuple(v.shape), _numpy_dtype_name(v.dtype)) for k, v in self.arrays.items()}
             state["arrays"] = {
-                k: torch.from_numpy(v.copy() if wrapped else v[: self.head + (k == "obs")].copy())
+                k: (v if wrapped else v[: self.head + (k == "obs")]).cpu().clone()
                 for k, v in self.arrays.items()
             }
         return state
@@ -203,11 +232,17 @@ class SequenceReplay:
         self.head, self.filled = int(state["head"]), int(state["filled"])
         self._sampleable = False
         if state["arrays"] is None:
-            self.arrays = None
+            self.arrays = self.valid_host = self.next_obs = None
             return
         self.arrays = {}
-        for k, (shape, dtype) in state["shapes"].items():
-            arr = np.zeros(shape, dtype=np.dtype(dtype))
-            saved = state["arrays"][k].numpy()
-            arr[: saved.shape[0]] = saved
+        for k, (shape, _dtype) in state["shapes"].items():
+            saved = state["arrays"][k]
+            arr = self._zeros(tuple(shape), saved.dtype)
+            arr[: saved.shape[0]] = saved.to(self.device)
             self.arrays[k] = arr
+        self.valid_host = self.arrays["valid"].cpu().numpy().copy()
+        self.next_obs = self.arrays["obs"][self.head % (self.slots + 1)].cpu().numpy().copy()
+
+
+def _numpy_dtype_name(dtype: torch.dtype) -> str:
+    return str(torch.empty((), dtype=dtype).numpy().dtype)

@@ -234,14 +234,11 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, progress: boo
             batch = collector.collect(learner)
             step += per_iter
             learner.observe(batch)
-            stats: dict[str, float] = {}
-            n_updates = 0
+            updates: list[dict] = []
             while learner.ready():
-                s = learner.update()
-                n_updates += 1
-                for k, v in s.items():
-                    stats[k] = stats.get(k, 0.0) + v
-            stats = {k: v / n_updates for k, v in stats.items()} if n_updates else {}
+                updates.append(learner.update())
+            n_updates = len(updates)
+            stats = mean_stats(updates)
             _check_finite(stats, learner, step)
             episodes = collector.pop_episodes()
             if episodes:
@@ -280,6 +277,23 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, progress: boo
         eval_envs.close()
     rd.write_status("done", step)
     return rd.read_status()
+
+
+def mean_stats(updates: list[dict[str, Any]]) -> dict[str, float]:
+    """The mean of each stat over a rollout's updates, as floats. A learner may return
+    0-dim tensors (MPO does, on its device, so that a GPU never waits for the host
+    between updates): they are averaged where they are and read in one transfer."""
+    keys = list(dict.fromkeys(k for u in updates for k in u))
+    cols = {k: [u[k] for u in updates if k in u] for k in keys}
+    lazy = [k for k in keys if torch.is_tensor(cols[k][0])]
+    out = {k: float(sum(cols[k]) / len(cols[k])) for k in keys if k not in lazy}
+    if lazy:
+        dev = cols[lazy[0]][0].device
+        means = torch.stack([
+            torch.stack([torch.as_tensor(v, dtype=torch.float32, device=dev).reshape(()) for v in cols[k]]).mean()
+            for k in lazy])
+        out.update(zip(lazy, means.tolist()))
+    return {k: out[k] for k in keys}
 
 
 def _next_multiple(step: int, every: int) -> int | None:

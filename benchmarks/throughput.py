@@ -15,12 +15,14 @@ medians over `--repeats` and the ratios train/env.
 `--peers` also measures, interleaved with ours in each repeat (each peer right after the
 algorithm it matches), Stable-Baselines3 PPO (`PPO("MlpPolicy", env)`: n_steps 2048,
 batch 64, 10 epochs) and sb3-contrib TRPO (`TRPO("MlpPolicy", env)`), both with their
-defaults on one env (`gym.make(--env)`, which SB3 wraps in Monitor + DummyVecEnv),
+defaults, and SB3 SAC matched to MPO's defaults (`peer_kwargs`: one gradient step per 8
+env steps, batch 256, 1,000 warm-up steps, a 64x64 policy and 256x256 twin Q-networks),
+on one env (`gym.make(--env)`, which SB3 wraps in Monitor + DummyVecEnv),
 device cpu, torch threads = RunConfig.torch_threads (1), as ours. A peer is timed over
 `model.learn(total_timesteps=--steps)` (construction excluded): "whole" is its steps over
 that wall time, and the per-iteration figure, from a callback that marks each rollout
 start, is the same statistic as ours (median, first iteration dropped). It then prints
-each algorithm's speed-up over its peer (ppo / sb3-ppo, trpo / sb3-trpo) on both.
+each algorithm's speed-up over its peer (ppo / sb3-ppo, trpo / sb3-trpo, mpo / sb3-sac) on both.
 
 The project does not depend on SB3: the peers are imported only under `--peers`, and
 are best installed in a venv of their own next to the project, with the same torch:
@@ -59,7 +61,26 @@ from algos.train import ALGOS, RunSpec, run  # noqa: E402
 PEERS: dict[str, tuple[str, str, str]] = {
     "sb3-ppo": ("ppo", "stable_baselines3", "PPO"),
     "sb3-trpo": ("trpo", "sb3_contrib", "TRPO"),
+    "sb3-sac": ("mpo", "stable_baselines3", "SAC"),
 }
+
+
+def peer_kwargs(peer: str) -> dict:
+    """The peer's constructor arguments beyond its defaults. SAC is matched to MPO's
+    MuJoCo defaults in what sets its cost: the update-to-data ratio (one gradient step per
+    1 / replay_ratio env steps), the batch size, the replay warm-up, and the networks'
+    sizes (policy torso `hidden`, Q-network `critic_hidden`; SB3's own activations, ReLU)."""
+    if peer != "sb3-sac":
+        return {}
+    from algos.mpo import Config
+
+    cfg = Config()
+    every = round(1 / cfg.replay_ratio)
+    if abs(every * cfg.replay_ratio - 1) > 1e-9:
+        raise ValueError(f"MPO's replay_ratio {cfg.replay_ratio} is no 1/k: SAC cannot match it")
+    return {"train_freq": every, "gradient_steps": 1, "batch_size": cfg.batch_size,
+            "learning_starts": cfg.min_replay_size, "buffer_size": cfg.replay_capacity,
+            "policy_kwargs": {"net_arch": {"pi": list(cfg.hidden), "qf": list(cfg.critic_hidden)}}}
 PEER_HINT = ("the peers need stable-baselines3 and sb3-contrib, best in a venv of their own: "
              "see `python benchmarks/throughput.py --help`")
 TORCH_THREADS = RunConfig().torch_threads
@@ -129,7 +150,7 @@ def peer_rate(peer: str, env_id: str, steps: int, seed: int) -> tuple[float, flo
 
     torch.set_num_threads(TORCH_THREADS)
     env = gym.make(env_id)
-    model = peer_class(peer)("MlpPolicy", env, seed=seed, device="cpu", verbose=0)
+    model = peer_class(peer)("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **peer_kwargs(peer))
     cb = Marks()
     t = time.perf_counter()
     model.learn(total_timesteps=steps, callback=cb)
@@ -217,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{med_it[n] / env_med:>10.3f} {med_wh[n] / env_med:>10.3f}")
     pairs = [(PEERS[q][0], q) for q in peers if PEERS[q][0] in algos]
     if pairs:
+        for q in peers:
+            if peer_kwargs(q):
+                print(f"{q} settings: {peer_kwargs(q)}")
         print("speed-up over the peer (train median; whole): " + ", ".join(
             f"{a} / {q} {med_it[a] / med_it[q]:.2f}x ({med_wh[a] / med_wh[q]:.2f}x)"
             for a, q in pairs))

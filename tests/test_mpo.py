@@ -240,6 +240,21 @@ def test_critic_sees_actions_clipped_to_the_bounds():
     assert torch.equal(critic(obs, a), critic(obs, torch.tensor([[2.0, -1.0]] * 5)))
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh", "elu"])
+@pytest.mark.parametrize("hidden", [(16, 8), (16,), ()], ids=["2-layer", "1-layer", "linear"])
+def test_sampled_critic_equals_the_critic_on_repeated_states(activation, hidden):
+    torch.manual_seed(0)
+    critic = Critic(CONT, hidden, activation)
+    N, M = 7, 5
+    obs = torch.randn(M, 3)
+    actions = torch.randn(N, M, 2) * 3  # many outside the bounds: clipped in both paths
+    expected = critic(obs.unsqueeze(0).expand(N, M, 3).reshape(N * M, 3),
+                      actions.reshape(N * M, 2)).view(N, M)
+    got = critic.sampled(obs, actions)
+    assert got.shape == (N, M) and not got.requires_grad
+    torch.testing.assert_close(got, expected.detach(), rtol=1e-5, atol=1e-6)
+
+
 def test_action_penalty_is_zero_inside_the_bounds():
     low, high = torch.tensor([-2.0, -1.0]), torch.tensor([2.0, 1.0])
     a = torch.tensor([[0.0, 0.5], [3.0, 0.0], [-2.0, -4.0]])
@@ -371,6 +386,50 @@ def test_learner_updates_are_finite_and_owed_at_the_replay_ratio(spec, retrace_)
     assert n == 16
     for key in ("loss/critic", "loss/policy", "loss/eta", "dual/eta", "kl/q_rel", "q/mean"):
         assert key in stats
+
+
+# what reads a tensor back to the host (a device synchronisation on a GPU)
+_HOST_READS = {"item", "tolist", "__float__", "__int__", "__bool__", "numpy", "cpu"}
+
+
+def test_an_update_reads_nothing_back_from_the_device():
+    """MPO's own code in update() (sampling, targets, losses, stats) never reads a tensor
+    back: on a GPU the updates of a rollout queue up without waiting for the host. (Torch's
+    own CPU paths, e.g. Adam's step counter, are not MPO's code and are not counted.)"""
+    import sys
+
+    from torch.overrides import TorchFunctionMode
+
+    ours = ("algos/mpo.py", "algos/buffers.py", "algos/distributions.py", "algos/duals.py")
+
+    class Reads(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.seen: list[str] = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name = getattr(func, "__name__", "")
+            if name in _HOST_READS:
+                caller = sys._getframe(1).f_code.co_filename.replace("\\", "/")
+                if caller.endswith(ours):
+                    self.seen.append(f"{name} in {caller}:{sys._getframe(1).f_lineno}")
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(4)
+    learner = Learner(_small_cfg(), CONT, 2, 10_000, torch.device("cpu"))
+    _fill(learner, CONT, 6)
+    learner.update()
+    with Reads() as reads:
+        for _ in range(3):
+            stats = learner.update()
+    assert reads.seen == []
+    assert all(torch.is_tensor(v) or isinstance(v, float) for v in stats.values())
+    # the detector does see a read in MPO's code where there is one: acting through
+    # torch hands the actions back to the host (once per env step, by design)
+    learner.np_actor = None
+    with Reads() as reads:
+        learner.act(np.zeros((2, 3), dtype=np.float32))
+    assert any(r.startswith("cpu in") and "algos/mpo.py" in r for r in reads.seen), reads.seen
 
 
 def test_target_networks_refresh_on_schedule():

@@ -160,3 +160,17 @@ def test_atari_pixels_train_through_the_cnn(tmp_path):
     rows = RunDir(tmp_path).read_metrics()
     evals = [v for s, m, v, _ in rows if m == "eval/return"]
     assert len(evals) == 1 and -21 <= evals[0] <= 21  # a whole game of Pong, raw score
+
+
+def test_mean_stats_averages_floats_and_tensors_per_key():
+    import torch
+
+    from algos.train import mean_stats
+
+    updates = [{"a": 1.0, "t": torch.tensor(2.0)}, {"a": 3.0, "t": torch.tensor(6.0), "b": 5.0},
+               {"a": 2.0, "t": torch.tensor(1.0)}]
+    out = mean_stats(updates)
+    assert out == {"a": 2.0, "t": 3.0, "b": 5.0}
+    assert all(type(v) is float for v in out.values())
+    assert list(out) == ["a", "t", "b"]
+    assert mean_stats([]) == {}
