@@ -213,13 +213,14 @@ def curve_jobs(runs: Runs, groups, reps: int, seed: int, engine: str, points: in
     frameskip (0 when runs differ)."""
     jobs, grids = {}, {}
     for suite in sorted({s for s, _ in groups}):
-        mine = _suite_groups(groups, suite)
-        grid = curve_grid(runs, np.concatenate([g.rows.ravel() for g in mine]), points)
-        if len(grid) == 0:
-            notes.append(f"{suite}: no sample-efficiency curve, the runs share no range of "
-                         "evaluation steps")
-            continue
-        for g in mine:
+        for g in _suite_groups(groups, suite):
+            # each variant over its own range: a variant given a smaller budget (say,
+            # an off-policy learner) does not cut the others' curves short
+            grid = curve_grid(runs, g.rows.ravel(), points)
+            if len(grid) == 0:
+                notes.append(f"{suite}/{g.variant}: no sample-efficiency curve, its runs "
+                             "share no range of evaluation steps")
+                continue
             ten = curve_tensor(runs, g, grid)
             if not np.isfinite(ten).all():
                 notes.append(f"{suite}/{g.variant}: no sample-efficiency curve, some runs "

@@ -17,6 +17,7 @@ A spec is one YAML file:
       vmpo: {algo: vmpo}
       vmpo-no-topk: {algo: vmpo, topk_fraction: 1.0}
       ppo: {}                     # algo defaults to the variant's name
+      mpo: {steps: 300_000}       # optional: this variant's budget on every env
     overrides: {num_envs: 8}      # optional: overrides for every run
     slurm:                        # optional: SLURM resources (defaults below)
       partition: null             # null: the cluster's default partition
@@ -177,6 +178,7 @@ class Variant:
     name: str
     algo: str
     overrides: dict[str, Any]
+    steps: int | None = None  # this variant's budget on every env, instead of budgets.<key>.steps
 
 
 @dataclass
@@ -554,7 +556,14 @@ def _parse(raw: Any, errors: _Errors, text: str, source: str) -> Spec | None:
             if not isinstance(algo, str) or algo not in ALGOS:
                 errors.add(_join(p, "algo"), f"unknown algorithm {_got(algo)}; valid: {', '.join(ALGOS)}")
                 continue
-            variants[vname] = Variant(vname, algo, {k: x for k, x in vm.items() if k != "algo"})
+            steps = None
+            if "steps" in vm:
+                steps = _int(vm["steps"], _join(p, "steps"), errors, 1,
+                             "a positive int (agent env steps; this variant's budget on every env)")
+                if steps is None:
+                    continue
+            variants[vname] = Variant(vname, algo, {k: x for k, x in vm.items()
+                                                    if k not in ("algo", "steps")}, steps)
 
     overrides = _mapping(top.get("overrides"), "overrides", errors) or {}
     slurm = SlurmResources(**_slurm_fields(top.get("slurm"), "slurm", errors))
@@ -602,8 +611,10 @@ def _expand(spec: Spec, errors: _Errors) -> list[Run]:
     for vname, variant in spec.variants.items():
         for env in spec.envs:
             budget = spec.budget_for(env)
+            steps = variant.steps or budget.steps
             sources: dict[str, str] = {"algo": f"runs.{vname}.algo", "seed": "seeds",
-                                       "steps": f"budgets.{budget.key}.steps"}
+                                       "steps": (f"runs.{vname}.steps" if variant.steps
+                                                 else f"budgets.{budget.key}.steps")}
             merged: dict[str, Any] = {}
             for key, value in spec.overrides.items():
                 merged[key], sources[key] = value, f"overrides.{key}"
@@ -614,7 +625,7 @@ def _expand(spec: Spec, errors: _Errors) -> list[Run]:
             slurm = replace(spec.slurm, **budget.slurm)
             failed = False
             for seed in spec.seeds:
-                rs = RunSpec(variant.algo, env, seed, budget.steps, dict(merged), vname, spec.name)
+                rs = RunSpec(variant.algo, env, seed, steps, dict(merged), vname, spec.name)
                 try:
                     resolved = resolve(rs)
                 except ConfigError as e:
@@ -626,7 +637,7 @@ def _expand(spec: Spec, errors: _Errors) -> list[Run]:
                     failed = True
                     break
                 run = Run(run_id=resolved["run_id"], variant=vname, algo=variant.algo, env=env,
-                          suite=resolved["suite"], seed=seed, steps=budget.steps,
+                          suite=resolved["suite"], seed=seed, steps=steps,
                           overrides=dict(merged), budget=budget.key, slurm=slurm)
                 if run.run_id in seen:
                     errors.add(f"runs.{vname}", f"{run.label()} resolves to the same config as "

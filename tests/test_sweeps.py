@@ -106,6 +106,9 @@ runs:
                                             "add one of budgets.classic, budgets.CartPole-v1")),
     ({"budgets": {"classic": {"steps": 1000, "slurm": {"time": "soon"}}}},
      'budgets.classic.slurm.time: expected minutes (an int) or a SLURM time'),
+    ({"runs": {"ppo": {"steps": 0}}},
+     "runs.ppo.steps: expected a positive int (agent env steps; this variant's budget on every env), got 0"),
+    ({"runs": {"ppo": {"steps": "long"}}}, 'runs.ppo.steps: expected a positive int'),
     ({"slurm": {"cpus": 2}}, "slurm.cpus: unknown key; valid keys: array_parallelism, cpus_per_task"),
     ({"slurm": {"array_parallelism": 0}}, "slurm.array_parallelism: expected a positive int, got 0"),
     ({"local": {"parallelism": "many"}}, 'local.parallelism: expected a positive int or "auto", got "many"'),
@@ -231,6 +234,16 @@ def test_expansion_grid_precedence_and_stable_run_ids():
     # the sweep's name is not part of a run's identity
     renamed = parse_spec(GRID.replace("name: grid", "name: other"))
     assert [r.run_id for r in renamed.runs] == [r.run_id for r in spec.runs]
+
+
+def test_a_variant_steps_overrides_the_budget_on_every_env():
+    spec = parse_spec(GRID.replace("ppo-slow: {algo: ppo, lr: 1e-4, eval_every: 2500}",
+                                   "ppo-slow: {algo: ppo, lr: 1e-4, eval_every: 2500, steps: 3000}"))
+    by = {(r.variant, r.env, r.seed): r for r in spec.runs}
+    assert by["ppo-slow", "CartPole-v1", 0].steps == by["ppo-slow", "Pendulum-v1", 0].steps == 3000
+    assert by["ppo", "Pendulum-v1", 0].steps == 4000 and by["ppo", "CartPole-v1", 0].steps == 5000
+    assert "steps" not in by["ppo-slow", "CartPole-v1", 0].overrides
+    assert resolve(by["ppo-slow", "CartPole-v1", 0].run_spec("grid"))["steps"] == 3000
 
 
 def test_variants_with_equal_overrides_are_distinct_runs():
