@@ -22,7 +22,7 @@ from scipy import stats
 
 from analysis import bootstrap as bs
 from analysis.load import Runs
-from analysis.scores import Group, ablations, curve_grid, curve_tensor, full_vmpo
+from analysis.scores import Group, ablations, curve_grid, curve_tensor, full_vmpo, scores_at
 
 PROFILE_POINTS = 101
 
@@ -40,6 +40,7 @@ class Estimates:
     full: str | None
     baseline: str
     notes: list[str] = field(default_factory=list)
+    common: pd.DataFrame = field(default_factory=pd.DataFrame)  # IQM at the smallest budget
 
 
 def default_jobs() -> int:
@@ -234,6 +235,46 @@ def curve_jobs(runs: Runs, groups, reps: int, seed: int, engine: str, points: in
     return jobs, grids
 
 
+def common_budget_jobs(runs: Runs, groups, final: pd.DataFrame, reps: int, seed: int,
+                       engine: str, notes: list[str]) -> tuple[dict, dict]:
+    """Where a suite's variants have different budgets: every variant's IQM at the
+    smallest budget (each run's first evaluation at or after it). Jobs and, per job key,
+    (step, the variant's own budgets)."""
+    jobs, info = {}, {}
+    for suite in sorted({s for s, _ in groups}):
+        budgets = final[final["suite"] == suite].groupby("variant")["steps"].agg(lambda x: sorted(set(x)))
+        if len({b for bs_ in budgets for b in bs_}) < 2:
+            continue
+        step = int(min(b for bs_ in budgets for b in bs_))
+        for g in _suite_groups(groups, suite):
+            sc = scores_at(runs, g, step)
+            if not np.isfinite(sc).all():
+                notes.append(f"{suite}/{g.variant}: not in the common-budget table, some runs "
+                             f"have no evaluation at or after step {step:,}")
+                continue
+            key = ("common", suite, g.variant)
+            jobs[key] = ("aggregate", (sc, "IQM", reps,
+                                       bs.derive_seed(seed, "common", suite, g.variant), engine))
+            info[key] = (step, budgets[g.variant])
+    return jobs, info
+
+
+def common_budget(groups, info: dict, results: dict) -> pd.DataFrame:
+    """IQM at a suite's smallest budget. Columns: suite, variant, step, budget (the
+    variant's own, "/"-joined), point, lower, upper, n_runs."""
+    rows = []
+    for (suite, variant), g in groups.items():
+        key = ("common", suite, variant)
+        if key not in results:
+            continue
+        step, own = info[key]
+        p, lo, hi = results[key]
+        rows.append((suite, variant, step, "/".join(f"{b:,}" for b in own), p[0], lo[0], hi[0],
+                     g.n_runs))
+    return pd.DataFrame(rows, columns=["suite", "variant", "step", "budget", "point", "lower",
+                                       "upper", "n_runs"])
+
+
 def curves(groups, grids: dict, results: dict) -> pd.DataFrame:
     """IQM of normalised scores against agent steps, one step grid per suite (where every
     run has evaluated). Columns: suite, variant, step, frames (0 if frameskips differ),
@@ -290,12 +331,14 @@ def estimate(runs: Runs, final: pd.DataFrame, groups, *, baseline: str, reps: in
     pairs = _pairs(groups, baseline, full, abl)
     pj = profile_jobs(groups, reps, seed, engine)
     cj, grids = curve_jobs(runs, groups, reps, seed, engine, curve_points, notes)
+    bj, binfo = common_budget_jobs(runs, groups, final, reps, seed, engine, notes)
     jobs = {**aggregate_jobs(groups, reps, seed, engine),
-            **poi_jobs(groups, pairs, reps, seed, engine), **pj, **cj}
+            **poi_jobs(groups, pairs, reps, seed, engine), **pj, **cj, **bj}
     results = run_jobs(jobs, default_jobs() if n_jobs is None else n_jobs)
     agg = aggregates(groups, results)
     poi = probabilities(groups, pairs, results)
     return Estimates(
         aggregate=agg, poi=poi, ablation=ablation_table(agg, poi, full, abl),
         profiles=profiles(groups, pj, results), curves=curves(groups, grids, results),
-        per_env=per_env(final), full=full, baseline=baseline, notes=notes)
+        per_env=per_env(final), full=full, baseline=baseline, notes=notes,
+        common=common_budget(groups, binfo, results))

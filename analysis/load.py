@@ -43,7 +43,8 @@ class Runs:
         frameskip (int), state ("done"|"running"|"failed"|"" when status.json is absent),
         status_step (int, -1 if absent), error (str), score (last finite-or-not
         eval/return, NaN if none), score_step (int, -1 if none), n_evals (int),
-        commit, dirty, python, host, slurm_job (str), versions (canonical JSON str).
+        commit, dirty, python, host, slurm_job (str), versions (canonical JSON str),
+        config (the resolved algorithm + run config, canonical JSON str).
     eval_offsets: (n_runs + 1,) int64; run i's evaluations are rows
         eval_offsets[i]:eval_offsets[i+1] of
     eval_steps: (n_evals_total,) int64, ascending within a run, and
@@ -316,12 +317,13 @@ def load(paths: list[str | os.PathLike]) -> Runs:
                 "frameskip": cfg.get("frameskip") or 1, "state": state,
                 "status_step": sstep, "error": err, "score": score,
                 "score_step": score_step, "n_evals": len(steps), **_provenance(cfg),
+                "config": json.dumps(cfg.get("config") or {}, sort_keys=True),
             })
             curves.append((steps, values))
     columns = ["sweep", "path", "run_id", "algo", "variant", "suite", "env", "seed",
                "steps", "frameskip", "state", "status_step", "error", "score",
                "score_step", "n_evals", "commit", "dirty", "python", "host", "slurm_job",
-               "versions"]
+               "versions", "config"]
     table = pd.DataFrame.from_records(records, columns=columns)
     order = sorted(range(len(records)), key=lambda k: (
         records[k]["sweep"], records[k]["variant"], records[k]["env"], records[k]["seed"],

@@ -63,3 +63,50 @@ def compare(per_env: pd.DataFrame, final: pd.DataFrame,
                          f"{int(r.steps):,}", r.protocol))
     return pd.DataFrame(rows, columns=["suite", "env", "who", "algo", "return", "runs",
                                        "steps", "protocol"])
+
+
+def source_name(source: str) -> str:
+    """A short column name for a published source: its first word ("CleanRL", "Tianshou",
+    "openai/baselines"), "SB3 zoo" for rl-baselines3-zoo."""
+    first = source.split()[0].rstrip(",")
+    return "SB3 zoo" if first == "SB3" else first
+
+
+def side_by_side(per_env: pd.DataFrame, published: pd.DataFrame | None = None,
+                 variants: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per (suite, env, algo) with published figures: our variant named like the
+    algorithm (`variants` maps algo -> our variant; default the same name), its mean
+    [Student-t 95% CI] over n seeds, then each source's figure with ours as a fraction of
+    it. Columns: suite, env, algo, ours, n, then per source "<source>" and
+    "ours / <source>", and "below half of" (the sources ours is under half of)."""
+    pub = load_published() if published is None else published
+    pub = pub.assign(key=[env_key(e) for e in pub["env"]], name=[source_name(x) for x in pub["source"]])
+    names = list(dict.fromkeys(pub["name"]))
+    variants = variants or {}
+    rows = []
+    for (suite, env), g in per_env.groupby(["suite", "env"], sort=True):
+        p = pub[(pub["suite"] == suite) & (pub["key"] == env_key(env))]
+        for algo in sorted(set(p["algo"])):
+            mine = g[g["variant"] == variants.get(algo, algo)]
+            if mine.empty:
+                continue
+            r = mine.iloc[0]
+            row = {"suite": suite, "env": env, "algo": algo,
+                   "ours": ci(r["mean"], r["lower"], r["upper"]), "n": int(r["n"])}
+            below = []
+            for name in names:
+                q = p[(p["algo"] == algo) & (p["name"] == name)]
+                if q.empty:
+                    row[name], row[f"ours / {name}"] = "", ""
+                    continue
+                q = q.iloc[0]
+                m = float(q["mean"])
+                row[name] = short(m) + (f" ± {short(float(q['std']))}" if str(q["std"]) != "" else "")
+                frac = float(r["mean"]) / m if m > 0 else float("nan")
+                row[f"ours / {name}"] = short(frac)
+                if m > 0 and frac < 0.5:
+                    below.append(name)
+            row["below half of"] = ", ".join(below)
+            rows.append(row)
+    cols = ["suite", "env", "algo", "ours", "n"] + [c for n in names for c in (n, f"ours / {n}")] + ["below half of"]
+    return pd.DataFrame(rows, columns=cols)

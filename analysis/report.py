@@ -230,6 +230,16 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
     if not cmp.empty:
         files += W(d, "published", cmp, cmp, "Our final returns beside published figures "
                    "(protocols differ; see the protocol column).", complete, note)
+    side = published.side_by_side(est.per_env)
+    if not side.empty:
+        files += W(d, "published_side_by_side", side, side,
+                   "Ours (mean [Student-t 95% CI] over seeds) beside each published figure "
+                   "(mean ± std as published) and ours as a fraction of it.", complete, note)
+    if not est.common.empty:
+        files += W(d, "common_budget", est.common, tables.common_wide(est.common),
+                   "IQM of normalised scores of every variant at the smallest budget; " + cap,
+                   complete, note)
+    claims = ablation_claims(runs, final, est)
 
     style = plots.Style(variants, reps, note)
     suites = sorted(set(est.aggregate["suite"]))
@@ -248,7 +258,7 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
     files += abl_fig
 
     md = _report_md(runs, status, summary, final, groups, est, note, reps, seed, engine,
-                    command, suites, figs, cmp, files)
+                    command, suites, figs, side, claims, files)
     (d / "report.md").write_text(md)
     return files + ["report.md"]
 
@@ -257,8 +267,50 @@ def _section_table(df: pd.DataFrame, suite: str) -> str:
     return tables.to_markdown(df[df["suite"] == suite].drop(columns=["suite"]))
 
 
+# What Song et al. 2019 report each V-MPO part does, by the config field an ablation turns off
+PAPER_CLAIMS = {
+    "topk_fraction": "top-k advantage selection",
+    "trust_region": "the KL trust region (alpha)",
+    "learn_eta": "learning the temperature eta",
+}
+
+
+def ablation_claims(runs, final: pd.DataFrame, est) -> list[str]:
+    """One plain sentence per ablation: what it removes (the config fields it changes
+    against full V-MPO), P(full > ablation) with its interval, and what that shows."""
+    if est.full is None or est.ablation.empty:
+        return []
+    t = runs.table
+    rows = final["row"].to_numpy() if "row" in final.columns else None
+
+    def config_of(variant):
+        sub = t.iloc[rows] if rows is not None else t
+        c = sub.loc[sub["variant"] == variant, "config"]
+        return json.loads(c.iloc[0]) if len(c) else {}
+
+    full_cfg = config_of(est.full)
+    out = []
+    for r in est.ablation.itertuples(index=False):
+        cfg = config_of(r.variant)
+        diff = sorted(k for k in set(cfg) | set(full_cfg) if cfg.get(k) != full_cfg.get(k))
+        parts = [PAPER_CLAIMS[k] for k in diff if k in PAPER_CLAIMS]
+        what = " and ".join(parts) if parts else "no part the paper ablates"
+        change = ", ".join(f"{k}={json.dumps(cfg.get(k))}" for k in diff) or "no config change"
+        v = tables.verdict(r.p_lower, r.p_upper).replace("X", "full V-MPO").replace("Y", "the ablation")
+        claim = (f"Song et al. 2019 report that removing {what} hurts." if parts
+                 else "The paper reports nothing on it.")
+        shown = ("reproduces the claim" if r.p_lower > 0.5 else
+                 "contradicts the claim" if r.p_upper < 0.5 else
+                 "does not reproduce the claim at this scale")
+        out.append(f"- `{r.variant}` ({change}; removes {what}): P({est.full} > {r.variant}) = "
+                   f"{tables.ci(r.p_full_better, r.p_lower, r.p_upper)} ({r.suite}, "
+                   f"{int(r.full_n_runs)} vs {int(r.n_runs)} runs) - {v}. {claim} "
+                   f"This study {shown if parts else 'has no claim to check'}.")
+    return out
+
+
 def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engine,
-               command, suites, figs, cmp, files) -> str:
+               command, suites, figs, side, claims, files) -> str:
     from analysis import plots
 
     L: list[str] = [f"# vmpo-bench report: {', '.join(sorted(runs.sweep_paths))}", ""]
@@ -282,6 +334,13 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
          f"`{est.full or 'none'}`; ablations are the other variants whose runs have "
          f"algo `vmpo`: {abl}."),
     ]
+    budgets = final.groupby("variant")["steps"].agg(lambda x: sorted(set(x)))
+    if len({b for v in budgets for b in v}) > 1:
+        method.append("- Budgets differ between variants (agent steps): " + "; ".join(
+            f"`{v}` {'/'.join(f'{b:,}' for b in bs_)}" for v, bs_ in budgets.items())
+            + ". Final scores, profiles and probabilities of improvement take each run at its "
+              "own budget; the sample-efficiency curves draw each variant over its own range, "
+              "and a table per suite compares every variant at the smallest budget.")
     if command:
         method.append(f"- Command: `{command}`")
     L += ["## Method", "", *method, ""]
@@ -316,14 +375,29 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
         L += ["### Performance profile", "", f"![profile {s}](profile_{s}.png)", ""]
         if "curves" in figs[s]:
             L += ["### Sample efficiency", "", f"![curves {s}](curves_{s}.png)", ""]
+        if not est.common.empty and (est.common["suite"] == s).any():
+            cb = est.common[est.common["suite"] == s]
+            L += [f"### All variants at {int(cb['step'].iloc[0]):,} steps", "",
+                  ("The variants' budgets differ, so their final scores above are taken at "
+                   "different steps; here each run is scored at its first evaluation at or "
+                   "after the smallest budget."), "",
+                  _section_table(tables.common_wide(est.common), s)]
         L += ["### Final scores per env", "", _section_table(tables.per_env_wide(est.per_env), s)]
-        if not cmp.empty and (cmp["suite"] == s).any():
+        if not side.empty and (side["suite"] == s).any():
+            sub = side[side["suite"] == s].drop(columns=["suite"])
+            sub = sub[[c for c in sub.columns if (sub[c].astype(str) != "").any()]]
             L += ["### Published figures beside ours", "",
-                  "Protocols differ from ours and from each other; compare with care.", "",
-                  _section_table(cmp, s)]
+                  ("Ours: mean [Student-t 95% CI] of the last evaluation (deterministic policy) "
+                   "over seeds. Published: mean ± std as published; protocols differ (all rows "
+                   "in `published.csv`): CleanRL, mean of the last 100 training episodes; "
+                   "Tianshou, the best average return within 1M steps (optimistic); SB3 zoo, "
+                   "one run, deterministic evaluation (the closest to ours)."), "",
+                  tables.to_markdown(sub.astype(str))]
     if len(est.ablation):
         L += ["## V-MPO ablations", "", tables.to_markdown(tables.ablation_wide(est.ablation)),
               "![ablation](ablation.png)", ""]
+    if claims:
+        L += ["## The paper's claims, checked", "", *claims, ""]
     L += ["## References for normalisation", ""]
     ref_rows = []
     for r in final.drop_duplicates("env").sort_values(["suite", "env"]).itertuples(index=False):

@@ -181,3 +181,19 @@ def curve_tensor(runs: Runs, group: Group, grid: np.ndarray) -> np.ndarray:
             raw[i, j] = np.where(k >= 0, v[np.maximum(k, 0)] if len(v) else np.nan, np.nan)
         raw[:, j] = normalise(group.envs[j], raw[:, j])
     return raw
+
+
+def scores_at(runs: Runs, group: Group, step: int) -> np.ndarray:
+    """(n, tasks) normalised scores of each run at its first finite evaluation at or after
+    agent step `step` (at most one rollout past it; NaN where a run has none): the runs of
+    variants with different budgets compared at the smallest one."""
+    n, t = group.rows.shape
+    raw = np.full((n, t), np.nan)
+    for j in range(t):
+        for i in range(n):
+            s, v = runs.curve(int(group.rows[i, j]))
+            keep = np.isfinite(v) & (s >= step)
+            if keep.any():
+                raw[i, j] = v[keep][0]
+        raw[:, j] = normalise(group.envs[j], raw[:, j])
+    return raw

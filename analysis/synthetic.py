@@ -28,14 +28,16 @@ def _json(obj) -> str:
 
 
 def run_config(*, sweep: str, algo: str, variant: str, suite: str, env: str, seed: int,
-               steps: int, frameskip: int = 1, commit: str = "0" * 40) -> dict:
-    """A config.json object with every field DESIGN.md lists (provenance included)."""
+               steps: int, frameskip: int = 1, commit: str = "0" * 40,
+               config: Mapping | None = None) -> dict:
+    """A config.json object with every field DESIGN.md lists (provenance included);
+    `config` adds to (or replaces) the resolved config's fields."""
     resolved = {"algo": algo, "variant": variant, "env": env, "seed": seed, "steps": steps}
     return {
         "run_id": stable_hash({**resolved, "sweep": sweep}),
         "sweep": sweep, "algo": algo, "variant": variant, "suite": suite, "env": env,
         "seed": seed, "steps": steps, "frameskip": frameskip,
-        "config": {"lr": 1e-4, "num_envs": 8},
+        "config": {"lr": 1e-4, "num_envs": 8, **(config or {})},
         "provenance": {
             "git": {"commit": commit, "dirty": False},
             "python": "3.11.7", "platform": "Linux-synthetic",
@@ -95,8 +97,9 @@ def linear_evals(final: float, steps: int, n_evals: int, start: float = 0.0
 
 def write_sweep(results: str | Path, sweep: str, *, variants: Mapping[str, str],
                 envs: Mapping[str, str], seeds: Iterable[int],
-                final: Callable[[str, str, int], float], steps: int = 10_000,
+                final: Callable[[str, str, int], float], steps: int | Mapping[str, int] = 10_000,
                 n_evals: int = 10, frameskip: Mapping[str, int] | None = None,
+                configs: Mapping[str, Mapping] | None = None,
                 start: Callable[[str, str, int], float] | None = None,
                 states: Mapping[tuple[str, str, int], str] | None = None,
                 manifest: str | None = None, train_logs_per_eval: int = 0) -> Path:
@@ -108,7 +111,8 @@ def write_sweep(results: str | Path, sweep: str, *, variants: Mapping[str, str],
     "missing" (no run directory, but listed in the manifest), "nostatus" (no
     status.json) or "partial" (done, metrics.csv ends in half a row).
     manifest: None, "csv" or "json": also write manifest.csv / manifest.json listing
-    every run of the grid, as sweeps/ does.
+    every run of the grid, as sweeps/ does. steps: one budget, or variant -> budget.
+    configs: variant -> resolved-config fields of its runs (e.g. {"topk_fraction": 1.0}).
     """
     sd = Path(results) / sweep
     sd.mkdir(parents=True, exist_ok=True)
@@ -118,16 +122,18 @@ def write_sweep(results: str | Path, sweep: str, *, variants: Mapping[str, str],
     for variant, algo in variants.items():
         for env, suite in envs.items():
             for seed in seeds:
+                budget = steps[variant] if isinstance(steps, Mapping) else steps
                 cfg = run_config(sweep=sweep, algo=algo, variant=variant, suite=suite,
-                                 env=env, seed=seed, steps=steps,
-                                 frameskip=frameskip.get(env, 1))
+                                 env=env, seed=seed, steps=budget,
+                                 frameskip=frameskip.get(env, 1),
+                                 config=(configs or {}).get(variant))
                 rows.append({"run_id": cfg["run_id"], "variant": variant, "algo": algo,
                              "env": env, "suite": suite, "seed": seed})
                 st = states.get((variant, env, seed), "done")
                 if st == "missing":
                     continue
                 s0 = start(variant, env, seed) if start else 0.0
-                evals = linear_evals(final(variant, env, seed), steps, n_evals, s0)
+                evals = linear_evals(final(variant, env, seed), budget, n_evals, s0)
                 if st == "running":
                     evals = evals[: max(1, n_evals // 2)]
                 write_run(sd, cfg, evals,

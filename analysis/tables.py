@@ -168,3 +168,19 @@ def ablation_wide(ab: pd.DataFrame) -> pd.DataFrame:
 
 def completeness_wide(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.astype({c: str for c in summary.columns})
+
+
+def common_wide(cb: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(r.suite, r.variant, f"{int(r.step):,}", r.budget, ci(r.point, r.lower, r.upper),
+          int(r.n_runs)) for r in cb.itertuples(index=False)],
+        columns=["suite", "variant", "at step", "own budget", "IQM [95% CI]", "runs"])
+
+
+def verdict(lower: float, upper: float) -> str:
+    """What a 95% interval of P(X > Y) says: X better, Y better, or neither shown."""
+    if lower > 0.5:
+        return "X better (interval above 0.5)"
+    if upper < 0.5:
+        return "Y better (interval below 0.5)"
+    return "not shown (interval contains 0.5)"

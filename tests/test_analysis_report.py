@@ -132,7 +132,7 @@ def test_report_md(built):
     md = (out / "report.md").read_text()
     for text in ("# vmpo-bench report: sw", "## Atari", "![aggregate atari](aggregate_atari.png)",
                  "## V-MPO ablations", "## Provenance", "0000000000000000000000000000000000000000",
-                 "torch: 2.13.0 (36)", "CleanRL ppo_atari", "Published figures beside ours",
+                 "torch: 2.13.0 (36)", "ours / openai/baselines", "Published figures beside ours",
                  "DQN Zoo", "300 replications, seed 7"):
         assert text in md, text
     assert "INCOMPLETE" not in md
@@ -240,3 +240,45 @@ def test_fast_engine_tables_equal_rliable_engine_tables(tmp_path):
     for name in ("aggregate.csv", "probability_of_improvement.csv", "ablation.csv",
                  "profiles.csv", "curves.csv", "per_env.csv"):
         assert (outs["fast"] / name).read_text() == (outs["rliable"] / name).read_text(), name
+
+
+def test_mixed_budgets_claims_and_published_side_by_side(tmp_path):
+    """A MuJoCo sweep where MPO has a smaller budget: every variant's curve spans its own
+    range, a table compares all at MPO's budget, the ablations are described by the
+    config fields they change, and PPO sits beside the published figures."""
+    hc, hop = "HalfCheetah-v5", "Hopper-v5"
+    envs = {hc: "mujoco", hop: "mujoco"}
+    variants = {"vmpo": "vmpo", "vmpo-no-topk": "vmpo", "ppo": "ppo", "mpo": "mpo"}
+    finals = {"vmpo": 2000.0, "vmpo-no-topk": 1500.0, "ppo": 700.0, "mpo": 1000.0}
+    write_sweep(tmp_path / "res", "mj", variants=variants, envs=envs, seeds=range(3),
+                final=lambda v, e, s: finals[v] + 10 * s,
+                steps={"vmpo": 10_000, "vmpo-no-topk": 10_000, "ppo": 10_000, "mpo": 3_000},
+                n_evals=10, configs={"vmpo-no-topk": {"topk_fraction": 1.0}})
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "res"), "--out", str(out), "--reps", "200",
+                        "--jobs", "1"]) == 0
+    curves = _csv(out / "curves.csv")
+    last = {v: max(int(r["step"]) for r in curves if r["variant"] == v) for v in variants}
+    assert last == {"vmpo": 10_000, "vmpo-no-topk": 10_000, "ppo": 10_000, "mpo": 3_000}
+    common = {r["variant"]: r for r in _csv(out / "common_budget.csv")}
+    assert set(common) == set(variants) and {r["step"] for r in common.values()} == {"3000"}
+    # vmpo at step 3000: its 3rd of 10 linear evaluations, 0.3 of the way from 0 to its final
+    from suites import normalise
+
+    at = [normalise(e, [0.3 * (finals["vmpo"] + 10 * s)])[0] for e in envs for s in range(3)]
+    assert float(common["vmpo"]["point"]) == pytest.approx(
+        rlm.aggregate_iqm(np.array(at).reshape(2, 3).T), rel=1e-6)
+    assert common["mpo"]["budget"] == "3,000"
+    md = (out / "report.md").read_text()
+    assert "Budgets differ between variants" in md and "`mpo` 3,000" in md
+    assert "## The paper's claims, checked" in md
+    claim = next(line for line in md.splitlines() if line.startswith("- `vmpo-no-topk`"))
+    assert "topk_fraction=1.0" in claim and "removes top-k advantage selection" in claim
+    assert "P(vmpo > vmpo-no-topk) = 1 [1, 1]" in claim and "reproduces the claim" in claim
+    side = _csv(out / "published_side_by_side.csv")
+    ppo_hc = next(r for r in side if r["env"] == hc and r["algo"] == "ppo")
+    assert float(ppo_hc["ours / CleanRL"]) == pytest.approx(710 / 1442.6, abs=1e-3)
+    assert ppo_hc["CleanRL"] == "1443 ± 46" and ppo_hc["SB3 zoo"] == "5819"
+    assert "CleanRL" in ppo_hc["below half of"]
+    assert "Tianshou" in ppo_hc["below half of"]
+    assert not any(r["algo"] == "trpo" for r in side)  # no trpo runs: no row
