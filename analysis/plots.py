@@ -46,16 +46,34 @@ def suite_name(suite: str) -> str:
 class Style:
     """Colours per variant (fixed over the report), the interval text and the banner."""
 
-    def __init__(self, variants: list[str], reps: int, incomplete: str | None):
+    def __init__(self, variants: list[str], reps: int, incomplete: str | None,
+                 budgets: dict[str, list[int]] | None = None):
         cmap = plt.get_cmap("tab10")
         self.colour = {v: cmap(i % 10) for i, v in enumerate(sorted(variants))}
         self.ci = f"95% stratified-bootstrap CIs ({reps:,} reps)"
         self.incomplete = incomplete
+        # where variants' budgets differ, every label says each one's
+        budgets = budgets or {}
+        differ = len({b for bs in budgets.values() for b in bs}) > 1
+        self.budget = {v: "/".join(steps_text(b) for b in bs) for v, bs in budgets.items()} if differ else {}
+
+    def label(self, variant: str, n_runs, sep: str = " ") -> str:
+        """"variant (n=N)", or "variant (n=N, 300k steps)" where budgets differ."""
+        extra = f", {self.budget[variant]} steps" if variant in self.budget else ""
+        return f"{variant}{sep}(n={int(n_runs)}{extra})"
 
     def finish(self, fig, title: str) -> None:
         if self.incomplete:
             title = f"{title}\n{self.incomplete}"
         fig.suptitle(title, color="firebrick" if self.incomplete else "black")
+
+
+def steps_text(n: int) -> str:
+    """1000000 -> "1M", 300000 -> "300k", 2500 -> "2.5k"."""
+    for div, unit in ((1_000_000, "M"), (1_000, "k")):
+        if n >= div:
+            return f"{n / div:g}{unit}"
+    return str(n)
 
 
 def save(fig, out: Path, name: str) -> list[str]:
@@ -85,7 +103,7 @@ def aggregate_figure(agg: pd.DataFrame, suite: str, style: Style, out: Path) -> 
                              sharey=True)
     for ax, metric in zip(axes, METRICS):
         m = a[a["metric"] == metric].set_index("variant").loc[variants]
-        labels = [f"{v} (n={int(m.loc[v, 'n_runs'])})" for v in variants]
+        labels = [style.label(v, m.loc[v, "n_runs"]) for v in variants]
         _intervals(ax, labels, m["point"], m["lower"], m["upper"],
                    [style.colour[v] for v in variants])
         ax.set_title(metric + (" (lower is better)" if metric == "Optimality Gap" else ""))
@@ -102,7 +120,7 @@ def profile_figure(prof: pd.DataFrame, suite: str, style: Style, out: Path) -> l
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
     for v, g in p.groupby("variant", sort=True):
         c = style.colour[v]
-        ax.plot(g["tau"], g["point"], color=c, lw=1.5, label=f"{v} (n={int(g['n_runs'].iloc[0])})")
+        ax.plot(g["tau"], g["point"], color=c, lw=1.5, label=style.label(v, g["n_runs"].iloc[0]))
         ax.fill_between(g["tau"], g["lower"], g["upper"], color=c, alpha=0.2, lw=0)
     ax.set_xlabel(f"Threshold τ: {score_label(suite).lower()}")
     ax.set_ylabel("Fraction of runs with score > τ")
@@ -138,7 +156,7 @@ def curve_figure(cur: pd.DataFrame, suite: str, style: Style, out: Path) -> list
     for v, g in c.groupby("variant", sort=True):
         col = style.colour[v]
         ax.plot(g["step"], g["point"], color=col, lw=1.5, marker="o", ms=2.5,
-                label=f"{v} (n={int(g['n_runs'].iloc[0])})")
+                label=style.label(v, g["n_runs"].iloc[0]))
         ax.fill_between(g["step"], g["lower"], g["upper"], color=col, alpha=0.2, lw=0)
     fs = sorted(set((c["frames"] // c["step"].where(c["step"] > 0)).dropna().astype(int)))
     unit = "Agent environment steps"
@@ -157,7 +175,8 @@ def curve_figure(cur: pd.DataFrame, suite: str, style: Style, out: Path) -> list
 def ablation_figure(ab: pd.DataFrame, style: Style, out: Path) -> list[str]:
     """Each ablation's IQM beside full V-MPO's, one panel per suite: ablation."""
     suites = sorted(set(ab["suite"]))
-    fig, axes = plt.subplots(1, len(suites), figsize=(3.6 * len(suites), 3.4), squeeze=False)
+    width = max(4.8, 1.1 * (1 + ab.groupby("suite").size().max()) + 1.4)
+    fig, axes = plt.subplots(1, len(suites), figsize=(width * len(suites), 3.8), squeeze=False)
     for ax, suite in zip(axes[0], suites):
         a = ab[ab["suite"] == suite]
         f = a.iloc[0]
@@ -173,12 +192,12 @@ def ablation_figure(ab: pd.DataFrame, style: Style, out: Path) -> list[str]:
             ax.bar(xi, p, color=style.colour[nm], alpha=0.8, width=0.6)
             ax.errorbar(xi, p, yerr=[[p - lo], [hi - p]], color="black", capsize=3, lw=1)
         ax.set_xticks(x)
-        ax.set_xticklabels([f"{nm}\n(n={int(n)})" for nm, n in zip(names, ns)], rotation=30,
+        ax.set_xticklabels([style.label(nm, n, sep="\n") for nm, n in zip(names, ns)], rotation=30,
                            ha="right", fontsize=7)
         ax.set_ylabel(iqm_label(suite))
         ax.set_title(suite_name(suite))
         ax.grid(axis="y", alpha=0.3)
-    style.finish(fig, f"V-MPO ablations: IQM of final scores beside full V-MPO "
-                      f"(shaded: its CI), {style.ci}")
+    style.finish(fig, f"V-MPO ablations: IQM of final scores beside full V-MPO\n"
+                      f"(shaded: full V-MPO's interval), {style.ci}")
     fig.tight_layout()
     return save(fig, out, "ablation")

@@ -241,7 +241,8 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
                    complete, note)
     claims = ablation_claims(runs, final, est)
 
-    style = plots.Style(variants, reps, note)
+    budgets = final.groupby("variant")["steps"].agg(lambda x: sorted(set(int(b) for b in x))).to_dict()
+    style = plots.Style(variants, reps, note, budgets)
     suites = sorted(set(est.aggregate["suite"]))
     figs: dict[str, dict[str, list[str]]] = {s: {} for s in suites}
     for s in suites:
