@@ -134,16 +134,22 @@ def read_eval(path: str | os.PathLike) -> tuple[list[int], list[float]]:
     rows need four fields and an integer step; a partial last line is dropped; a
     missing file gives two empty lists.
     """
+    return read_metric(path, EVAL_RETURN)
+
+
+def read_metric(path: str | os.PathLike, metric: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of one metric's rows of a metrics.csv, in file order (as read_eval)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
         return [], []
+    key = _KEY if metric == EVAL_RETURN else ("," + metric + ",").encode()
     end = data.rfind(b"\n") + 1  # bytes after the last newline: a partial line
     steps: list[int] = []
     values: list[float] = []
-    klen = len(_KEY)
-    i = data.find(_KEY, 0, end)
+    klen = len(key)
+    i = data.find(key, 0, end)
     while i != -1:
         start = data.rfind(b"\n", 0, i) + 1
         stop = data.find(b"\n", i, end)
@@ -157,7 +163,7 @@ def read_eval(path: str | os.PathLike) -> tuple[list[int], list[float]]:
             else:
                 steps.append(step)
                 values.append(value)
-        i = data.find(_KEY, stop, end)
+        i = data.find(key, stop, end)
     return steps, values
 
 

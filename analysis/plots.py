@@ -201,3 +201,42 @@ def ablation_figure(ab: pd.DataFrame, style: Style, out: Path) -> list[str]:
                       f"(shaded: full V-MPO's interval), {style.ci}")
     fig.tight_layout()
     return save(fig, out, "ablation")
+
+
+_DUAL_TITLES = {"dual/eta": "temperature η", "dual/alpha_mu": "α_μ (mean KL)",
+                "dual/alpha_sigma": "α_Σ (covariance KL)", "dual/alpha": "α (KL)",
+                "kl/mean": "KL, mean part", "kl/std": "KL, covariance part", "kl": "KL"}
+
+
+def duals_figure(tr: pd.DataFrame, suite: str, style: Style, out: Path,
+                 bounds: dict[str, float] | None = None) -> list[str]:
+    """V-MPO's duals and KLs over training (median and quartiles over runs), one panel per
+    metric, log scale: duals_<suite>. `bounds`: metric -> its epsilon, drawn dashed."""
+    d = tr[tr["suite"] == suite]
+    metrics = [m for m in _DUAL_TITLES if (d["metric"] == m).any()]
+    cols = min(3, len(metrics))
+    rows_ = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(3.3 * cols + 1.8, 2.6 * rows_ + 0.6),
+                             squeeze=False)
+    for ax, m in zip(axes.ravel(), metrics):
+        for v, g in d[d["metric"] == m].groupby("variant", sort=True):
+            c = style.colour[v]
+            ax.plot(g["step"], g["median"], color=c, lw=1.4, label=style.label(v, g["n_runs"].max()))
+            ax.fill_between(g["step"], g["q25"], g["q75"], color=c, alpha=0.2, lw=0)
+        if m.startswith("dual/alpha"):
+            ax.axhline(1e-8, color="grey", ls=":", lw=1)
+        if bounds and m in bounds:
+            ax.axhline(bounds[m], color="black", ls="--", lw=1)
+        ax.set_yscale("log")
+        ax.set_title(_DUAL_TITLES[m])
+        ax.set_xlabel("Agent environment steps")
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.axis("off")
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="variant (runs)", frameon=False, loc="upper left",
+               bbox_to_anchor=(1.0, 0.9))
+    style.finish(fig, f"{suite_name(suite)}: V-MPO's duals and KLs per learner step (median, "
+                      "quartiles over runs)\ndotted: the duals' 1e-8 floor; dashed: the KL bound ε")
+    fig.tight_layout()
+    return save(fig, out, f"duals_{suite}")

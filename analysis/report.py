@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a file: python analysis/report.py
 
 import pandas as pd
 
-from analysis import completeness, published, tables
+from analysis import completeness, duals, published, tables
 from analysis.load import Runs, UsageError, load
 from analysis.scores import final_scores, reference
 from analysis.scores import groups as make_groups
@@ -253,6 +253,14 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
         if (est.curves["suite"] == s).any():
             figs[s]["curves"] = plots.curve_figure(est.curves, s, style, d)
     abl_fig = plots.ablation_figure(est.ablation, style, d) if len(est.ablation) else []
+    vmpo_variants = sorted(set(final.loc[final["algo"] == "vmpo", "variant"]))
+    tr = duals.traces(runs, final, vmpo_variants) if vmpo_variants else pd.DataFrame()
+    if not tr.empty:
+        files += W(d, "duals", tr, None, "", complete, note)
+        bounds = _kl_bounds(runs, final, est.full or vmpo_variants[0])
+        for s in suites:
+            if (tr["suite"] == s).any():
+                figs[s]["duals"] = plots.duals_figure(tr, s, style, d, bounds)
     for f in figs.values():
         for v in f.values():
             files += v
@@ -262,6 +270,16 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
                     command, suites, figs, side, claims, files)
     (d / "report.md").write_text(md)
     return files + ["report.md"]
+
+
+def _kl_bounds(runs, final: pd.DataFrame, variant: str) -> dict[str, float]:
+    """The KL bounds of a V-MPO variant's config (its first run), keyed by KL metric."""
+    rows = final.loc[final["variant"] == variant, "row"].to_numpy()
+    if not len(rows):
+        return {}
+    cfg = json.loads(runs.table["config"].iloc[int(rows[0])])
+    pairs = {"kl/mean": "eps_alpha_mu", "kl/std": "eps_alpha_sigma", "kl": "eps_alpha"}
+    return {m: float(cfg[k]) for m, k in pairs.items() if isinstance(cfg.get(k), (int, float))}
 
 
 def _section_table(df: pd.DataFrame, suite: str) -> str:
@@ -376,6 +394,12 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
         L += ["### Performance profile", "", f"![profile {s}](profile_{s}.png)", ""]
         if "curves" in figs[s]:
             L += ["### Sample efficiency", "", f"![curves {s}](curves_{s}.png)", ""]
+        if "duals" in figs[s]:
+            L += ["### V-MPO's duals and KLs", "",
+                  ("Median and quartiles over each V-MPO variant's runs of the multipliers "
+                   "and the KLs they bound, per learner step (`duals.csv`). An alpha at its "
+                   "1e-8 floor is an inactive trust region: the KL stayed below its bound."),
+                  "", f"![duals {s}](duals_{s}.png)", ""]
         if not est.common.empty and (est.common["suite"] == s).any():
             cb = est.common[est.common["suite"] == s]
             L += [f"### All variants at {int(cb['step'].iloc[0]):,} steps", "",

@@ -282,3 +282,29 @@ def test_mixed_budgets_claims_and_published_side_by_side(tmp_path):
     assert "CleanRL" in ppo_hc["below half of"]
     assert "Tianshou" in ppo_hc["below half of"]
     assert not any(r["algo"] == "trpo" for r in side)  # no trpo runs: no row
+
+
+def test_dual_traces_bin_each_run_and_take_quartiles_over_runs(tmp_path):
+    from analysis import duals
+    from analysis.load import load
+    from analysis.completeness import check
+    from analysis.scores import final_scores
+    from analysis.synthetic import run_config, write_run
+
+    sd = tmp_path / "res" / "sw"
+    for seed, level in enumerate((1e-8, 1e-2, 1.0)):
+        cfg = run_config(sweep="sw", algo="vmpo", variant="vmpo", suite="mujoco",
+                         env="Hopper-v5", seed=seed, steps=1000)
+        rd = write_run(sd, cfg, [(500, 10.0), (1000, 20.0)])
+        with open(rd / "metrics.csv", "a") as f:  # two learner steps per half of the run
+            for step, mult in ((100, 1), (400, 3), (600, 2), (900, 2)):
+                f.write(f"{step},dual/alpha_mu,{level * mult!r},1.0\n")
+    runs = load([tmp_path / "res"])
+    final = final_scores(runs, check(runs))
+    tr = duals.traces(runs, final, ["vmpo"], points=2)
+    a = tr[tr["metric"] == "dual/alpha_mu"].set_index("step")
+    assert list(a.index) == [500, 1000] and set(tr["metric"]) == {"dual/alpha_mu"}
+    assert a.loc[500, "median"] == pytest.approx(2e-2)  # per run: mean(1, 3) * level
+    assert a.loc[1000, "median"] == pytest.approx(2e-2)
+    assert a.loc[500, "q25"] == pytest.approx(np.percentile([2e-8, 2e-2, 2.0], 25))
+    assert int(a.loc[500, "n_runs"]) == 3
