@@ -2,11 +2,17 @@
 for Discrete and Continuous Control", arXiv 1909.12238).
 
 One learner step per rollout ("batch" = the T x B rollout, NEXT_STEP reset steps
-masked out everywhere), minimising L = L_V + L_pi + L_eta + L_alpha:
+masked out everywhere), minimising L = L_V + L_pi + L_eta + L_alpha; by default one
+gradient step on the whole batch (the paper), or `epochs` passes of minibatches of
+`minibatch_size` samples, each step its own E-step, M-step and dual step:
 
 - Policy evaluation: L_V = 1/2 mean (n(s) - (G - mu)/sigma)^2 with n-step
   bootstrapped returns G from the online value function (n = the rollout length by
-  default) and PopArt normalisation (`algos.popart`); A = G - V(s) in unnormalised units.
+  default) and PopArt normalisation (`algos.popart`). The E-step's advantages are in
+  PopArt's units, A = (G - V(s)) / sigma (`popart_advantages`, as PopArt-IMPALA's policy
+  update; Hessel et al. 2019), so that eta, started at 1 and moved by Adam, lives on one
+  scale whatever the rewards' (unnormalised, it could not catch up with returns in the
+  100s: see tests/test_vmpo.py).
 - E-step: keep the top `topk_fraction` of the batch by advantage (D~);
   psi = softmax_{D~}(A / eta) (log-sum-exp shifted), and the temperature loss
   L_eta = eta eps_eta + eta log mean_{D~} exp(A / eta) on the same samples.
@@ -27,7 +33,12 @@ masked out everywhere), minimising L = L_V + L_pi + L_eta + L_alpha:
 
 Duals: eta and the alphas are kept positive by `algos.duals` and trained by their own
 optimiser (`dual_lr`, `dual_optimizer`); the default parameterisation is the paper's
-projection to >= 1e-8 after every step.
+projection to >= 1e-8 after every step. An alpha at that floor is the constraint being
+inactive, not stuck: with one gradient step per batch the policy moves less than
+eps_alpha per target period for much of a short run, so L_alpha's gradient eps - KL > 0
+drives alpha down; it leaves the floor within a few steps once KL exceeds eps
+(tests/test_vmpo.py). More gradient steps per batch (`epochs`, `minibatch_size`) make it
+bind.
 
 Evaluation (`act(..., deterministic=True)`) uses the online network's mode, i.e. the
 latest parameters; training data are collected by the target network.
@@ -48,7 +59,7 @@ from algos.config import ConfigError
 from algos.distributions import categorical_kl, gaussian_kl, gaussian_kl_decoupled
 from algos.duals import Duals, make_optimizer
 from algos.networks import ActorCritic
-from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, adam
+from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, adam, minibatches
 from algos.popart import PopArt
 from algos.returns import gae, nstep_returns
 
@@ -74,10 +85,16 @@ class Config(OnPolicyConfig):
     """n of the n-step returns; 0 means the rollout length (paper: n = the unroll length)."""
     gae_lambda: float = 0.95
     """lambda when advantage="gae" (PPO paper Table 3's value, for a like-for-like ablation)."""
+    epochs: int = 1
+    """Passes of gradient steps over each batch (paper: one step per batch, at 1e9-1e10 frames; more for small budgets, where the alpha trust region is what keeps the passes near the target policy)."""
+    minibatch_size: int = 0
+    """Samples per gradient step, shuffled each pass; 0 means the whole batch (paper)."""
     vf_coef: float = 1.0
     """Weight of L_V in the total loss (paper: L = L_V + L_pi + L_eta + L_alpha, weight 1)."""
     popart: bool = True
     """PopArt value normalisation (paper: used even for single tasks)."""
+    popart_advantages: bool = True
+    """With PopArt, the E-step takes the advantages in PopArt's normalised units, (G - V)/sigma = (G - mu)/sigma - n(s), as PopArt-IMPALA's policy update does (Hessel et al. 2019, arXiv 1809.04474, whose PopArt V-MPO uses): eta then lives on one scale whatever the rewards' (false: unnormalised A = G - V)."""
     popart_beta: float = 3e-4
     """PopArt statistics step size beta (Hessel et al. 2019, arXiv 1809.04474: 3e-4, the PopArt setup V-MPO builds on)."""
     # -- E-step
@@ -153,6 +170,8 @@ class Config(OnPolicyConfig):
             ("popart_beta", 0.0 < self.popart_beta <= 1.0, "expected 0 < value <= 1"),
             ("rollout_length", self.rollout_length >= 1, "expected a positive int"),
             ("max_grad_norm", self.max_grad_norm >= 0.0, "expected a float >= 0 (0: off)"),
+            ("epochs", self.epochs >= 1, "expected an int >= 1"),
+            ("minibatch_size", self.minibatch_size >= 0, "expected an int >= 0 (0: the whole batch)"),
         ]
         for name in ("lr", "dual_lr", "eps_eta", "eta_init", "eps_alpha", "eps_alpha_mu",
                      "eps_alpha_sigma", "alpha_init", "alpha_mu_init", "alpha_sigma_init",
@@ -341,6 +360,10 @@ class Learner(OnPolicyLearner):
         return self.popart.denormalize(v) if self.popart is not None else v
 
     def learn(self, data: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One learner step on a rollout: returns, advantages, PopArt and the target's
+        policy once; then `epochs` passes of gradient steps over it (the whole batch per
+        step, or shuffled minibatches of `minibatch_size`), each step its own E-step (top-k
+        of its samples), M-step and dual step, the KL always against the target."""
         cfg, net = self.cfg, self.net
         T = data["rewards"].shape[0]
         valid = data["valid"]
@@ -353,6 +376,10 @@ class Learner(OnPolicyLearner):
                          cfg.gamma, cfg.gae_lambda, valid)
         m = valid.reshape(-1)
         adv = (ret - values[:-1]).reshape(-1)[m]
+        if self.popart is not None and cfg.popart_advantages:
+            adv_e = adv / self.popart.std[0]  # the statistics V was computed with
+        else:
+            adv_e = adv
         ret = ret.reshape(-1)[m]
         old_v = values[:-1].reshape(-1)[m]
         obs = data["obs"][:-1].flatten(0, 1)[m]
@@ -366,8 +393,6 @@ class Learner(OnPolicyLearner):
         else:
             v_target = ret
 
-        params, v = net(obs)
-        log_prob = net.head.log_prob(params, actions)
         with torch.no_grad():
             # target_period 1: the behaviour policy, i.e. the online network before this
             # step (it acted the rollout, and the observation statistics are frozen)
@@ -377,6 +402,41 @@ class Learner(OnPolicyLearner):
                 logp_target = self.acting_net.head.log_prob(target_params, actions)
                 log_rho = (logp_target - data["log_prob"].reshape(-1)[m]).clamp(max=0.0)
 
+        n = adv.shape[0]
+        size = cfg.minibatch_size if 0 < cfg.minibatch_size < n else n
+        steps = []
+        for _ in range(cfg.epochs):
+            chunks = [None] if size == n else minibatches(n, size, device=obs.device)
+            for idx in chunks:
+                pick = (lambda x: x) if idx is None else (lambda x: None if x is None else x[idx])
+                steps.append(self._step(pick(obs), pick(actions), pick(adv_e), pick(v_target),
+                                        {k: pick(v) for k, v in target_params.items()},
+                                        pick(log_rho)))
+        if self.target is not None and (self.updates + 1) % cfg.target_period == 0:
+            self.target.load_state_dict(net.state_dict())
+
+        out = {k: sum(st[k] for st in steps) / len(steps) for k in steps[0]}
+        out["dual/eta"] = float(self._eta().detach())
+        for name in ("alpha", "alpha_mu", "alpha_sigma"):
+            if name in self.duals:
+                out[f"dual/{name}"] = float(self.duals[name].detach())
+        out["adv/mean"], out["adv/std"] = float(adv.mean()), float(adv.std()) if adv.numel() > 1 else 0.0
+        if log_rho is not None:
+            out["rho/mean"] = float(log_rho.exp().mean())
+        if self.popart is not None:
+            out["popart/mean"], out["popart/std"] = float(self.popart.mean[0]), float(self.popart.std[0])
+        var_y = ret.var() if ret.numel() > 1 else torch.zeros(())
+        out["value/explained_variance"] = float(1 - (ret - old_v).var() / var_y) if var_y > 0 else 0.0
+        return out
+
+    def _step(self, obs: torch.Tensor, actions: torch.Tensor, adv: torch.Tensor,
+              v_target: torch.Tensor, target_params: dict[str, torch.Tensor],
+              log_rho: torch.Tensor | None) -> dict[str, float]:
+        """One gradient step of L = L_V + L_pi + L_eta + L_alpha on samples [N] (their
+        advantages in the E-step's units, normalised value targets, the target's policy)."""
+        cfg, net = self.cfg, self.net
+        params, v = net(obs)
+        log_prob = net.head.log_prob(params, actions)
         eta = self._eta()
         loss_eta, psi, stats = estep(adv, eta, cfg.eps_eta, cfg.topk_fraction, log_rho)
         loss_pi, s = policy_loss(log_prob, psi)
@@ -403,8 +463,6 @@ class Learner(OnPolicyLearner):
         if self.dual_opt is not None:
             self.dual_opt.step()
             self.duals.project_()
-        if self.target is not None and (self.updates + 1) % cfg.target_period == 0:
-            self.target.load_state_dict(net.state_dict())
 
         out = {k: float(x) for k, x in stats.items()}
         out["loss/total"] = float(loss.detach())
@@ -413,21 +471,10 @@ class Learner(OnPolicyLearner):
         if not self.spec.discrete and "alpha" in kls:
             out["kl/mean"], out["kl/std"] = (float(x.mean()) for x in gaussian_kl_decoupled(
                 target_params["mu"], target_params["std"], params["mu"].detach(), params["std"].detach()))
-        out["dual/eta"] = float(eta.detach())
-        for name in ("alpha", "alpha_mu", "alpha_sigma"):
-            if name in self.duals:
-                out[f"dual/{name}"] = float(self.duals[name].detach())
-        out["adv/mean"], out["adv/std"] = float(adv.mean()), float(adv.std()) if adv.numel() > 1 else 0.0
-        if log_rho is not None:
-            out["rho/mean"] = float(log_rho.exp().mean())
-        if self.popart is not None:
-            out["popart/mean"], out["popart/std"] = float(self.popart.mean[0]), float(self.popart.std[0])
         if not self.spec.discrete:
             out["policy/std"] = float(params["std"].detach().mean())
         else:
             out["policy/entropy"] = float(net.head.entropy(params).detach().mean())
-        var_y = ret.var() if ret.numel() > 1 else torch.zeros(())
-        out["value/explained_variance"] = float(1 - (ret - old_v).var() / var_y) if var_y > 0 else 0.0
         return out
 
     # -- checkpoints ------------------------------------------------------------------

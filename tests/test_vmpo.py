@@ -494,6 +494,89 @@ def _eval_returns(run_dir):
         return [float(r["value"]) for r in csv.DictReader(f) if r["metric"] == "eval/return"]
 
 
+def _scaled_copy(learner, c):
+    """A copy whose PopArt statistics are c times the original's: the same network then
+    predicts c times the unnormalised values (V = sigma n(s) + mu)."""
+    other = copy.deepcopy(learner)
+    with torch.no_grad():
+        other.popart.mean.mul_(c)
+        other.popart.sq_mean.mul_(c * c)
+    return other
+
+
+@pytest.mark.parametrize("popart_advantages", [True, False])
+def test_the_estep_does_not_depend_on_the_reward_scale(popart_advantages, monkeypatch):
+    """Rewards c times larger (and PopArt's statistics with them) give the E-step the same
+    advantages in PopArt units, hence the same psi and the same eta step. Unnormalised
+    advantages (popart_advantages=False) give eta c times larger advantages: with eta
+    started at 1 and moved by Adam at dual_lr per step, eta could not catch up with a
+    reward scale of 100s (Pendulum: psi's effective sample size fell to 2-20% of the kept
+    samples, eta still climbing after 300k steps)."""
+    import algos.vmpo as V
+
+    learner, col, _ = _learner("Pendulum-v1", popart_advantages=popart_advantages)
+    _step(learner, col)  # PopArt statistics away from their initial values
+    batch = col.collect(learner)
+    c = 50.0
+    big = _scaled_copy(learner, c)
+    seen = []
+    real = V.estep
+    monkeypatch.setattr(V, "estep", lambda adv, *a, **k: (seen.append(adv.clone()), real(adv, *a, **k))[1])
+    learner.observe(batch)
+    s1 = learner.update()
+    scaled = copy.copy(batch)
+    scaled.rewards = batch.rewards * c
+    big.observe(scaled)
+    s2 = big.update()
+    a1, a2 = seen
+    if popart_advantages:
+        torch.testing.assert_close(a2, a1, rtol=1e-4, atol=1e-5)
+        assert s2["dual/eta"] == pytest.approx(s1["dual/eta"], rel=1e-5)
+        assert s2["psi/ess"] == pytest.approx(s1["psi/ess"], rel=1e-4)
+    else:
+        torch.testing.assert_close(a2, a1 * c, rtol=1e-4, atol=1e-3)
+        assert s2["psi/ess"] < 0.5 * s1["psi/ess"]
+
+
+def test_alpha_leaves_its_floor_as_soon_as_the_kl_exceeds_its_bound():
+    """The projected alpha dual is not stuck at 1e-8: with KL below eps it decays to the
+    floor (the constraint is inactive, as in one-step-per-batch runs whose policy moves
+    less than eps_alpha per target period); once KL exceeds eps it rises within a few
+    steps (Adam, dual_lr 1e-2 as in the MuJoCo defaults) and keeps rising."""
+    from algos.duals import make_optimizer
+
+    duals = Duals({"alpha_mu": 1.0}, "projection", 1e-8)
+    opt = make_optimizer(duals, 1e-2)
+    eps = 0.0075
+
+    def step(kl):
+        loss, _ = trust_region_loss(torch.full((64,), kl), duals["alpha_mu"], eps)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        duals.project_()
+        return float(duals["alpha_mu"].detach())
+
+    history = [step(1e-4) for _ in range(150)]
+    assert history[-1] == pytest.approx(1e-8)
+    assert history[99] < 0.05  # about lr per step down from 1.0
+    up = [step(2 * eps) for _ in range(30)]
+    first = next(i for i, a in enumerate(up) if a > 1e-6)
+    assert first <= 10, up[:12]
+    assert up[-1] > 0.05 and all(b >= a for a, b in zip(up[first:], up[first + 1:]))
+
+
+@pytest.mark.parametrize("epochs,minibatch,steps", [(1, 0, 1), (3, 0, 3), (2, 20, 2 * 4)])
+def test_epochs_and_minibatches_take_that_many_gradient_steps(epochs, minibatch, steps):
+    learner, col, _ = _learner("Pendulum-v1", n=4, T=16, epochs=epochs, minibatch_size=minibatch)
+    s = _step(learner, col)  # 64 samples (Pendulum has no reset step in 16): 4 chunks of 20/4
+    adam_steps = {int(st["step"]) for st in learner.opt.state.values()}
+    assert adam_steps == {steps}
+    assert s["topk/fraction_kept"] == pytest.approx(
+        1.0 * math.ceil(0.5 * (minibatch or 64)) / (minibatch or 64), abs=0.05)
+    assert all(math.isfinite(v) for v in s.values())
+
+
 @pytest.mark.slow
 def test_learns_cartpole(tmp_path):
     # budget: 150k agent steps with the classic-suite defaults (8 envs x 32 steps: 586
