@@ -18,6 +18,17 @@ from suites.sync_vector import LeanSyncVectorEnv
 MUJOCO_HINT = "MuJoCo envs need the mujoco extra: pip install -e '.[mujoco]'"
 VECTORIZATIONS = ("auto", "sync", "async", "ale")
 
+# Arguments every `gym.make` of an env gets here. Ant-v5 puts the 84 external contact
+# forces (cfrc_ext) in its observation by default (105 dims); Ant-v4 left them out
+# (use_contact_forces=False: 27 dims) and Ant-v3 under mujoco-py 2 gave them as zeros, so
+# every published 1M-step Ant figure (Tianshou, SB3 zoo: v3) saw none. They are large,
+# sparse spikes that swamp a running observation normaliser: PPO with its MuJoCo
+# defaults reached an eval return of 308 at 1M steps with them and 1,313 by 500k without
+# (seed 0, this machine, 2026-12-02). Ant here is Ant-v5's physics with v4's observation.
+MAKE_KWARGS: dict[str, dict] = {
+    "Ant-v5": {"include_cfrc_ext_in_observation": False},
+}
+
 
 def _mujoco_warning(message: str) -> None:
     # Never raise into MuJoCo's C code (warnings.warn raises under `-W error`).
@@ -92,12 +103,13 @@ def make(env_id: str, num_envs: int, seed: int, *, vectorization: str = "auto") 
     else:
         if kind == "mujoco":
             require_mujoco()
+        kwargs = MAKE_KWARGS.get(env_id, {})
         if vectorization == "async":
-            envs = gym.make_vec(env_id, num_envs, vectorization_mode="async")
+            envs = gym.make_vec(env_id, num_envs, vectorization_mode="async", **kwargs)
         else:
             # gym.make_vec's SyncVectorEnv with the lean step (suites/sync_vector.py); each
-            # sub-env is gym.make(env_id), as make_vec builds them
-            envs = LeanSyncVectorEnv([functools.partial(gym.make, env_id)] * num_envs)
+            # sub-env is gym.make(env_id, **MAKE_KWARGS), as make_vec builds them
+            envs = LeanSyncVectorEnv([functools.partial(gym.make, env_id, **kwargs)] * num_envs)
     envs.action_space.seed(seed)
     envs.single_action_space.seed(seed)
     return envs

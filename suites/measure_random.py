@@ -27,6 +27,7 @@ from importlib import metadata
 
 import numpy as np
 
+from suites.envs import MAKE_KWARGS
 from suites.registry import CLASSIC, MUJOCO, resolve, suite_of
 
 COLUMNS = ("env_id", "random", "std", "sem", "episodes", "seeds", "mean_length", "date",
@@ -44,7 +45,7 @@ def random_returns(env_id: str, episodes: int, seed: int) -> tuple[np.ndarray, n
         from suites.envs import require_mujoco
 
         require_mujoco()
-    env = gym.make(env_id)
+    env = gym.make(env_id, **MAKE_KWARGS.get(env_id, {}))
     returns = np.empty(episodes)
     lengths = np.empty(episodes, dtype=np.int64)
     for i in range(episodes):
