@@ -242,8 +242,10 @@ def test_critic_sees_actions_clipped_to_the_bounds():
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "elu"])
 @pytest.mark.parametrize("hidden", [(16, 8), (16,), ()], ids=["2-layer", "1-layer", "linear"])
-def test_sampled_critic_equals_the_critic_on_repeated_states(activation, hidden):
+@pytest.mark.parametrize("rows", [1024, 10, 1], ids=["one-pass", "2-samples", "1-sample"])
+def test_sampled_critic_equals_the_critic_on_repeated_states(activation, hidden, rows, monkeypatch):
     torch.manual_seed(0)
+    monkeypatch.setattr(Critic, "SAMPLED_ROWS", rows)  # passes of 7, 2 (+1) and 1 samples
     critic = Critic(CONT, hidden, activation)
     N, M = 7, 5
     obs = torch.randn(M, 3)
