@@ -172,16 +172,24 @@ def _version(dist: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global TORCH_THREADS
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="HalfCheetah-v5")
     p.add_argument("--algos", default=",".join(ALGOS))
     p.add_argument("--steps", type=int, default=20_480)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=TORCH_THREADS,
+                   help=f"torch threads of every run, ours and the peers' (default {TORCH_THREADS}, "
+                        "RunConfig.torch_threads: what the training loop uses)")
     p.add_argument("--peers", nargs="?", const=",".join(PEERS), default="", metavar="LIST",
                    help=f"also measure these peers (bare: all of {', '.join(PEERS)}); "
                         "needs stable-baselines3 and sb3-contrib")
     args = p.parse_args(argv)
+    if args.threads < 1:
+        print(f"error: --threads: expected a positive int, got {args.threads}", file=sys.stderr)
+        return 2
+    TORCH_THREADS = args.threads
     algos = [a for a in args.algos.split(",") if a]
     unknown = [a for a in algos if a not in ALGOS]
     if unknown:
@@ -226,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         versions += (f", stable-baselines3 {_version('stable-baselines3')}, "
                      f"sb3-contrib {_version('sb3-contrib')}")
     print(f"{args.steps} steps per run, one env, {args.repeats} repeats, torch threads "
-          f"{TORCH_THREADS} (RunConfig.torch_threads) for every run; {versions}")
+          f"{TORCH_THREADS} for every run; {versions}")
     print(f"env {args.env}: raw single-env random-action rate, median of {len(env_rates)}: "
           f"{env_med:,.0f} steps/s")
     print(f"{'algo':<9} {'train steps/s (median)':>23} {'whole steps/s':>14} {'runs':>5} "
