@@ -110,7 +110,9 @@ class Learner(Protocol):
     observe(batch): take a rollout (store it for an on-policy update, or add it to a
         replay buffer).
     ready() -> bool: whether `update()` can run now.
-    update() -> dict[str, float]: one update; every stat it returns is logged.
+    update() -> dict[str, float | 0-dim tensor]: one update; every stat it returns is
+        logged, averaged over a rollout's updates (`train.mean_stats`); tensors may stay
+        on the learner's device until then (they must not change afterwards: copies).
     state_dict() / load_state_dict(): everything needed to resume bit-for-bit in
         distribution: networks, optimisers, duals, normalisers, replay data, counters.
     """
@@ -121,7 +123,7 @@ class Learner(Protocol):
 
     def ready(self) -> bool: ...
 
-    def update(self) -> dict[str, float]: ...
+    def update(self) -> dict[str, float | torch.Tensor]: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 

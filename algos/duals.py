@@ -73,10 +73,9 @@ def make_optimizer(duals: Duals, lr: float, kind: Literal["adam", "sgd"] = "adam
     """The duals' own optimiser (a separate learning rate from the networks')."""
     params = list(duals.parameters())
     if kind == "adam":
-        try:  # one fused kernel for all the scalars (MPO has 2 + 2 per action dimension)
-            return torch.optim.Adam(params, lr=lr, fused=True)
-        except (RuntimeError, TypeError):
-            return torch.optim.Adam(params, lr=lr)
+        from algos.onpolicy import adam  # fused: one kernel for all the scalars
+
+        return adam(params, lr=lr)
     if kind == "sgd":
         return torch.optim.SGD(params, lr=lr)
     raise ValueError(f"dual optimiser must be 'adam' or 'sgd', got {kind!r}")

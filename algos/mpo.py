@@ -295,7 +295,7 @@ class Critic(nn.Module):
         if len(linears) == 1:  # no hidden layer: nothing to share
             return self(obs.unsqueeze(0).expand(N, *obs.shape).flatten(0, 1),
                         actions.flatten(0, 1)).view(N, M)
-        act_ = _INPLACE[type(self.net[1])]
+        act_ = _INPLACE.get(type(self.net[1]), self.net[1])  # an unlisted one: out of place
         first, last = linears[0], linears[-1]
         o = obs.flatten(1)
         k = o.shape[1]
@@ -305,9 +305,9 @@ class Critic(nn.Module):
         w_a = w[:, k:].t()
         hidden = [(layer.bias, layer.weight.t()) for layer in linears[1:-1]]
         out = torch.empty(N, M, device=obs.device, dtype=s.dtype)
-        # a few samples at a time: ~1k rows x H activations stay in the core's cache
-        # (1.5x faster here than one pass over all N*M rows)
-        per = max(1, self.SAMPLED_ROWS // max(M, 1))
+        # on the CPU a few samples at a time: ~1k rows x H activations stay in the core's
+        # cache (1.5x faster here than one pass over all N*M rows); a GPU takes one pass
+        per = max(1, self.SAMPLED_ROWS // max(M, 1)) if obs.device.type == "cpu" else N
         for i in range(0, N, per):
             h = torch.matmul(a[i:i + per], w_a)  # [n, M, H]
             h += s  # broadcast over the n samples
@@ -681,7 +681,9 @@ class Learner:
             stats["q/max"] = q_e.max(0).values.mean() if not self.spec.discrete else q_e.max(-1).values.mean()
         # 0-dim tensors, not floats: the loop reads them once per rollout, so a GPU never
         # waits on the host between updates
-        return {k: v.detach() if torch.is_tensor(v) else float(v) for k, v in stats.items()}
+        # copies: a projected dual's tensor is the parameter itself, which later steps
+        # change in place before the loop reads the stats
+        return {k: v.detach().clone() if torch.is_tensor(v) else float(v) for k, v in stats.items()}
 
     # -- checkpoints --------------------------------------------------------------------
     def named_parameters(self):

@@ -305,8 +305,13 @@ def _check_finite(stats: dict[str, float], learner, step: int) -> None:
     name = first_non_finite(stats)
     if name is not None:
         raise DivergenceError(f"{name} is {stats[name]} at step {step}")
-    for pname, p in learner.named_parameters():
-        if not bool(torch.isfinite(p).all()):
+    params = list(learner.named_parameters())
+    if not params:
+        return
+    # one flag per parameter, read back together: one device synchronisation, not one each
+    finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in params]).tolist()
+    for (pname, _), ok in zip(params, finite):
+        if not ok:
             raise DivergenceError(f"parameter {pname} is not finite at step {step}")
 
 

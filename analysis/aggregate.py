@@ -22,7 +22,7 @@ from scipy import stats
 
 from analysis import bootstrap as bs
 from analysis.load import Runs
-from analysis.scores import Group, ablations, curve_grid, curve_tensor, full_vmpo, scores_at
+from analysis.scores import Group, ablations, curve_grid, curve_tensor, full_vmpo, mixed_budgets, scores_at
 
 PROFILE_POINTS = 101
 
@@ -241,11 +241,8 @@ def common_budget_jobs(runs: Runs, groups, final: pd.DataFrame, reps: int, seed:
     smallest budget (each run's first evaluation at or after it). Jobs and, per job key,
     (step, the variant's own budgets)."""
     jobs, info = {}, {}
-    for suite in sorted({s for s, _ in groups}):
-        budgets = final[final["suite"] == suite].groupby("variant")["steps"].agg(lambda x: sorted(set(x)))
-        if len({b for bs_ in budgets for b in bs_}) < 2:
-            continue
-        step = int(min(b for bs_ in budgets for b in bs_))
+    for suite, budgets in mixed_budgets(final).items():
+        step = min(b for bs_ in budgets.values() for b in bs_)
         for g in _suite_groups(groups, suite):
             sc = scores_at(runs, g, step)
             if not np.isfinite(sc).all():
@@ -276,8 +273,8 @@ def common_budget(groups, info: dict, results: dict) -> pd.DataFrame:
 
 
 def curves(groups, grids: dict, results: dict) -> pd.DataFrame:
-    """IQM of normalised scores against agent steps, one step grid per suite (where every
-    run has evaluated). Columns: suite, variant, step, frames (0 if frameskips differ),
+    """IQM of normalised scores against agent steps, one step grid per variant and suite
+    (where every run of the variant has evaluated). Columns: suite, variant, step, frames (0 if frameskips differ),
     point, lower, upper, n_runs."""
     rows = []
     for (suite, variant), g in groups.items():

@@ -16,7 +16,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from analysis.load import METRICS, Runs, read_metric
+from analysis.load import METRICS, Runs, read_metrics
 
 DUAL_METRICS = ("dual/eta", "dual/alpha_mu", "dual/alpha_sigma", "dual/alpha",
                 "kl/mean", "kl/std", "kl")
@@ -31,10 +31,11 @@ def traces(runs: Runs, final: pd.DataFrame, variants: list[str], points: int = 2
         paths = t["path"].to_numpy()[g["row"].to_numpy()]
         top = int(g["steps"].max())
         edges = np.linspace(0, top, points + 1)
+        logged = [read_metrics(os.path.join(path, METRICS), DUAL_METRICS) for path in paths]
         for metric in DUAL_METRICS:
             binned = []
-            for path in paths:
-                s, v = read_metric(os.path.join(path, METRICS), metric)
+            for per_run in logged:
+                s, v = per_run[metric]
                 if not s:
                     continue
                 s, v = np.asarray(s, dtype=np.float64), np.asarray(v, dtype=np.float64)

@@ -139,12 +139,20 @@ def read_eval(path: str | os.PathLike) -> tuple[list[int], list[float]]:
 
 def read_metric(path: str | os.PathLike, metric: str) -> tuple[list[int], list[float]]:
     """(steps, values) of one metric's rows of a metrics.csv, in file order (as read_eval)."""
+    return read_metrics(path, (metric,))[metric]
+
+
+def read_metrics(path: str | os.PathLike, metrics) -> dict[str, tuple[list[int], list[float]]]:
+    """read_metric for several metrics, reading the file once."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        return [], []
-    key = _KEY if metric == EVAL_RETURN else ("," + metric + ",").encode()
+        return {m: ([], []) for m in metrics}
+    return {m: _rows(data, _KEY if m == EVAL_RETURN else ("," + m + ",").encode()) for m in metrics}
+
+
+def _rows(data: bytes, key: bytes) -> tuple[list[int], list[float]]:
     end = data.rfind(b"\n") + 1  # bytes after the last newline: a partial line
     steps: list[int] = []
     values: list[float] = []

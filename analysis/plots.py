@@ -47,15 +47,18 @@ class Style:
     """Colours per variant (fixed over the report), the interval text and the banner."""
 
     def __init__(self, variants: list[str], reps: int, incomplete: str | None,
-                 budgets: dict[str, list[int]] | None = None):
+                 mixed: dict[str, dict[str, list[int]]] | None = None):
         cmap = plt.get_cmap("tab10")
         self.colour = {v: cmap(i % 10) for i, v in enumerate(sorted(variants))}
         self.ci = f"95% stratified-bootstrap CIs ({reps:,} reps)"
         self.incomplete = incomplete
-        # where variants' budgets differ, every label says each one's
-        budgets = budgets or {}
-        differ = len({b for bs in budgets.values() for b in bs}) > 1
-        self.budget = {v: "/".join(steps_text(b) for b in bs) for v, bs in budgets.items()} if differ else {}
+        # in a suite whose variants ran different budgets (scores.mixed_budgets), every
+        # label says its variant's
+        own: dict[str, set[int]] = {}
+        for budgets in (mixed or {}).values():
+            for v, bs in budgets.items():
+                own.setdefault(v, set()).update(bs)
+        self.budget = {v: "/".join(steps_text(b) for b in sorted(bs)) for v, bs in own.items()}
 
     def label(self, variant: str, n_runs, sep: str = " ") -> str:
         """"variant (n=N)", or "variant (n=N, 300k steps)" where budgets differ."""

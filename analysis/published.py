@@ -58,7 +58,7 @@ def compare(per_env: pd.DataFrame, final: pd.DataFrame,
                          str(int(r.n)), "/".join(f"{x:,}" for x in b),
                          OUR_PROTOCOL))
         for r in p.itertuples(index=False):
-            ret = short(float(r.mean)) + (f" ± {short(float(r.std))}" if str(r.std) != "" else "")
+            ret = published_text(r.mean, r.std)
             rows.append((suite, env, r.source, r.algo, ret, str(r.seeds),
                          f"{int(r.steps):,}", r.protocol))
     return pd.DataFrame(rows, columns=["suite", "env", "who", "algo", "return", "runs",
@@ -72,41 +72,59 @@ def source_name(source: str) -> str:
     return "SB3 zoo" if first == "SB3" else first
 
 
-def side_by_side(per_env: pd.DataFrame, published: pd.DataFrame | None = None,
+def _short_names(sources: list[str]) -> dict[str, str]:
+    """source -> its short name, or its text up to " (" where two sources share one."""
+    short = {x: source_name(x) for x in sources}
+    clash = {n for n in short.values() if sum(v == n for v in short.values()) > 1}
+    return {x: (re.split(r" \(", x, maxsplit=1)[0] if n in clash else n) for x, n in short.items()}
+
+
+def published_text(mean, std) -> str:
+    """"mean ± std" as published ("mean" where no std is given)."""
+    return short(float(mean)) + (f" ± {short(float(std))}" if str(std) != "" else "")
+
+
+def side_by_side(per_env: pd.DataFrame, final: pd.DataFrame, published: pd.DataFrame | None = None,
                  variants: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per (suite, env, algo) with published figures: our variant named like the
     algorithm (`variants` maps algo -> our variant; default the same name), its mean
-    [Student-t 95% CI] over n seeds, then each source's figure with ours as a fraction of
-    it. Columns: suite, env, algo, ours, n, then per source "<source>" and
-    "ours / <source>", and "below half of" (the sources ours is under half of)."""
+    [Student-t 95% CI] over n seeds and its budget, then each source's figure and ours as
+    a fraction of it. Columns: suite, env, algo, ours, n, steps, then per source
+    "<source>" and "ours / <source>", and "below half of": the sources of the same budget
+    (within 5%) that ours is under half of."""
     pub = load_published() if published is None else published
-    pub = pub.assign(key=[env_key(e) for e in pub["env"]], name=[source_name(x) for x in pub["source"]])
-    names = list(dict.fromkeys(pub["name"]))
+    pub = pub.assign(key=[env_key(e) for e in pub["env"]])
     variants = variants or {}
-    rows = []
+    budgets = final.groupby(["env", "variant"])["steps"].agg(lambda x: sorted({int(b) for b in x}))
+    rows, used = [], []
     for (suite, env), g in per_env.groupby(["suite", "env"], sort=True):
         p = pub[(pub["suite"] == suite) & (pub["key"] == env_key(env))]
         for algo in sorted(set(p["algo"])):
-            mine = g[g["variant"] == variants.get(algo, algo)]
+            variant = variants.get(algo, algo)
+            mine = g[g["variant"] == variant]
             if mine.empty:
                 continue
             r = mine.iloc[0]
-            row = {"suite": suite, "env": env, "algo": algo,
-                   "ours": ci(r["mean"], r["lower"], r["upper"]), "n": int(r["n"])}
-            below = []
-            for name in names:
-                q = p[(p["algo"] == algo) & (p["name"] == name)]
-                if q.empty:
-                    row[name], row[f"ours / {name}"] = "", ""
-                    continue
-                q = q.iloc[0]
-                m = float(q["mean"])
-                row[name] = short(m) + (f" ± {short(float(q['std']))}" if str(q["std"]) != "" else "")
+            steps = budgets.get((env, variant), [])
+            row = {"suite": suite, "env": env, "algo": algo, "ours": ci(r["mean"], r["lower"], r["upper"]),
+                   "n": int(r["n"]), "steps": "/".join(f"{b:,}" for b in steps), "_below": []}
+            for q in p[p["algo"] == algo].itertuples(index=False):
+                used.append(q.source)
+                m = float(q.mean)
                 frac = float(r["mean"]) / m if m > 0 else float("nan")
-                row[f"ours / {name}"] = short(frac)
-                if m > 0 and frac < 0.5:
-                    below.append(name)
-            row["below half of"] = ", ".join(below)
+                row[q.source] = (published_text(q.mean, q.std), short(frac))
+                same_budget = len(steps) == 1 and abs(steps[0] - int(q.steps)) <= 0.05 * int(q.steps)
+                if m > 0 and frac < 0.5 and same_budget:
+                    row["_below"].append(q.source)
             rows.append(row)
-    cols = ["suite", "env", "algo", "ours", "n"] + [c for n in names for c in (n, f"ours / {n}")] + ["below half of"]
-    return pd.DataFrame(rows, columns=cols)
+    names = _short_names(list(dict.fromkeys(used)))
+    cols = ["suite", "env", "algo", "ours", "n", "steps"] + [
+        c for x in names for c in (names[x], f"ours / {names[x]}")] + ["below half of"]
+    out = []
+    for row in rows:
+        line = [row[c] for c in ("suite", "env", "algo", "ours", "n", "steps")]
+        for x in names:
+            line += list(row.get(x, ("", "")))
+        line.append(", ".join(names[x] for x in row["_below"]))
+        out.append(line)
+    return pd.DataFrame(out, columns=cols)

@@ -34,7 +34,7 @@ import pandas as pd
 
 from analysis import completeness, duals, published, tables
 from analysis.load import Runs, UsageError, load
-from analysis.scores import final_scores, reference
+from analysis.scores import final_scores, mixed_budgets, reference
 from analysis.scores import groups as make_groups
 
 DEFAULT_REPS = 50_000
@@ -230,19 +230,19 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
     if not cmp.empty:
         files += W(d, "published", cmp, cmp, "Our final returns beside published figures "
                    "(protocols differ; see the protocol column).", complete, note)
-    side = published.side_by_side(est.per_env)
+    side = published.side_by_side(est.per_env, final)
     if not side.empty:
         files += W(d, "published_side_by_side", side, side,
                    "Ours (mean [Student-t 95% CI] over seeds) beside each published figure "
-                   "(mean ± std as published) and ours as a fraction of it.", complete, note)
+                   "(mean ± std as published) and ours as a fraction of it; 'below half of' "
+                   "lists the sources of our budget that ours is under half of.", complete, note)
     if not est.common.empty:
         files += W(d, "common_budget", est.common, tables.common_wide(est.common),
                    "IQM of normalised scores of every variant at the smallest budget; " + cap,
                    complete, note)
     claims = ablation_claims(runs, final, est)
 
-    budgets = final.groupby("variant")["steps"].agg(lambda x: sorted(set(int(b) for b in x))).to_dict()
-    style = plots.Style(variants, reps, note, budgets)
+    style = plots.Style(variants, reps, note, mixed_budgets(final))
     suites = sorted(set(est.aggregate["suite"]))
     figs: dict[str, dict[str, list[str]]] = {s: {} for s in suites}
     for s in suites:
@@ -257,9 +257,9 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
     tr = duals.traces(runs, final, vmpo_variants) if vmpo_variants else pd.DataFrame()
     if not tr.empty:
         files += W(d, "duals", tr, None, "", complete, note)
-        bounds = _kl_bounds(runs, final, est.full or vmpo_variants[0])
         for s in suites:
             if (tr["suite"] == s).any():
+                bounds = _kl_bounds(runs, final, est.full or vmpo_variants[0], s)
                 figs[s]["duals"] = plots.duals_figure(tr, s, style, d, bounds)
     for f in figs.values():
         for v in f.values():
@@ -272,13 +272,17 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
     return files + ["report.md"]
 
 
-def _kl_bounds(runs, final: pd.DataFrame, variant: str) -> dict[str, float]:
-    """The KL bounds of a V-MPO variant's config (its first run), keyed by KL metric."""
-    rows = final.loc[final["variant"] == variant, "row"].to_numpy()
+def _kl_bounds(runs, final: pd.DataFrame, variant: str, suite: str) -> dict[str, float]:
+    """The KL bounds of a V-MPO variant on a suite (its first run's config), keyed by the
+    KL metric each bounds: decoupled Gaussian KLs by eps_alpha_mu / eps_alpha_sigma, one KL
+    (categorical, or decouple_kl off: then kl/mean, kl/std are diagnostics) by eps_alpha."""
+    rows = final.loc[(final["variant"] == variant) & (final["suite"] == suite), "row"].to_numpy()
     if not len(rows):
         return {}
     cfg = json.loads(runs.table["config"].iloc[int(rows[0])])
-    pairs = {"kl/mean": "eps_alpha_mu", "kl/std": "eps_alpha_sigma", "kl": "eps_alpha"}
+    pairs = {"kl": "eps_alpha"}
+    if cfg.get("decouple_kl", True):
+        pairs.update({"kl/mean": "eps_alpha_mu", "kl/std": "eps_alpha_sigma"})
     return {m: float(cfg[k]) for m, k in pairs.items() if isinstance(cfg.get(k), (int, float))}
 
 
@@ -300,17 +304,23 @@ def ablation_claims(runs, final: pd.DataFrame, est) -> list[str]:
     if est.full is None or est.ablation.empty:
         return []
     t = runs.table
-    rows = final["row"].to_numpy() if "row" in final.columns else None
 
-    def config_of(variant):
-        sub = t.iloc[rows] if rows is not None else t
-        c = sub.loc[sub["variant"] == variant, "config"]
-        return json.loads(c.iloc[0]) if len(c) else {}
+    def configs(suite, variant):
+        """(sweep, env) -> the resolved config of the variant's first run there."""
+        f = final[(final["suite"] == suite) & (final["variant"] == variant)].sort_values(["sweep", "env", "seed"])
+        out = {}
+        for r in f.itertuples(index=False):
+            out.setdefault((r.sweep, r.env), json.loads(t["config"].iloc[int(r.row)]))
+        return out
 
-    full_cfg = config_of(est.full)
     out = []
     for r in est.ablation.itertuples(index=False):
-        cfg = config_of(r.variant)
+        # per-suite and per-env defaults differ between envs: compare on one env both ran
+        mine, full_c = configs(r.suite, r.variant), configs(r.suite, est.full)
+        shared = sorted(set(mine) & set(full_c))
+        if not shared:
+            continue
+        cfg, full_cfg = mine[shared[0]], full_c[shared[0]]
         diff = sorted(k for k in set(cfg) | set(full_cfg) if cfg.get(k) != full_cfg.get(k))
         parts = [PAPER_CLAIMS[k] for k in diff if k in PAPER_CLAIMS]
         what = " and ".join(parts) if parts else "no part the paper ablates"
@@ -353,13 +363,14 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
          f"`{est.full or 'none'}`; ablations are the other variants whose runs have "
          f"algo `vmpo`: {abl}."),
     ]
-    budgets = final.groupby("variant")["steps"].agg(lambda x: sorted(set(x)))
-    if len({b for v in budgets for b in v}) > 1:
-        method.append("- Budgets differ between variants (agent steps): " + "; ".join(
-            f"`{v}` {'/'.join(f'{b:,}' for b in bs_)}" for v, bs_ in budgets.items())
-            + ". Final scores, profiles and probabilities of improvement take each run at its "
-              "own budget; the sample-efficiency curves draw each variant over its own range, "
-              "and a table per suite compares every variant at the smallest budget.")
+    for suite, budgets in mixed_budgets(final).items():
+        method.append(f"- {plots.suite_name(suite)}: budgets differ between variants (agent "
+                      "steps): " + "; ".join(f"`{v}` {'/'.join(f'{b:,}' for b in bs_)}"
+                                            for v, bs_ in budgets.items())
+                      + ". Final scores, profiles and probabilities of improvement take each "
+                        "run at its own budget; the sample-efficiency curves draw each variant "
+                        "over its own range, and a table compares every variant at the "
+                        "smallest budget.")
     if command:
         method.append(f"- Command: `{command}`")
     L += ["## Method", "", *method, ""]

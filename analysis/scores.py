@@ -183,10 +183,23 @@ def curve_tensor(runs: Runs, group: Group, grid: np.ndarray) -> np.ndarray:
     return raw
 
 
+def mixed_budgets(final: pd.DataFrame) -> dict[str, dict[str, list[int]]]:
+    """The suites where the runs of some env have different budgets (variants given their
+    own), each with every variant's budgets there: {suite: {variant: [steps, ...]}}."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for suite, g in final.groupby("suite", sort=True):
+        if (g.groupby("env")["steps"].nunique() > 1).any():
+            out[suite] = {v: sorted({int(x) for x in gg["steps"]})
+                          for v, gg in g.groupby("variant", sort=True)}
+    return out
+
+
 def scores_at(runs: Runs, group: Group, step: int) -> np.ndarray:
     """(n, tasks) normalised scores of each run at its first finite evaluation at or after
-    agent step `step` (at most one rollout past it; NaN where a run has none): the runs of
-    variants with different budgets compared at the smallest one."""
+    agent step `step` (NaN where a run has none): the runs of variants with different
+    budgets compared at the smallest one. With evaluations every `eval_every` steps at
+    rollout boundaries that is within one evaluation interval of `step`, and exactly the
+    final evaluation of the runs whose budget `step` is."""
     n, t = group.rows.shape
     raw = np.full((n, t), np.nan)
     for j in range(t):

@@ -252,14 +252,14 @@ def test_mixed_budgets_claims_and_published_side_by_side(tmp_path):
     finals = {"vmpo": 2000.0, "vmpo-no-topk": 1500.0, "ppo": 700.0, "mpo": 1000.0}
     write_sweep(tmp_path / "res", "mj", variants=variants, envs=envs, seeds=range(3),
                 final=lambda v, e, s: finals[v] + 10 * s,
-                steps={"vmpo": 10_000, "vmpo-no-topk": 10_000, "ppo": 10_000, "mpo": 3_000},
+                steps={"vmpo": 10_000, "vmpo-no-topk": 10_000, "ppo": 1_000_000, "mpo": 3_000},
                 n_evals=10, configs={"vmpo-no-topk": {"topk_fraction": 1.0}})
     out = tmp_path / "out"
     assert report.main([str(tmp_path / "res"), "--out", str(out), "--reps", "200",
                         "--jobs", "1"]) == 0
     curves = _csv(out / "curves.csv")
     last = {v: max(int(r["step"]) for r in curves if r["variant"] == v) for v in variants}
-    assert last == {"vmpo": 10_000, "vmpo-no-topk": 10_000, "ppo": 10_000, "mpo": 3_000}
+    assert last == {"vmpo": 10_000, "vmpo-no-topk": 10_000, "ppo": 1_000_000, "mpo": 3_000}
     common = {r["variant"]: r for r in _csv(out / "common_budget.csv")}
     assert set(common) == set(variants) and {r["step"] for r in common.values()} == {"3000"}
     # vmpo at step 3000: its 3rd of 10 linear evaluations, 0.3 of the way from 0 to its final
@@ -270,7 +270,7 @@ def test_mixed_budgets_claims_and_published_side_by_side(tmp_path):
         rlm.aggregate_iqm(np.array(at).reshape(2, 3).T), rel=1e-6)
     assert common["mpo"]["budget"] == "3,000"
     md = (out / "report.md").read_text()
-    assert "Budgets differ between variants" in md and "`mpo` 3,000" in md
+    assert "MuJoCo: budgets differ between variants" in md and "`mpo` 3,000" in md
     assert "## The paper's claims, checked" in md
     claim = next(line for line in md.splitlines() if line.startswith("- `vmpo-no-topk`"))
     assert "topk_fraction=1.0" in claim and "removes top-k advantage selection" in claim
@@ -279,8 +279,15 @@ def test_mixed_budgets_claims_and_published_side_by_side(tmp_path):
     ppo_hc = next(r for r in side if r["env"] == hc and r["algo"] == "ppo")
     assert float(ppo_hc["ours / CleanRL"]) == pytest.approx(710 / 1442.6, abs=1e-3)
     assert ppo_hc["CleanRL"] == "1443 ± 46" and ppo_hc["SB3 zoo"] == "5819"
-    assert "CleanRL" in ppo_hc["below half of"]
-    assert "Tianshou" in ppo_hc["below half of"]
+    assert ppo_hc["steps"] == "1,000,000"  # the published budget: flagged where under half
+    assert ppo_hc["below half of"] == "CleanRL, Tianshou, SB3 zoo"
+    # ours at another budget is never flagged
+    write_sweep(tmp_path / "res2", "mj", variants={"ppo": "ppo"}, envs={hc: "mujoco"},
+                seeds=range(3), final=lambda v, e, s: 100.0, steps=10_000, n_evals=2)
+    assert report.main([str(tmp_path / "res2"), "--out", str(tmp_path / "out2"), "--reps", "50",
+                        "--jobs", "1"]) == 0
+    row = _csv(tmp_path / "out2" / "published_side_by_side.csv")[0]
+    assert row["steps"] == "10,000" and row["below half of"] == ""
     assert not any(r["algo"] == "trpo" for r in side)  # no trpo runs: no row
 
 

@@ -559,3 +559,19 @@ def test_mpo_learns_pendulum(tmp_path, read_eval_returns):
     assert status["state"] == "done"
     evals = read_eval_returns(tmp_path)
     assert evals[-1][1] >= -250, evals
+
+
+def test_logged_duals_are_this_updates_values_under_projection():
+    """With projected duals a stat's tensor would otherwise be the parameter itself, which
+    the next updates change in place before the loop reads the rollout's stats."""
+    torch.manual_seed(5)
+    learner = Learner(_small_cfg(dual_parameterization="projection", dual_lr=0.5), CONT, 2,
+                      10_000, torch.device("cpu"))
+    _fill(learner, CONT, 6)
+    first = learner.update()
+    eta_then = float(first["dual/eta"])
+    assert eta_then == pytest.approx(float(learner.duals["eta"].detach()))
+    for _ in range(3):
+        learner.update()
+    assert float(learner.duals["eta"].detach()) != pytest.approx(eta_then)
+    assert float(first["dual/eta"]) == eta_then
