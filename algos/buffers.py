@@ -220,7 +220,7 @@ class SequenceReplay:
             wrapped = self.head > self.slots
             state["shapes"] = {k: (tuple(v.shape), _numpy_dtype_name(v.dtype)) for k, v in self.arrays.items()}
             state["arrays"] = {
-                k: (v if wrapped else v[: self.head + (k == "obs")]).cpu().clone()
+                k: (v if wrapped else v[: self.head + (k == "obs")]).to("cpu", copy=True)
                 for k, v in self.arrays.items()
             }
         return state

@@ -121,6 +121,10 @@ def resolve(spec: RunSpec, from_strings: bool = False) -> dict[str, Any]:
         "frameskip": suites.frameskip(spec.env),
         "config": {**_jsonable(asdict(run_cfg)), **_jsonable(asdict(algo_cfg))},
     }
+    from suites.envs import MAKE_KWARGS  # the env's construction arguments are part of the run
+
+    if MAKE_KWARGS.get(spec.env):
+        resolved["env_kwargs"] = dict(MAKE_KWARGS[spec.env])
     resolved["run_id"] = stable_hash(resolved)
     return resolved
 

@@ -42,14 +42,20 @@ Measured with this script on 2026-12-02 (`--peers --repeats 3`): ppo 11,255 step
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
-import tempfile
-import time
-from pathlib import Path
+import os
 
-import numpy as np
+# numpy's BLAS: one thread, as every training run has (algos/__init__.py); set before numpy loads
+for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

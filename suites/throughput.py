@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 import suites
+from suites.envs import MAKE_KWARGS
 
 
 def _actions(space, n: int, seed: int) -> np.ndarray:
@@ -42,7 +43,7 @@ def raw_sps(env_id: str, steps: int) -> tuple[float, float]:
         from suites.envs import require_mujoco
 
         require_mujoco()
-    env = gym.make(env_id)
+    env = gym.make(env_id, **MAKE_KWARGS.get(env_id, {}))
     acts = _actions(env.action_space, steps, 0)
     env.reset(seed=0)
     step, reset = env.step, env.reset

@@ -228,3 +228,22 @@ def test_errors():
     assert not buf.can_sample(3)
     with pytest.raises(ValueError, match="does not fit"):
         SequenceReplay(40, 2).load_state_dict(SequenceReplay(20, 2).state_dict())
+
+
+def test_the_host_copies_follow_the_ring_through_wraps_and_seams():
+    """valid_host (what the sampler reads) equals arrays["valid"], and next_obs the stored
+    observation after the newest step, after wrap-arounds and a stream break; a loaded
+    state rebuilds both."""
+    envs = FakeEnvs(2, seed=11)
+    buf = SequenceReplay(40, 2)  # 20 slots per env: wraps every ~2 rollouts of 8
+    for i in range(7):
+        buf.add(envs.rollout(8) if i != 4 else FakeEnvs(2, seed=12, obs_offset=0.5).rollout(8))
+        np.testing.assert_array_equal(buf.valid_host, buf.arrays["valid"].numpy())
+        np.testing.assert_array_equal(buf.next_obs, buf.arrays["obs"][buf.head % (buf.slots + 1)].numpy())
+    other = SequenceReplay(40, 2)
+    other.load_state_dict(buf.state_dict())
+    np.testing.assert_array_equal(other.valid_host, buf.valid_host)
+    np.testing.assert_array_equal(other.next_obs, buf.next_obs)
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    a, b = buf.sample(64, 3, rng_a), other.sample(64, 3, rng_b)
+    assert all(torch.equal(a[k], b[k]) for k in a)

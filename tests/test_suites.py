@@ -264,6 +264,12 @@ def test_ant_observes_what_ant_v4_did_no_contact_forces(vectorization):
     raw = gym.make("Ant-v5")
     assert raw.observation_space.shape == (105,)  # what Gymnasium's default would have been
     raw.close()
+    # the run's identity records it: a run of the 105-dim Ant is another run
+    from algos.train import RunSpec, resolve
+
+    ant = resolve(RunSpec("ppo", "Ant-v5", 0, 1000))
+    assert ant["env_kwargs"] == {"include_cfrc_ext_in_observation": False}
+    assert "env_kwargs" not in resolve(RunSpec("ppo", "Hopper-v5", 0, 1000))
 
 
 @pytest.mark.mujoco
