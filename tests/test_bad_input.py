@@ -1,0 +1,214 @@
+"""Bad input, table-driven: `algos.train` (called in-process as `main(argv)`).
+
+Every case must exit with status 2, print a message naming the field or file at fault
+and what would be valid (the `needles`), print no traceback, and leave the filesystem
+as it was: a snapshot of the whole temp folder (paths, kinds, sizes, modes, mtimes, file
+hashes; folders included, so a folder made and removed again counts) is taken before and
+after.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from algos import train
+from algos.results import RunDir
+from algos.train import RunSpec, run
+
+# -- algos.train -------------------------------------------------------------------------
+
+# The table's run: a PPO run stopped (as by SIGTERM: status still "running") right after
+# its checkpoint at step 256 of 512, so the command below resumes it.
+OVERRIDES = {"num_envs": 2, "rollout_length": 64, "eval_every": 256, "eval_episodes": 1,
+             "checkpoint_every": 128}
+TRAIN = ["--algo", "ppo", "--env", "CartPole-v1", "--seed", "0", "--steps", "512",
+         "--no-progress", *[a for k, v in OVERRIDES.items() for a in ("--set", f"{k}={v}")]]
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory):
+    """A run directory stopped at its checkpoint at step 256 (status "running")."""
+    out = tmp_path_factory.mktemp("stopped") / "run"
+    real_save = train._save
+
+    def save_then_stop(rd, learner, step, *a):
+        real_save(rd, learner, step, *a)
+        if step == 256:
+            rd.write_status("running", step)
+            raise SystemExit(143)  # what the SIGTERM handler of sweeps.job raises
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(train, "_save", save_then_stop)
+    try:
+        with pytest.raises(SystemExit):
+            run(RunSpec("ppo", "CartPole-v1", 0, 512, dict(OVERRIDES)), out)
+    finally:
+        mp.undo()
+    assert RunDir(out).read_status() == {"state": "running", "step": 256, "error": None}
+    return out
+
+
+def _copy_run(tmp_path, stopped_run) -> Path:
+    dst = tmp_path / "run"
+    shutil.copytree(stopped_run, dst)
+    return dst
+
+
+def _damage(name, how):
+    def setup(tmp_path, stopped_run, request=None):
+        rd = _copy_run(tmp_path, stopped_run)
+        how(rd / name)
+        return {"out": str(rd), "file": str(rd / name)}
+    return setup
+
+
+def _truncate(path: Path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _metrics_cut_before_checkpoint(path: Path):
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(x for x in lines if x.startswith("step,") or int(x.split(",")[0]) <= 128))
+
+
+def _other_config(tmp_path, stopped_run, request=None):
+    rd = _copy_run(tmp_path, stopped_run)
+    cfg = json.loads((rd / "config.json").read_text())
+    cfg["config"]["lr"] = 0.5
+    (rd / "config.json").write_text(json.dumps(cfg))
+    return {"out": str(rd)}
+
+
+def _a_file(tmp_path, stopped_run, request=None):
+    (tmp_path / "notes.txt").write_text("not a folder")
+    return {"out": str(tmp_path / "notes.txt"), "under": str(tmp_path / "notes.txt" / "run")}
+
+
+def _read_only(tmp_path, stopped_run, request):
+    ro = request.getfixturevalue("read_only_dir")
+    return {"out": str(ro / "run"), "ro": str(ro)}
+
+
+def _fresh(tmp_path, stopped_run, request=None):
+    return {"out": str(tmp_path / "new-run")}
+
+
+def _with(argv: list[str], **sets) -> list[str]:
+    """TRAIN with some options replaced (`--seed`, `--steps`, ...) or --set added."""
+    out = list(argv)
+    for key, value in sets.items():
+        flag = "--" + key.replace("_", "-")
+        if flag in out:
+            out[out.index(flag) + 1] = value
+        else:
+            out += ["--set", f"{key}={value}"]
+    return out
+
+
+T = TRAIN
+TRAIN_CASES = [
+    # id, setup, argv (before --out), needles
+    ("unknown-algo", _fresh, _with(T, algo="ppq"), ["algo", "unknown algorithm 'ppq'; valid: ppo, trpo, vmpo, mpo"]),
+    ("unknown-env", _fresh, _with(T, env="CartPol-v1"), ["CartPol-v1", "CartPole-v1"]),
+    ("unknown-set-key", _fresh, _with(T, learning_rate="1e-3"), ["learning_rate: unknown key", "lr"]),
+    ("wrong-type", _fresh, _with(T, lr="fast"), ['lr: expected a float, got "fast"']),
+    ("wrong-type-int", _fresh, _with(T, eval_every="1.5"), ["eval_every: expected an int, got 1.5"]),
+    ("set-without-value", _fresh, T + ["--set", "lr"], ["--set: expected key=value, got 'lr'"]),
+    ("unknown-literal", _fresh, _with(T, algo="vmpo") + ["--set", "advantage=td"],
+     ["advantage: expected one of 'nstep', 'gae'"]),
+    ("zero-budget", _fresh, _with(T, steps="0"), ["steps: expected a positive int, got 0"]),
+    ("negative-budget", _fresh, _with(T, steps="-512"), ["steps: expected a positive int, got -512"]),
+    ("not-an-int-budget", _fresh, _with(T, steps="1e9x"), ["--steps", "invalid int value: '1e9x'"]),
+    ("negative-seed", _fresh, _with(T, seed="-1"), ["seed: expected an int from 0 to 2**32 - 1, got -1"]),
+    ("seed-too-large", _fresh, _with(T, seed=str(2**32)), ["seed: expected an int from 0 to 2**32 - 1"]),
+    ("zero-envs", _fresh, _with(T, num_envs="0"), ["num_envs: expected a positive int, got 0"]),
+    ("zero-eval-episodes", _fresh, _with(T, eval_episodes="0"), ["eval_episodes: expected a positive int"]),
+    ("negative-checkpoint-every", _fresh, _with(T, checkpoint_every="-1"),
+     ["checkpoint_every: expected an int >= 0 (0: only at the end), got -1"]),
+    ("unknown-vectorization", _fresh, _with(T, vectorization="fast"),
+     ["vectorization: expected one of auto, sync, async", "'fast'"]),
+    ("unknown-device", _fresh, _with(T, device="gpu"), ['device: expected "auto", "cpu", "cuda"', "'gpu'"]),
+    ("zero-threads", _fresh, _with(T, torch_threads="0"), ["torch_threads: expected a positive int, got 0"]),
+    ("non-finite", _fresh, _with(T, lr=".inf"), ["lr: expected a finite float"]),
+    ("out-is-a-file", _a_file, T, ["out: {out} is a file, not a folder", "expected a folder"]),
+    ("out-under-a-file", _a_file, T + ["--out", "{under}"], ["{out} is a file, so {under} cannot be a folder"]),
+    ("out-read-only", _read_only, T, ["out: {ro} is on a read-only file system"]),
+    ("another-config", _other_config, T, ["{out} holds a run of another config (differs in config.lr)"]),
+    ("checkpoint-truncated", _damage("checkpoint.pt", _truncate), T,
+     ["{file}: cannot be loaded", "expected a checkpoint algos.train wrote (version 1)"]),
+    ("checkpoint-not-torch", _damage("checkpoint.pt", lambda p: p.write_bytes(b"PK\x03\x04 garbage")), T,
+     ["{file}: cannot be loaded", "delete checkpoint.pt and metrics.csv"]),
+    ("checkpoint-foreign", _damage("checkpoint.pt", lambda p: torch.save({"weights": [1]}, p)), T,
+     ["{file}: is not a version-1 checkpoint (got None)"]),
+    ("metrics-bad-row", _damage("metrics.csv", lambda p: p.write_text(
+        p.read_text().replace("256,eval/return,", "256,eval/return,oops", 1))), T,
+     ["{file}: line ", "is not a valid row", "expected the header step,metric,value,wall_time"]),
+    ("metrics-steps-go-back", _damage("metrics.csv", lambda p: p.write_text(
+        p.read_text() + "64,loss/total,1.0,0.5\n")), T, ["{file}: line ", "steps never decreasing"]),
+    ("metrics-cut-short", _damage("metrics.csv", _metrics_cut_before_checkpoint), T,
+     ["{file}: has no row at step 256, the checkpoint's step (its last row is at step 128)"]),
+    ("metrics-not-text", _damage("metrics.csv", lambda p: p.write_bytes(b"\xff\xfe\x00garbage\n")), T,
+     ["{file}: is not UTF-8 text"]),
+    ("status-not-json", _damage("status.json", lambda p: p.write_text('{"state": "runn')), T,
+     ["{file}: is not valid JSON", 'expected {"state": "running"|"done"|"failed"']),
+    ("status-bad-state", _damage("status.json", lambda p: p.write_text('{"state": "finished", "step": 3}')), T,
+     ["{file}: state 'finished' is not one of running, done, failed"]),
+    ("status-bad-step", _damage("status.json", lambda p: p.write_text('{"state": "running", "step": -4}')), T,
+     ["{file}: step -4 is not an int >= 0"]),
+    ("config-not-json", _damage("config.json", lambda p: p.write_text("{")), T,
+     ["{file}: is not valid JSON", "expected the JSON object algos.train writes"]),
+    ("config-not-an-object", _damage("config.json", lambda p: p.write_text("[1, 2]")), T,
+     ["{file}: holds list, not an object"]),
+]
+
+
+CASES = [pytest.param("train", *c[1:], id=f"train-{c[0]}") for c in TRAIN_CASES]
+
+
+def _fill(text: str, ctx: dict[str, str]) -> str:
+    for key, value in ctx.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def _call(tool: str, argv: list[str]) -> int:
+    try:
+        if tool == "train":
+            return train.main(argv)
+        raise ValueError(tool)
+    except SystemExit as e:  # argparse
+        return e.code
+
+
+@pytest.mark.parametrize("tool,setup,argv,needles", CASES)
+def test_bad_input_exits_2_names_the_problem_and_writes_nothing(
+        tool, setup, argv, needles, tmp_path, stopped_run, snapshot, monkeypatch, capsys, request):
+    ctx = setup(tmp_path, stopped_run, request)
+    argv = [_fill(a, ctx) for a in argv]
+    if tool == "train" and "--out" not in argv:
+        argv += ["--out", ctx["out"]]
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    rc = _call(tool, argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    for needle in needles:
+        assert _fill(needle, ctx) in err, f"{_fill(needle, ctx)!r} not in:\n{err}"
+    assert "Traceback" not in err
+    assert snapshot(tmp_path) == before, "the filesystem changed"
+
+
+def test_the_table_run_resumes_when_nothing_is_damaged(tmp_path, stopped_run, capsys):
+    """The control: the table's command on an undamaged copy of its run resumes it."""
+    rd = _copy_run(tmp_path, stopped_run)
+    assert train.main(TRAIN + ["--out", str(rd)]) == 0, capsys.readouterr().err
+    assert RunDir(rd).read_status() == {"state": "done", "step": 512, "error": None}
+    steps = sorted({s for s, m, _, _ in RunDir(rd).read_metrics(strict=True) if m == "time/sps"})
+    assert steps == list(range(128, 513, 128))

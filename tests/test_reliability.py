@@ -1,0 +1,165 @@
+"""Faults that need no kill: a full disk while training (a real small tmpfs where the
+machine lets us mount one, and a simulated ENOSPC that always runs), a run directory
+another process is training, and the temp files a killed writer leaves (removed by the
+next run)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from algos import results, train
+from algos.results import FolderLock, RunDir
+from conftest import fill_disk
+
+# 32 rollouts of 128 steps, a checkpoint every 2: a run long enough to fill a disk mid-way
+STEPS, PER_ITER, CKPT_EVERY = 4096, 128, 256
+ARGV = ["--algo", "ppo", "--env", "CartPole-v1", "--seed", "3", "--steps", str(STEPS),
+        "--no-progress", "--set", "num_envs=2", "--set", "rollout_length=64",
+        "--set", "eval_every=1024", "--set", "eval_episodes=1",
+        "--set", f"checkpoint_every={CKPT_EVERY}"]
+
+
+def _after_checkpoint(monkeypatch, at_step: int, action) -> None:
+    """Call action() once, right after the checkpoint at `at_step` is written."""
+    real = train._save
+
+    def save(rd, learner, step, *a):
+        real(rd, learner, step, *a)
+        if step == at_step:
+            action()
+
+    monkeypatch.setattr(train, "_save", save)
+
+
+def _before_checkpoint(monkeypatch, at_step: int, action) -> None:
+    real = train._save
+
+    def save(rd, learner, step, *a):
+        if step == at_step:
+            action()
+        real(rd, learner, step, *a)
+
+    monkeypatch.setattr(train, "_save", save)
+
+
+def _assert_resumable(out: Path, ckpt_step: int) -> None:
+    """What a full disk may leave: the checkpoint of `ckpt_step`, whole; metrics.csv of
+    whole rows only; no temp file; a status that resumes (running or failed)."""
+    ckpt = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert ckpt["step"] == ckpt_step
+    assert (out / "metrics.csv").read_bytes().endswith(b"\n")
+    RunDir(out).read_metrics(strict=True)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json",
+                                                     "metrics.csv", "status.json"]
+    assert RunDir(out).read_status()["state"] in ("running", "failed")
+
+
+def _assert_complete(out: Path) -> None:
+    assert RunDir(out).read_status() == {"state": "done", "step": STEPS, "error": None}
+    rows = RunDir(out).read_metrics(strict=True)
+    steps = [s for s, m, _, _ in rows if m == "time/sps"]
+    assert steps == list(range(PER_ITER, STEPS + 1, PER_ITER))  # none lost, none twice
+    assert [s for s, m, _, _ in rows if m == "eval/return"] == [1024, 2048, 3072, 4096]
+
+
+class _FullDisk:
+    """`algos.results`' view of os with a full disk: after `fill("appends")` the next
+    metrics append fails with ENOSPC, after `fill("all")` the next write of any kind
+    (an atomic write fails at the fsync of its temp file); from the first failure on,
+    every write fails, as on a real full disk."""
+
+    def __init__(self) -> None:
+        self.mode = None
+        self.failures = 0
+
+    def fill(self, mode: str) -> None:
+        self.mode = mode
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def _fail(self):
+        self.failures += 1
+        self.mode = "all"
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def write(self, fd, data):
+        return self._fail() if self.mode else os.write(fd, data)
+
+    def fsync(self, fd):
+        return self._fail() if self.mode == "all" else os.fsync(fd)
+
+
+@pytest.mark.parametrize("where", ["metrics-append", "checkpoint-write"])
+def test_simulated_full_disk_while_training_fails_clearly_and_resumes(tmp_path, monkeypatch, capsys, where):
+    disk = _FullDisk()
+    monkeypatch.setattr(results, "os", disk)
+    out = tmp_path / "run"
+    if where == "metrics-append":  # full after the checkpoint at 1024: the next row fails
+        _after_checkpoint(monkeypatch, 1024, lambda: disk.fill("appends"))
+    else:  # full just before the checkpoint at 1280 is written
+        _before_checkpoint(monkeypatch, 1280, lambda: disk.fill("all"))
+    assert train.main(ARGV + ["--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    file = "metrics.csv" if where == "metrics-append" else "checkpoint.pt"
+    assert f"run failed: OSError: [Errno 28] No space left on device: '{out / file}'" in err
+    assert "its last checkpoint (step 1024) is intact; run the same command again" in err
+    assert "Traceback" not in err and disk.failures >= 2  # the failed status could not be written
+    _assert_resumable(out, 1024)
+    assert RunDir(out).read_status() == {"state": "running", "step": 1024, "error": None}
+    monkeypatch.undo()  # space again
+    assert train.main(ARGV + ["--out", str(out)]) == 0
+    _assert_complete(out)
+
+
+def test_full_tmpfs_while_training_fails_clearly_and_resumes(small_disk, monkeypatch, capsys):
+    disk = small_disk("2m")
+    out = disk / "run"
+    filler = []
+    _after_checkpoint(monkeypatch, 512, lambda: filler.append(fill_disk(disk)))
+    assert train.main(ARGV + ["--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "run failed: OSError: [Errno 28] No space left on device: " in err
+    assert f"'{out}/" in err and "its last checkpoint (step 512) is intact" in err
+    assert "Traceback" not in err
+    _assert_resumable(out, 512)
+    filler[0].unlink()
+    monkeypatch.undo()
+    assert train.main(ARGV + ["--out", str(out)]) == 0
+    _assert_complete(out)
+
+
+# -- another process, and what killed writers leave -----------------------------------------
+
+
+def test_a_run_directory_being_trained_is_not_trained_again(tmp_path, capsys, snapshot):
+    out = tmp_path / "run"
+    out.mkdir()
+    held = FolderLock.try_acquire(out)  # as the process training it holds it
+    before = snapshot(tmp_path)
+    try:
+        assert train.main(ARGV + ["--out", str(out)]) == 3
+        assert f"another process is training {out}" in capsys.readouterr().err
+        assert snapshot(tmp_path) == before
+    finally:
+        held.release()
+
+
+def test_temp_files_of_killed_writers_are_removed_by_the_next_run(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    _after_checkpoint(monkeypatch, 512, lambda: (_ for _ in ()).throw(SystemExit(143)))
+    with pytest.raises(SystemExit):
+        train.main(ARGV + ["--out", str(out)])
+    monkeypatch.undo()
+    for name in (".checkpoint.pt.k1ll3d.tmp", ".status.json.x.tmp", ".metrics.csv.y.tmp"):
+        (out / name).write_bytes(b"half a file")
+    (out / ".keep.tmp").write_text("not ours")  # names another file: left alone
+    assert train.main(ARGV + ["--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [".keep.tmp", "checkpoint.pt", "config.json",
+                                                     "metrics.csv", "status.json"]
+    _assert_complete(out)
