@@ -1,24 +1,31 @@
-"""Bad input, table-driven: `algos.train` (called in-process as `main(argv)`).
+"""Bad input, table-driven, across two command lines: `algos.train` and
+`sweeps/launch.py` (each called in-process as `main(argv)`).
 
 Every case must exit with status 2, print a message naming the field or file at fault
 and what would be valid (the `needles`), print no traceback, and leave the filesystem
 as it was: a snapshot of the whole temp folder (paths, kinds, sizes, modes, mtimes, file
 hashes; folders included, so a folder made and removed again counts) is taken before and
-after.
+after. A damaged run directory in a sweep is not a usage error of the launcher: those
+cases (a failed status naming the file) are tested at the end.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from algos import train
-from algos.results import RunDir
+from algos.results import RunDir, read_json
 from algos.train import RunSpec, run
+from sweeps import launch
+from sweeps.spec import parse_spec
 
 # -- algos.train -------------------------------------------------------------------------
 
@@ -168,7 +175,91 @@ TRAIN_CASES = [
 ]
 
 
-CASES = [pytest.param("train", *c[1:], id=f"train-{c[0]}") for c in TRAIN_CASES]
+# -- sweeps/launch.py -----------------------------------------------------------------------
+
+SPEC = """\
+name: v
+seeds: 2
+envs: [CartPole-v1]
+budgets:
+  classic: {steps: 1000, eval_every: 0, eval_episodes: 1}
+runs:
+  ppo: {}
+"""
+
+
+def _spec(change: dict | None = None, text: str | None = None):
+    def setup(tmp_path, stopped_run, request=None):
+        if text is not None:
+            body = text.encode() if isinstance(text, str) else text
+        else:
+            doc = yaml.safe_load(SPEC)
+            for path, value in (change or {}).items():
+                *parents, last = path.split(".")
+                d = doc
+                for p in parents:
+                    d = d[p]
+                d[last] = value
+            body = yaml.safe_dump(doc).encode()
+        (tmp_path / "spec.yaml").write_bytes(body)
+        (tmp_path / "notes.txt").write_text("a file")
+        return {}
+    return setup
+
+
+def _damaged_manifest(tmp_path, stopped_run, request=None):
+    _spec()(tmp_path, stopped_run)
+    (tmp_path / "results" / "v").mkdir(parents=True)
+    (tmp_path / "results" / "v" / "manifest.json").write_text('{"sweep": "v", "runs": [')
+    return {"file": str((tmp_path / "results" / "v" / "manifest.json").absolute())}
+
+
+def _spec_ro(tmp_path, stopped_run, request):
+    _spec()(tmp_path, stopped_run)
+    return {"ro": str(request.getfixturevalue("read_only_dir"))}
+
+
+LAUNCH_CASES = [
+    ("malformed-yaml", _spec(text="name: v\nseeds: [0, 1\n"), [], ["spec.yaml: invalid YAML at line", "nothing launched"]),
+    ("duplicate-key", _spec(text=SPEC + "seeds: 3\n"), [], ["duplicate key 'seeds'", "line 8"]),
+    ("not-utf8", _spec(text=b"name: v\xff\xfe\n"), [], ["spec.yaml: not UTF-8 text", "expected a YAML spec"]),
+    ("not-a-mapping", _spec(text="- ppo\n- vmpo\n"), [], ["expected a mapping of name, description, seeds"]),
+    ("wrong-type-seeds", _spec({"seeds": "three"}), [], ['seeds: expected a count or a list of seeds, got "three"']),
+    ("wrong-type-override", _spec({"runs.ppo": {"lr": "fast"}}), [], ['runs.ppo.lr: expected a float, got "fast"']),
+    ("unknown-top-key", _spec({"budget": 1}), [], ["budget: unknown key (did you mean budgets?)"]),
+    ("unknown-budget-key", _spec({"budgets.classic.step": 10}), [],
+     ["budgets.classic.step: unknown key (did you mean steps?)"]),
+    ("unknown-algo", _spec({"runs": {"fast": {"algo": "ppq"}}}), [],
+     ['runs.fast.algo: unknown algorithm "ppq"; valid: ppo, trpo, vmpo, mpo']),
+    ("unknown-value", _spec({"runs.ppo": {"vectorization": "fast"}}), [],
+     ["runs.ppo.vectorization: expected one of auto, sync, async"]),
+    ("zero-budget", _spec({"budgets.classic.steps": 0}), [],
+     ["budgets.classic.steps: expected a positive int (agent env steps), got 0"]),
+    ("negative-budget", _spec({"budgets.classic.steps": -1000}), [],
+     ["budgets.classic.steps: expected a positive int (agent env steps), got -1000"]),
+    ("negative-seed", _spec({"seeds": [0, -1]}), [], ["seeds[1]: expected a seed (an int >= 0), got -1"]),
+    ("seed-too-large", _spec({"seeds": [2**32]}), [], ["seeds: expected an int from 0 to 2**32 - 1, got 4294967296"]),
+    ("zero-seeds", _spec({"seeds": 0}), [], ["seeds: empty grid: expected a positive count"]),
+    ("unknown-env", _spec({"envs": ["CartPol-v1"]}), [], ["envs[0]: ", "CartPole-v1"]),
+    ("unknown-suite", _spec({"envs": ["clasic"]}), [], ["envs[0]: ", "classic"]),
+    ("unknown-budget-suite", _spec({"budgets": {"clasic": {"steps": 10}}}), [],
+     ["budgets.clasic: unknown suite or env; valid: a suite family (atari, classic, mujoco)"]),
+    ("zero-parallelism", _spec({"local": {"parallelism": 0}}), [],
+     ['local.parallelism: expected a positive int or "auto", got 0']),
+    ("bad-slurm-time", _spec({"slurm": {"time": -5}}), [], ["slurm.time: expected minutes (an int)"]),
+    ("results-is-a-file", _spec(), ["--results", "notes.txt"],
+     ["--results notes.txt: ", "notes.txt is a file, so ", "expected a folder"]),
+    ("results-is-a-file-dry-run", _spec(), ["--results", "notes.txt", "--dry-run"], ["notes.txt is a file"]),
+    ("results-is-a-file-status", _spec(), ["--results", "notes.txt", "--status"], ["notes.txt is a file"]),
+    ("results-read-only", _spec_ro, ["--results", "{ro}/results"], ["{ro} is on a read-only file system"]),
+    ("manifest-damaged", _damaged_manifest, [], ["{file}: is not valid JSON", "restore it, or delete it",
+                                                  "nothing launched"]),
+    ("manifest-damaged-status", _damaged_manifest, ["--status"], ["{file}: is not valid JSON"]),
+]
+
+
+CASES = ([pytest.param("train", *c[1:], id=f"train-{c[0]}") for c in TRAIN_CASES]
+         + [pytest.param("launch", *c[1:], id=f"launch-{c[0]}") for c in LAUNCH_CASES])
 
 
 def _fill(text: str, ctx: dict[str, str]) -> str:
@@ -181,7 +272,7 @@ def _call(tool: str, argv: list[str]) -> int:
     try:
         if tool == "train":
             return train.main(argv)
-        raise ValueError(tool)
+        return launch.main(["spec.yaml", "--executor", "local", *argv])
     except SystemExit as e:  # argparse
         return e.code
 
@@ -212,3 +303,69 @@ def test_the_table_run_resumes_when_nothing_is_damaged(tmp_path, stopped_run, ca
     assert RunDir(rd).read_status() == {"state": "done", "step": 512, "error": None}
     steps = sorted({s for s, m, _, _ in RunDir(rd).read_metrics(strict=True) if m == "time/sps"})
     assert steps == list(range(128, 513, 128))
+
+
+# -- a damaged run directory in a sweep: a failed status naming the file -------------------
+
+
+def _cli(tmp_path, *args):
+    out, err = io.StringIO(), io.StringIO()
+    rc = launch.main([str(tmp_path / "spec.yaml"), "--results", str(tmp_path / "results"),
+                      "--executor", "debug", *args], out=out, err=err)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _sweep_with_stopped_run(tmp_path, stopped_run):
+    """A one-run sweep whose run directory is a copy of the stopped run."""
+    text = textwrap.dedent("""\
+        name: d
+        seeds: [0]
+        envs: [CartPole-v1]
+        budgets:
+          classic: {steps: 512, eval_every: 256, eval_episodes: 1, checkpoint_every: 128}
+        runs:
+          ppo: {num_envs: 2, rollout_length: 64}
+        """)
+    (tmp_path / "spec.yaml").write_text(text)
+    spec = parse_spec(text)
+    rd = tmp_path / "results" / "d" / spec.runs[0].run_id
+    rd.parent.mkdir(parents=True)
+    shutil.copytree(stopped_run, rd)
+    cfg = read_json(rd / "config.json")
+    cfg["sweep"] = "d"
+    (rd / "config.json").write_text(json.dumps(cfg))
+    return rd
+
+
+def test_a_damaged_checkpoint_fails_the_run_naming_it_and_is_not_retried(tmp_path, stopped_run):
+    rd = _sweep_with_stopped_run(tmp_path, stopped_run)
+    _truncate(rd / "checkpoint.pt")
+    damaged = (rd / "checkpoint.pt").read_bytes()
+    rc, out, err = _cli(tmp_path)
+    assert rc == 1 and "relaunching 1 stale run(s)" in out, out + err
+    st = RunDir(rd).read_status()
+    assert st["state"] == "failed" and st["step"] == 256
+    assert st["error"].startswith(f"{rd / 'checkpoint.pt'}: cannot be loaded")
+    assert (rd / "checkpoint.pt").read_bytes() == damaged  # not repaired, not deleted
+    rc, out, _ = _cli(tmp_path, "--status")
+    assert "1 failed" in out and "checkpoint.pt: cannot be loaded" in out
+    rc, out, _ = _cli(tmp_path)
+    assert rc == 0 and "not relaunching 1 failed run(s)" in out
+
+
+def test_a_damaged_status_is_shown_failed_not_overwritten_and_resumes_once_removed(tmp_path, stopped_run):
+    rd = _sweep_with_stopped_run(tmp_path, stopped_run)
+    (rd / "status.json").write_text('{"state": ')
+    rc, out, err = _cli(tmp_path, "--status")
+    assert rc == 0 and "1 failed" in out, out + err
+    assert f"{rd / 'status.json'}: is not valid JSON" in out and "delete status.json to resume" in out
+    rc, out, err = _cli(tmp_path, "--retry-failed")
+    assert rc == 1 and (rd / "status.json").read_text() == '{"state": '
+    (rd / "status.json").unlink()
+    from sweeps.job import run_task  # what a relaunch runs (this process owns the debug jobs)
+
+    task = parse_spec((tmp_path / "spec.yaml").read_text()).runs[0].task("d", rd)
+    assert run_task(task)["state"] == "done"
+    assert RunDir(rd).read_status() == {"state": "done", "step": 512, "error": None}
+    steps = [s for s, m, _, _ in RunDir(rd).read_metrics(strict=True) if m == "time/sps"]
+    assert steps == [128, 256, 384, 512]  # resumed at 256: nothing lost, nothing twice

@@ -1,11 +1,12 @@
 """Faults that need no kill: a full disk while training (a real small tmpfs where the
 machine lets us mount one, and a simulated ENOSPC that always runs), a run directory
-another process is training, and the temp files a killed writer leaves (removed by the
-next run)."""
+another process is training, the temp files a killed writer leaves (removed by the next
+writer), and two launchers of one sweep taking turns."""
 
 from __future__ import annotations
 
 import errno
+import io
 import os
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import torch
 from algos import results, train
 from algos.results import FolderLock, RunDir
 from conftest import fill_disk
+from sweeps import launch, state
+from sweeps.spec import parse_spec
 
 # 32 rollouts of 128 steps, a checkpoint every 2: a run long enough to fill a disk mid-way
 STEPS, PER_ITER, CKPT_EVERY = 4096, 128, 256
@@ -163,3 +166,42 @@ def test_temp_files_of_killed_writers_are_removed_by_the_next_run(tmp_path, monk
     assert sorted(p.name for p in out.iterdir()) == [".keep.tmp", "checkpoint.pt", "config.json",
                                                      "metrics.csv", "status.json"]
     _assert_complete(out)
+
+
+def test_launcher_removes_its_killed_writes_under_the_lock(tmp_path):
+    spec = parse_spec("name: s\nseeds: [0]\nenvs: [CartPole-v1]\nbudgets: {classic: {steps: 10}}\n"
+                      "runs: {ppo: {}}\n")
+    folder = tmp_path / "s"
+    state.write_manifest(folder, spec)
+    for name in (".manifest.json.abc.tmp", ".spec.yaml.def.tmp"):
+        (folder / name).write_text("{")
+    lock = state.LaunchLock(folder)
+    state.remove_launcher_temp_files(folder)
+    lock.release()
+    assert sorted(p.name for p in folder.iterdir()) == [".launch.lock", ".manifest.lock",
+                                                        "manifest.json"]
+
+
+def test_a_second_launcher_waits_for_the_first_to_record_its_runs(tmp_path):
+    """While one launcher holds the launch lock, another blocks (and says so) instead of
+    reading run states that are about to change; then it goes on."""
+    import threading
+
+    text = "name: s\nseeds: [0]\nenvs: [CartPole-v1]\nbudgets: {classic: {steps: 10}}\nruns: {ppo: {}}\n"
+    (tmp_path / "spec.yaml").write_text(text)
+    folder = tmp_path / "results" / "s"
+    RunDir(folder / parse_spec(text).runs[0].run_id).write_config({})
+    RunDir(folder / parse_spec(text).runs[0].run_id).write_status("done", 10)
+    first = state.LaunchLock(folder)
+    out, err, rc = io.StringIO(), io.StringIO(), []
+    t = threading.Thread(target=lambda: rc.append(launch.main(
+        [str(tmp_path / "spec.yaml"), "--results", str(tmp_path / "results"), "--executor", "local"],
+        out=out, err=err)))
+    t.start()
+    t.join(1.0)
+    assert t.is_alive() and "another launcher of this sweep is launching; waiting" in err.getvalue()
+    assert not (folder / "manifest.json").exists()
+    first.release()
+    t.join(60)
+    assert rc == [0] and "nothing to launch: 1 run(s) of s are 1 done" in out.getvalue()
+    assert (folder / "manifest.json").exists()
