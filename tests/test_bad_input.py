@@ -1,5 +1,5 @@
-"""Bad input, table-driven, across two command lines: `algos.train` and
-`sweeps/launch.py` (each called in-process as `main(argv)`).
+"""Bad input, table-driven, across the three command lines: `algos.train`,
+`sweeps/launch.py` and `analysis/report.py` (each called in-process as `main(argv)`).
 
 Every case must exit with status 2, print a message naming the field or file at fault
 and what would be valid (the `needles`), print no traceback, and leave the filesystem
@@ -24,6 +24,8 @@ import yaml
 from algos import train
 from algos.results import RunDir, read_json
 from algos.train import RunSpec, run
+from analysis import report
+from analysis.synthetic import write_sweep
 from sweeps import launch
 from sweeps.spec import parse_spec
 
@@ -258,8 +260,93 @@ LAUNCH_CASES = [
 ]
 
 
+# -- analysis/report.py ----------------------------------------------------------------------
+
+PONG = "ALE/Pong-v5"
+
+
+def _sweep(damage=None, **kw):
+    def setup(tmp_path, stopped_run, request=None):
+        sd = write_sweep(tmp_path / "res", "sw", variants={"vmpo": "vmpo", "ppo": "ppo"},
+                         envs={PONG: "atari"}, seeds=[0, 1], final=lambda v, e, s: 1.0 + s,
+                         n_evals=3, steps=300, **kw)
+        (tmp_path / "notes.txt").write_text("a file")
+        run = sorted(p for p in sd.iterdir() if p.is_dir())[0]
+        ctx = {"res": str(tmp_path / "res"), "run": str(run)}
+        if damage:
+            ctx.update(damage(run) or {})
+        return ctx
+    return setup
+
+
+def _edit(name, fn):
+    def damage(run):
+        p = run / name
+        p.write_text(fn(p.read_text()))
+        return {"file": str(p)}
+    return damage
+
+
+def _empty(tmp_path, stopped_run, request=None):
+    (tmp_path / "res").mkdir()
+    return {"res": str(tmp_path / "res")}
+
+
+def _only_manifest(tmp_path, stopped_run, request=None):
+    (tmp_path / "res" / "sw").mkdir(parents=True)
+    (tmp_path / "res" / "sw" / "manifest.csv").write_text("variant,env,seed\nvmpo,CartPole-v1,0\n")
+    return {"res": str(tmp_path / "res")}
+
+
+def _report_ro(tmp_path, stopped_run, request):
+    ctx = _sweep()(tmp_path, stopped_run)
+    return {**ctx, "ro": str(request.getfixturevalue("read_only_dir"))}
+
+
+def _config_field(field, value):
+    def damage(run):
+        cfg = json.loads((run / "config.json").read_text())
+        cfg[field] = value
+        (run / "config.json").write_text(json.dumps(cfg))
+        return {"file": str(run / "config.json")}
+    return damage
+
+
+R = ["{res}", "--out", "rep", "--reps", "20", "--jobs", "1"]
+REPORT_CASES = [
+    ("empty-results", _empty, R, ["no sweeps under", "a sweep folder holds run directories"]),
+    ("no-run-dirs", _only_manifest, R, ["no run directories under"]),
+    ("results-is-a-file", _sweep(), ["notes.txt", "--out", "rep"], ["results path 'notes.txt' is not a directory"]),
+    ("results-missing", _sweep(), ["nowhere", "--out", "rep"], ["results path 'nowhere' is not a directory"]),
+    ("run-dir-for-sweep", _sweep(), ["{run}", "--out", "rep"], ["is a run directory (it holds config.json)",
+                                                               "pass its sweep folder"]),
+    ("out-is-a-file", _sweep(), ["{res}", "--out", "notes.txt"], ["--out 'notes.txt' is a file; give a folder"]),
+    ("out-read-only", _report_ro, ["{res}", "--out", "{ro}/rep"], ["{ro} is on a read-only file system"]),
+    ("nan-final-eval", _sweep(_edit("metrics.csv", lambda t: t.replace("300,eval/return,1.0,", "300,eval/return,nan,"))),
+     R, ["no_score (last eval/return is nan)", "--allow-incomplete"]),
+    ("damaged-eval-row", _sweep(_edit("metrics.csv", lambda t: t.replace("300,eval/return,1.0,", "300,eval/return,1.0x,"))),
+     R, ["metrics.csv line 8 is not a valid eval/return row", "expected step,eval/return,value,wall_time"]),
+    ("final-eval-missing", _sweep(_edit("metrics.csv", lambda t: "".join(
+        x for x in t.splitlines(keepends=True) if not x.startswith("300,")))),
+     R, ["its last eval/return is at step 200, before its budget of 300 steps"]),
+    ("metrics-not-text", _sweep(lambda run: {"n": str((run / "metrics.csv").write_bytes(b"\xff\xfe\x00"))}),
+     R, ["done but metrics.csv has no eval/return row"]),
+    ("status-not-json", _sweep(_edit("status.json", lambda t: t[:5])), R, ["unfinished (status.json is not valid JSON)"]),
+    ("status-bad-state", _sweep(_edit("status.json", lambda t: t.replace('"done"', '"finished"'))),
+     R, ["status.json: state 'finished' is not one of ('running', 'done', 'failed')"]),
+    ("config-not-json", _sweep(_edit("config.json", lambda t: t[:10])), R, ["{file}: not valid JSON"]),
+    ("config-wrong-type", _sweep(_config_field("steps", "many")), R,
+     ["{file}: field 'steps' must be an integer, got 'many'"]),
+    ("config-missing-field", _sweep(_config_field("env", None)), R,
+     ["{file}: field 'env' must be a non-empty string, got None"]),
+    ("zero-curve-points", _sweep(), R + ["--curve-points", "0"], ["--curve-points must be a positive integer"]),
+    ("seed-out-of-range", _sweep(), R + ["--seed", str(2**32)], ["--seed must be in [0, 2**32)"]),
+    ("unknown-engine", _sweep(), R + ["--engine", "numba"], ["--engine: invalid choice: 'numba'", "'fast', 'rliable'"]),
+]
+
 CASES = ([pytest.param("train", *c[1:], id=f"train-{c[0]}") for c in TRAIN_CASES]
-         + [pytest.param("launch", *c[1:], id=f"launch-{c[0]}") for c in LAUNCH_CASES])
+         + [pytest.param("launch", *c[1:], id=f"launch-{c[0]}") for c in LAUNCH_CASES]
+         + [pytest.param("report", *c[1:], id=f"report-{c[0]}") for c in REPORT_CASES])
 
 
 def _fill(text: str, ctx: dict[str, str]) -> str:
@@ -272,7 +359,9 @@ def _call(tool: str, argv: list[str]) -> int:
     try:
         if tool == "train":
             return train.main(argv)
-        return launch.main(["spec.yaml", "--executor", "local", *argv])
+        if tool == "launch":
+            return launch.main(["spec.yaml", "--executor", "local", *argv])
+        return report.main(argv)
     except SystemExit as e:  # argparse
         return e.code
 
@@ -294,6 +383,13 @@ def test_bad_input_exits_2_names_the_problem_and_writes_nothing(
         assert _fill(needle, ctx) in err, f"{_fill(needle, ctx)!r} not in:\n{err}"
     assert "Traceback" not in err
     assert snapshot(tmp_path) == before, "the filesystem changed"
+
+
+def test_the_table_covers_at_least_30_inputs_across_the_three_tools():
+    tools = [p.values[0] for p in CASES]
+    assert len(CASES) >= 30 and {"train", "launch", "report"} == set(tools)
+    print(f"bad inputs: {len(CASES)} ({tools.count('train')} train, {tools.count('launch')} "
+          f"launch, {tools.count('report')} report)")
 
 
 def test_the_table_run_resumes_when_nothing_is_damaged(tmp_path, stopped_run, capsys):

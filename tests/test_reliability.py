@@ -1,13 +1,16 @@
-"""Faults that need no kill: a full disk while training (a real small tmpfs where the
-machine lets us mount one, and a simulated ENOSPC that always runs), a run directory
-another process is training, the temp files a killed writer leaves (removed by the next
-writer), and two launchers of one sweep taking turns."""
+"""Faults that need no kill: a full disk while training and while writing the report (a
+real small tmpfs where the machine lets us mount one, and a simulated ENOSPC that always
+runs), a run directory another process is training, and the temp files a killed writer
+leaves (removed by the next writer, never while their writer lives). The SIGKILL trials
+are in test_faults.py (slow)."""
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import io
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,8 @@ import torch
 
 from algos import results, train
 from algos.results import FolderLock, RunDir
+from analysis import report
+from analysis.synthetic import write_sweep
 from conftest import fill_disk
 from sweeps import launch, state
 from sweeps.spec import parse_spec
@@ -137,6 +142,70 @@ def test_full_tmpfs_while_training_fails_clearly_and_resumes(small_disk, monkeyp
     _assert_complete(out)
 
 
+# -- the report ----------------------------------------------------------------------------
+
+PONG = "ALE/Pong-v5"
+
+
+def _results(tmp_path) -> Path:
+    write_sweep(tmp_path / "res", "sw", variants={"vmpo": "vmpo", "ppo": "ppo"},
+                envs={PONG: "atari"}, seeds=[0, 1], final=lambda v, e, s: 1.0 + s + (v == "ppo"),
+                n_evals=3, steps=300)
+    return tmp_path / "res"
+
+
+def _but_root(snap: dict) -> dict:
+    return {k: v for k, v in snap.items() if k != "."}
+
+
+def _report(res: Path, out: Path) -> int:
+    return report.main([str(res), "--out", str(out), "--reps", "20", "--jobs", "1"])
+
+
+def test_simulated_full_disk_while_writing_the_report_keeps_the_earlier_one(
+        tmp_path, monkeypatch, capsys, snapshot):
+    res, out = _results(tmp_path), tmp_path / "reports" / "rep"
+    assert _report(res, out) == 0
+    before = snapshot(out.parent)
+    from analysis import tables
+
+    real, calls = tables.write, []
+
+    def write(d, stem, *a, **k):  # the fourth table finds the disk full
+        calls.append(stem)
+        if len(calls) == 4:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(d / f"{stem}.csv"))
+        return real(d, stem, *a, **k)
+
+    monkeypatch.setattr(tables, "write", write)
+    capsys.readouterr()
+    assert _report(res, out) == 1
+    err = capsys.readouterr().err
+    assert f"error: writing the report to {out} failed: OSError: [Errno 28] No space left" in err
+    assert "nothing was written there (the earlier report is intact)" in err
+    # the earlier report as it was, no temp folder (the parent's mtime aside: the temp
+    # folder was made and removed in it)
+    assert _but_root(snapshot(out.parent)) == _but_root(before)
+
+
+def test_full_tmpfs_while_writing_the_report_keeps_the_earlier_one(
+        tmp_path, small_disk, capsys, snapshot):
+    res = _results(tmp_path)
+    disk = small_disk("1m")
+    out = disk / "rep"
+    assert _report(res, out) == 0
+    filler = fill_disk(disk)
+    before = snapshot(disk)
+    capsys.readouterr()
+    assert _report(res, out) == 1
+    err = capsys.readouterr().err
+    assert f"writing the report to {out} failed: OSError: [Errno 28] No space left" in err
+    assert "Traceback" not in err
+    assert _but_root(snapshot(disk)) == _but_root(before)
+    filler.unlink()
+    assert _report(res, out) == 0 and sorted(os.listdir(disk)) == ["rep"]
+
+
 # -- another process, and what killed writers leave -----------------------------------------
 
 
@@ -205,3 +274,22 @@ def test_a_second_launcher_waits_for_the_first_to_record_its_runs(tmp_path):
     t.join(60)
     assert rc == [0] and "nothing to launch: 1 run(s) of s are 1 done" in out.getvalue()
     assert (folder / "manifest.json").exists()
+
+
+def test_the_report_removes_what_a_killed_report_left_but_not_a_live_one(tmp_path):
+    res, out = _results(tmp_path), tmp_path / "reports" / "rep"
+    out.parent.mkdir()
+    dead = out.parent / ".rep.dead.tmp"
+    old = out.parent / ".rep.x.old"
+    live = out.parent / ".rep.live.tmp"
+    for d in (dead, old, live):
+        d.mkdir()
+        (d / "report.md").write_text("half")
+    fd = os.open(live, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a report still writing it holds it
+    try:
+        assert _report(res, out) == 0
+        assert sorted(os.listdir(out.parent)) == [".rep.live.tmp", "rep"]
+    finally:
+        os.close(fd)
+    shutil.rmtree(live)
