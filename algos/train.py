@@ -221,7 +221,7 @@ def run(spec: RunSpec, out_dir: str | Path, progress: bool = False,
             if made:
                 _rmdir_if_empty(rd.path)
             raise
-        if existing is not None and status and status.get("state") == "done" and rd.checkpoint_path.exists():
+        if existing is not None and status and status.get("state") == "done":
             return status
         rd.remove_temp_files()
         try:
@@ -260,7 +260,7 @@ def _read_run_dir(rd: RunDir, resolved: dict) -> tuple[dict | None, dict | None,
     status = rd.read_status()
     if existing is None:
         return None, status, None
-    if status and status.get("state") == "done" and rd.checkpoint_path.exists():
+    if status and status.get("state") == "done":
         return existing, status, None
     rows = rd.read_metrics(strict=True)
     ckpt = _load_checkpoint(rd) if rd.checkpoint_path.exists() else None

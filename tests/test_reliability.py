@@ -293,3 +293,16 @@ def test_the_report_removes_what_a_killed_report_left_but_not_a_live_one(tmp_pat
     finally:
         os.close(fd)
     shutil.rmtree(live)
+
+
+def test_a_done_run_is_left_alone_even_without_its_checkpoint(tmp_path, capsys, snapshot):
+    """Deleting the checkpoints of finished runs (to save space) must not make the same
+    command train them again from step 0, wiping their metrics."""
+    out = tmp_path / "run"
+    argv = [a if a != str(STEPS) else "512" for a in ARGV] + ["--out", str(out)]
+    assert train.main(argv) == 0
+    (out / "checkpoint.pt").unlink()
+    before = snapshot(tmp_path)
+    assert train.main(argv) == 0
+    assert "done at step 512" in capsys.readouterr().out
+    assert snapshot(tmp_path) == before
