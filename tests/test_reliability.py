@@ -306,3 +306,23 @@ def test_a_done_run_is_left_alone_even_without_its_checkpoint(tmp_path, capsys, 
     assert train.main(argv) == 0
     assert "done at step 512" in capsys.readouterr().out
     assert snapshot(tmp_path) == before
+
+
+def test_a_full_disk_while_launching_is_a_clear_error(tmp_path, monkeypatch):
+    text = "name: s\nseeds: [0]\nenvs: [CartPole-v1]\nbudgets: {classic: {steps: 10}}\nruns: {ppo: {}}\n"
+    (tmp_path / "spec.yaml").write_text(text)
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(state, "atomic_write_json", full)
+    out, err = io.StringIO(), io.StringIO()
+    rc = launch.main([str(tmp_path / "spec.yaml"), "--results", str(tmp_path / "results"),
+                      "--executor", "local"], out=out, err=err)
+    assert rc == 1
+    folder = tmp_path / "results" / "s"
+    assert (f"error: OSError: [Errno 28] No space left on device: '{folder / 'manifest.json'}'\n"
+            "the manifest holds the runs launched so far; launch again") in err.getvalue()
+    # nothing started: no run directory, no manifest
+    assert sorted(p.name for p in folder.iterdir()) == [".launch.lock", ".manifest.lock", "logs",
+                                                        "spec.yaml"]
