@@ -113,11 +113,10 @@ def manifest_entries(folder: Path) -> dict[str, dict]:
 
 
 @contextlib.contextmanager
-def locked(folder: Path, name: str = ".manifest.lock"):
-    """An exclusive lock on the sweep folder's manifest (read-modify-write), or with
-    name=LAUNCH_LOCK the launch lock; it waits for another holder."""
+def locked(folder: Path):
+    """An exclusive lock on the sweep folder's manifest (read-modify-write)."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / name, "a") as f:
+    with open(folder / ".manifest.lock", "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
