@@ -315,19 +315,6 @@ def _close_all(closers, raise_error: bool) -> None:
         raise first
 
 
-def _to_device(obj: Any, device: torch.device) -> Any:
-    """Tensors of a (nested) state dict loaded on the CPU, moved to `device`."""
-    if device.type == "cpu":
-        return obj
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, device) for v in obj)
-    return obj
-
-
 def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, ckpt: dict | None,
            progress: bool) -> dict:
     mod = algo_module(spec.algo)
@@ -352,7 +339,10 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, ckpt: dict | 
     learner = mod.Learner(algo_cfg, env_spec, run_cfg.num_envs, budget, device)
     wall0, evals_done = 0.0, 0
     if ckpt:
-        learner.load_state_dict(_to_device(ckpt["learner"], device))
+        # checked on the CPU; the learner's tensors go where torch.load maps them, the RNG
+        # state stays on the CPU (torch.set_rng_state takes nothing else)
+        learner.load_state_dict(ckpt["learner"] if device.type == "cpu" else torch.load(
+            rd.checkpoint_path, map_location=device, weights_only=False)["learner"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         np.random.set_state(ckpt["rng"]["numpy"])
         wall0, evals_done = float(ckpt["wall_time"]), int(ckpt["evals_done"])
