@@ -15,6 +15,18 @@ On resume, metrics rows past the checkpoint's step are cut (they belong to a tra
 the checkpoint does not hold), and the envs are reset with a seed derived from the run's
 seed and the step: an episode in flight at the checkpoint is lost.
 
+Before anything is written, RUN_DIR is checked: it must be a folder that can be written
+(or be creatable), no other process may be training it (a lock on the folder itself), and
+what it holds must be readable: config.json, status.json, metrics.csv (every row, and a
+row at the checkpoint's step) and checkpoint.pt. A damaged file is an error naming it
+(exit 2), never a silent restart; nothing is repaired or deleted but the temp files of a
+writer that was killed. A write that fails mid-run (a full disk) fails the run with the
+error; the last checkpoint is intact and the same command resumes from it.
+
+Exit status: 0 done; 1 the run failed (divergence, a failed write; status.json says
+"failed" where it could be written); 2 a usage error or a damaged RUN_DIR, nothing
+written; 3 another process is training RUN_DIR.
+
 The budget `steps` counts agent env steps over all training envs; a run stops at the
 first rollout boundary at or past it (a whole number of T * num_envs steps), where it
 evaluates a last time.
@@ -38,13 +50,24 @@ import torch
 import suites
 from algos.base import EnvSpec
 from algos.config import ConfigError, RunConfig, build, field_types, unknown_key
-from algos.results import RunDir, atomic_torch_save, first_non_finite, provenance, stable_hash
+from algos.results import (
+    CorruptFile,
+    RunDir,
+    atomic_torch_save,
+    first_non_finite,
+    provenance,
+    stable_hash,
+    writable_dir_problem,
+)
 from algos.rollout import Collector, evaluate
 
 ALGOS: tuple[str, ...] = tuple(
     a for a in ("ppo", "trpo", "vmpo", "mpo") if importlib.util.find_spec(f"algos.{a}") is not None
 )
 CHECKPOINT_VERSION = 1
+MAX_SEED = 2**32 - 1  # numpy's seed range; torch and Gymnasium take it too
+CHECKPOINT_EXPECTED = (f"a checkpoint algos.train wrote (version {CHECKPOINT_VERSION}); restore it, "
+                       "or delete checkpoint.pt and metrics.csv to train the run from step 0")
 
 
 class DivergenceError(RuntimeError):
@@ -53,6 +76,10 @@ class DivergenceError(RuntimeError):
 
 class RunDirConflict(ConfigError):
     """RUN_DIR holds a run of another config."""
+
+
+class RunBusy(RuntimeError):
+    """Another process is training RUN_DIR (it holds the folder's lock)."""
 
 
 @dataclass
@@ -87,8 +114,9 @@ def resolve(spec: RunSpec, from_strings: bool = False) -> dict[str, Any]:
     """
     mod = algo_module(spec.algo)
     suite = suites.suite_of(spec.env)
-    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or spec.seed < 0:
-        raise ConfigError("seed", f"expected a non-negative int, got {spec.seed!r}")
+    if (isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or spec.seed < 0
+            or spec.seed > MAX_SEED):
+        raise ConfigError("seed", f"expected an int from 0 to 2**32 - 1, got {spec.seed!r}")
     if isinstance(spec.steps, bool) or not isinstance(spec.steps, int) or spec.steps <= 0:
         raise ConfigError("steps", f"expected a positive int, got {spec.steps!r}")
     run_types, algo_types = field_types(RunConfig), field_types(mod.Config)
@@ -111,6 +139,7 @@ def resolve(spec: RunSpec, from_strings: bool = False) -> dict[str, Any]:
     for key in ("eval_every", "checkpoint_every"):
         if getattr(run_cfg, key) < 0:
             raise ConfigError(key, f"expected an int >= 0 (0: only at the end), got {getattr(run_cfg, key)}")
+    _check_run_values(run_cfg, suite)
     resolved = {
         "algo": spec.algo,
         "variant": spec.variant or spec.algo,
@@ -127,6 +156,24 @@ def resolve(spec: RunSpec, from_strings: bool = False) -> dict[str, Any]:
         resolved["env_kwargs"] = dict(MAKE_KWARGS[spec.env])
     resolved["run_id"] = stable_hash(resolved)
     return resolved
+
+
+def _check_run_values(run_cfg: RunConfig, suite: str) -> None:
+    """Values of RunConfig that would otherwise fail only once the run has started."""
+    from suites.envs import VECTORIZATIONS
+
+    if run_cfg.torch_threads < 1:
+        raise ConfigError("torch_threads", f"expected a positive int, got {run_cfg.torch_threads}")
+    allowed = VECTORIZATIONS if suite == "atari" else VECTORIZATIONS[:3]
+    if run_cfg.vectorization not in allowed:
+        raise ConfigError("vectorization", f"expected one of {', '.join(allowed)} for the "
+                                           f"{suite} suite, got {run_cfg.vectorization!r}")
+    if run_cfg.device != "auto":
+        try:
+            torch.device(run_cfg.device)
+        except (RuntimeError, ValueError):
+            raise ConfigError("device", f'expected "auto", "cpu", "cuda" or "cuda:N" (a torch '
+                                        f'device), got {run_cfg.device!r}') from None
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -155,50 +202,131 @@ def run(spec: RunSpec, out_dir: str | Path, progress: bool = False,
         from_strings: bool = False) -> dict:
     """Train `spec` in `out_dir`, resuming from its checkpoint; return the final status.
 
-    Validates everything before writing anything. On an exception the status becomes
-    "failed" with the error, and the exception propagates.
+    Validates everything before writing anything: ConfigError (RunDirConflict for a
+    folder of another run) for a usage error, CorruptFile for a damaged file in
+    `out_dir`, RunBusy when another process trains it. On a later exception the status
+    becomes "failed" with the error (where it can be written), and the exception
+    propagates.
     """
     resolved = resolve(spec, from_strings=from_strings)
+    problem = writable_dir_problem(out_dir) if str(out_dir) else "the path is empty"
+    if problem:
+        raise ConfigError("out", f"{problem}; expected a folder for the run (made if absent)")
     rd = RunDir(Path(out_dir))
+    made = not rd.path.exists()
+    rd.path.mkdir(parents=True, exist_ok=True)
+    lock = rd.lock()
+    if lock is None:
+        raise RunBusy(f"another process is training {rd.path} (it holds the folder's lock)")
+    try:
+        try:
+            existing, status, ckpt = _read_run_dir(rd, resolved)
+        except BaseException:
+            if made:
+                _rmdir_if_empty(rd.path)
+            raise
+        if existing is not None and status and status.get("state") == "done":
+            return status
+        rd.remove_temp_files()
+        try:
+            return _train(spec, resolved, rd, existing is None, ckpt, progress)
+        except KeyboardInterrupt:
+            _mark_failed(rd, "KeyboardInterrupt: interrupted")
+            raise
+        except Exception as e:  # noqa: BLE001 - every failure is recorded, then re-raised
+            _mark_failed(rd, f"{type(e).__name__}: {e}")
+            raise
+    finally:
+        lock.release()
+
+
+def _rmdir_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def _read_run_dir(rd: RunDir, resolved: dict) -> tuple[dict | None, dict | None, dict | None]:
+    """(config.json, status.json, the checkpoint to resume from) of `rd`, each checked;
+    raises RunDirConflict or CorruptFile. A done run's checkpoint is not loaded."""
     existing = rd.read_config()
     if existing is not None and not _same_run(existing, resolved):
         diff = sorted(k for k in resolved if existing.get(k) != resolved[k])
         if "config" in diff:
-            diff = [f"config.{k}" for k in sorted(set(existing.get("config", {})) | set(resolved["config"]))
-                    if existing.get("config", {}).get(k) != resolved["config"].get(k)]
+            old = existing.get("config") if isinstance(existing.get("config"), dict) else {}
+            diff = [f"config.{k}" for k in sorted(set(old) | set(resolved["config"]))
+                    if old.get(k) != resolved["config"].get(k)]
         raise RunDirConflict(
             "out", f"{rd.path} holds a run of another config (differs in {', '.join(diff)}); "
             "choose another --out or delete that folder"
         )
     status = rd.read_status()
-    if existing is not None and status and status.get("state") == "done" and rd.checkpoint_path.exists():
-        return status
+    if existing is None:
+        return None, status, None
+    if status and status.get("state") == "done":
+        return existing, status, None
+    rows = rd.read_metrics(strict=True)
+    ckpt = _load_checkpoint(rd) if rd.checkpoint_path.exists() else None
+    if ckpt is not None and not any(r[0] == ckpt["step"] for r in rows):
+        last = rows[-1][0] if rows else None
+        raise CorruptFile(rd.metrics_path, f"has no row at step {ckpt['step']}, the checkpoint's "
+                          f"step (its last row is at step {last})",
+                          "every row up to the checkpoint's step (it was cut short or replaced); "
+                          "restore it, or delete checkpoint.pt and metrics.csv to train the run "
+                          "from step 0")
+    return existing, status, ckpt
+
+
+def _load_checkpoint(rd: RunDir) -> dict:
+    path = rd.checkpoint_path
     try:
-        return _train(spec, resolved, rd, existing is None, progress)
-    except KeyboardInterrupt:
-        _mark_failed(rd, "KeyboardInterrupt: interrupted")
-        raise
-    except Exception as e:  # noqa: BLE001 - every failure is recorded, then re-raised
-        _mark_failed(rd, f"{type(e).__name__}: {e}")
-        raise
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - truncated or not a torch file: say which file
+        raise CorruptFile(path, f"cannot be loaded ({type(e).__name__}: {e})", CHECKPOINT_EXPECTED) from None
+    if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
+        got = ckpt.get("version") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CorruptFile(path, f"is not a version-{CHECKPOINT_VERSION} checkpoint (got {got!r})",
+                          CHECKPOINT_EXPECTED)
+    missing = [k for k in ("step", "wall_time", "evals_done", "learner", "rng") if k not in ckpt]
+    step = ckpt.get("step")
+    if missing or isinstance(step, bool) or not isinstance(step, int) or not 0 < step:
+        why = f"lacks {', '.join(missing)}" if missing else f"has step {step!r}"
+        raise CorruptFile(path, why, CHECKPOINT_EXPECTED)
+    return ckpt
 
 
 def _mark_failed(rd: RunDir, error: str) -> None:
-    if rd.config_path.exists():
-        st = rd.read_status() or {}
-        rd.write_status("failed", int(st.get("step", 0)), error)
+    """Record the failure in status.json; where even that cannot be written (a full
+    disk) the status keeps its last state, which resumes the same way."""
+    try:
+        if rd.config_path.exists():
+            st = rd.read_status() or {}
+            rd.write_status("failed", int(st.get("step", 0)), error)
+    except (OSError, CorruptFile):
+        pass
 
 
-def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, progress: bool) -> dict:
+def _close_all(closers, raise_error: bool) -> None:
+    """Call every closer even if one raises; then raise the first error if `raise_error`."""
+    first = None
+    for close in closers:
+        try:
+            close()
+        except Exception as e:  # noqa: BLE001
+            first = first or e
+    if first is not None and raise_error:
+        raise first
+
+
+def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, ckpt: dict | None,
+           progress: bool) -> dict:
     mod = algo_module(spec.algo)
     run_cfg, algo_cfg = _configs(mod, resolved)
     torch.set_num_threads(run_cfg.torch_threads)
     device = pick_device(run_cfg.device)
     seed, budget = spec.seed, spec.steps
 
-    ckpt = None
-    if not fresh and rd.checkpoint_path.exists():
-        ckpt = torch.load(rd.checkpoint_path, map_location=device, weights_only=False)
     if fresh:
         rd.write_config({**resolved, "sweep": spec.sweep, "provenance": provenance()})
     step = int(ckpt["step"]) if ckpt else 0
@@ -215,7 +343,10 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, progress: boo
     learner = mod.Learner(algo_cfg, env_spec, run_cfg.num_envs, budget, device)
     wall0, evals_done = 0.0, 0
     if ckpt:
-        learner.load_state_dict(ckpt["learner"])
+        # checked on the CPU; the learner's tensors go where torch.load maps them, the RNG
+        # state stays on the CPU (torch.set_rng_state takes nothing else)
+        learner.load_state_dict(ckpt["learner"] if device.type == "cpu" else torch.load(
+            rd.checkpoint_path, map_location=device, weights_only=False)["learner"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         np.random.set_state(ckpt["rng"]["numpy"])
         wall0, evals_done = float(ckpt["wall_time"]), int(ckpt["evals_done"])
@@ -233,6 +364,7 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, progress: boo
 
     bar = _progress_bar(progress, budget, step, resolved)
     log_t, log_step = time.perf_counter(), step
+    finished = False
     try:
         while step < budget:
             batch = collector.collect(learner)
@@ -273,12 +405,11 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, progress: boo
             if bar is not None:
                 bar.update(per_iter)
                 bar.set_postfix_str(f"sps={stats['time/sps']:.0f} eval={last_eval_return:.1f}")
+        finished = True
     finally:
-        writer.close()
-        if bar is not None:
-            bar.close()
-        envs.close()
-        eval_envs.close()
+        # every one closed; a close error is raised only if nothing else is in flight
+        _close_all([writer.close, envs.close, eval_envs.close] + ([bar.close] if bar else []),
+                   raise_error=finished)
     rd.write_status("done", step)
     return rd.read_status()
 
@@ -378,14 +509,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         status = run(spec, args.out, progress=not args.no_progress, from_strings=True)
-    except RunDirConflict as e:
+    except ConfigError as e:  # the run directory: another run's, or not a writable folder
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except CorruptFile as e:
+        print(f"error: {e}\nnothing was written; the run was not started", file=sys.stderr)
+        return 2
+    except RunBusy as e:
+        print(f"error: {e}; nothing was written", file=sys.stderr)
+        return 3
     except DivergenceError as e:
         print(f"run failed: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a full disk, say: the checkpoint is written atomically, so intact
+        ckpt_step = _checkpoint_step(Path(args.out))
+        where = (f"its last checkpoint (step {ckpt_step}) is intact" if ckpt_step
+                 else "it had no checkpoint yet")
+        print(f"run failed: {type(e).__name__}: {e}\n{where}; run the same command again to "
+              "resume once the problem is fixed", file=sys.stderr)
+        return 1
     print(f"{status['state']} at step {status['step']}: {args.out}")
     return 0 if status["state"] == "done" else 1
+
+
+def _checkpoint_step(out: Path) -> int | None:
+    try:
+        return _load_checkpoint(RunDir(out))["step"]
+    except (CorruptFile, OSError):
+        return None
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ Each expected or present run gets one status:
   missing     in the manifest (or the grid) with no run directory;
   failed      status.json says "failed" (its error is kept as the detail);
   unfinished  status.json says "running", or there is no status.json;
-  no_score    "done" but no eval/return row, or a non-finite last one.
+  no_score    "done" but no eval/return row, a non-finite last one, a last one before the
+              run's budget (the final evaluation is missing), or a damaged eval/return
+              row in metrics.csv (the detail names its line).
 """
 
 from __future__ import annotations
@@ -37,10 +39,16 @@ def _status(row) -> tuple[str, str]:
         return "unfinished", f"running, step {row.status_step} of {row.steps}"
     if row.state == "":
         return "unfinished", row.error or "no status.json"
+    if row.problem:
+        return "no_score", row.problem
     if row.n_evals == 0:
         return "no_score", "done but metrics.csv has no eval/return row"
     if not math.isfinite(row.score):
         return "no_score", f"last eval/return is {row.score}"
+    if row.score_step < row.steps:
+        return "no_score", (f"done but its last eval/return is at step {row.score_step}, before "
+                            f"its budget of {row.steps} steps (metrics.csv lacks the final "
+                            "evaluation)")
     return "ok", ""
 
 

@@ -43,6 +43,7 @@ class Runs:
         frameskip (int), state ("done"|"running"|"failed"|"" when status.json is absent),
         status_step (int, -1 if absent), error (str), score (last finite-or-not
         eval/return, NaN if none), score_step (int, -1 if none), n_evals (int),
+        problem (str: the first damaged eval/return row of metrics.csv, "" if none),
         commit, dirty, python, host, slurm_job (str), versions (canonical JSON str),
         config (the resolved algorithm + run config, canonical JSON str).
     eval_offsets: (n_runs + 1,) int64; run i's evaluations are rows
@@ -127,14 +128,22 @@ def find_sweeps(paths: list[str | os.PathLike]) -> list[Path]:
 # ----------------------------------------------------------------------------------
 # One run directory
 # ----------------------------------------------------------------------------------
-def read_eval(path: str | os.PathLike) -> tuple[list[int], list[float]]:
+def read_eval(path: str | os.PathLike, problems: list[str] | None = None
+              ) -> tuple[list[int], list[float]]:
     """(steps, values) of the `eval/return` rows of a metrics.csv, in file order.
 
     Equal to `[(s, v) for s, m, v, _ in parse_metrics(text) if m == "eval/return"]`:
     rows need four fields and an integer step; a partial last line is dropped; a
-    missing file gives two empty lists.
+    missing file gives two empty lists. Each complete `eval/return` row that does not
+    parse (a damaged file) is skipped and, given `problems`, described there (its line
+    number and text).
     """
-    return read_metric(path, EVAL_RETURN)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return [], []
+    return _rows(data, EVAL_RETURN, problems)
 
 
 def read_metric(path: str | os.PathLike, metric: str) -> tuple[list[int], list[float]]:
@@ -149,10 +158,12 @@ def read_metrics(path: str | os.PathLike, metrics) -> dict[str, tuple[list[int],
             data = f.read()
     except FileNotFoundError:
         return {m: ([], []) for m in metrics}
-    return {m: _rows(data, _KEY if m == EVAL_RETURN else ("," + m + ",").encode()) for m in metrics}
+    return {m: _rows(data, m) for m in metrics}
 
 
-def _rows(data: bytes, key: bytes) -> tuple[list[int], list[float]]:
+def _rows(data: bytes, metric: str, problems: list[str] | None = None
+          ) -> tuple[list[int], list[float]]:
+    key = _KEY if metric == EVAL_RETURN else ("," + metric + ",").encode()
     end = data.rfind(b"\n") + 1  # bytes after the last newline: a partial line
     steps: list[int] = []
     values: list[float] = []
@@ -162,6 +173,7 @@ def _rows(data: bytes, key: bytes) -> tuple[list[int], list[float]]:
         start = data.rfind(b"\n", 0, i) + 1
         stop = data.find(b"\n", i, end)
         rest = data[i + klen:stop].split(b",")
+        ok = False
         if len(rest) == 2:
             try:
                 step, value = int(data[start:i]), float(rest[0])
@@ -171,6 +183,13 @@ def _rows(data: bytes, key: bytes) -> tuple[list[int], list[float]]:
             else:
                 steps.append(step)
                 values.append(value)
+                ok = True
+        if not ok and problems is not None:
+            line = data[start:stop].decode("utf-8", "replace")
+            no = data.count(b"\n", 0, start) + 1
+            problems.append(f"{METRICS} line {no} is not a valid "
+                            f"{metric} row ({line[:80]!r}; expected step,{metric},value,"
+                            "wall_time)")
         i = data.find(key, stop, end)
     return steps, values
 
@@ -318,7 +337,8 @@ def load(paths: list[str | os.PathLike]) -> Runs:
                 continue
             cfg = read_config(rd)
             state, sstep, err = read_status(rd)
-            steps, values = read_eval(os.path.join(rd, METRICS))
+            problems: list[str] = []
+            steps, values = read_eval(os.path.join(rd, METRICS), problems)
             if steps:
                 last = max(range(len(steps)), key=lambda k: (steps[k], k))
                 score, score_step = values[last], steps[last]
@@ -330,14 +350,15 @@ def load(paths: list[str | os.PathLike]) -> Runs:
                 "env": cfg["env"], "seed": cfg["seed"], "steps": cfg["steps"],
                 "frameskip": cfg.get("frameskip") or 1, "state": state,
                 "status_step": sstep, "error": err, "score": score,
-                "score_step": score_step, "n_evals": len(steps), **_provenance(cfg),
+                "score_step": score_step, "n_evals": len(steps),
+                "problem": problems[0] if problems else "", **_provenance(cfg),
                 "config": json.dumps(cfg.get("config") or {}, sort_keys=True),
             })
             curves.append((steps, values))
     columns = ["sweep", "path", "run_id", "algo", "variant", "suite", "env", "seed",
                "steps", "frameskip", "state", "status_step", "error", "score",
-               "score_step", "n_evals", "commit", "dirty", "python", "host", "slurm_job",
-               "versions", "config"]
+               "score_step", "n_evals", "problem", "commit", "dirty", "python", "host",
+               "slurm_job", "versions", "config"]
     table = pd.DataFrame.from_records(records, columns=columns)
     order = sorted(range(len(records)), key=lambda k: (
         records[k]["sweep"], records[k]["variant"], records[k]["env"], records[k]["seed"],

@@ -11,12 +11,16 @@ written in a temporary sibling and renamed into place, so it is never half writt
 existing DIR is replaced only if it is empty or an earlier report (it holds report.md).
 
 Exit status: 0 done; 2 a usage error (bad path or field, unknown variant, an incomplete
-grid without --allow-incomplete), with a message naming what is wrong.
+grid without --allow-incomplete, an --out that is a file or cannot be written), with a
+message naming what is wrong; 1 writing failed (a full disk: the temp folder is removed,
+an earlier report is left as it was). A report killed while writing leaves a temp folder
+(or a replaced report) beside DIR, which the next report of DIR removes.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -32,6 +36,7 @@ if __package__ in (None, ""):  # run as a file: python analysis/report.py
 
 import pandas as pd
 
+from algos.results import writable_dir_problem
 from analysis import completeness, duals, published, tables
 from analysis.load import Runs, UsageError, load
 from analysis.scores import final_scores, mixed_budgets, reference
@@ -84,14 +89,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------------
 # Output folder
 # ----------------------------------------------------------------------------------
-def _prepare_out(out: Path) -> Path:
+def _check_out(out: Path) -> None:
+    """UsageError unless `out` can become the report folder (checked before any work)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {str(out)!r} is a file; give a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise UsageError(f"--out {str(out)!r} exists and is not a report folder (no "
                          f"{MARKER}); give a new or empty folder")
+    problem = writable_dir_problem(out.parent)
+    if problem:
+        raise UsageError(f"--out {str(out)!r}: {problem}; give a folder that can be written")
+
+
+def _prepare_out(out: Path) -> tuple[Path, int]:
+    """A new temp sibling of `out` to write the report in, and a descriptor holding an
+    flock on it (so that a report started later knows it is in use)."""
+    _check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    fd = os.open(tmp, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return tmp, fd
+
+
+def _remove_stale(out: Path) -> None:
+    """Remove what a report killed while writing `out` left beside it: temp folders no
+    live report holds (`.<name>.*.tmp`) and replaced reports (`.<name>.*.old`)."""
+    prefix = f".{out.name}."
+    try:
+        entries = list(os.scandir(out.parent))
+    except FileNotFoundError:
+        return
+    for e in entries:
+        if not (e.name.startswith(prefix) and e.is_dir(follow_symlinks=False)):
+            continue
+        if e.name.endswith(".old"):
+            shutil.rmtree(e.path, ignore_errors=True)
+        elif e.name.endswith(".tmp"):
+            try:
+                fd = os.open(e.path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a report is writing it
+            finally:
+                os.close(fd)
+            shutil.rmtree(e.path, ignore_errors=True)
 
 
 def _publish(tmp: Path, out: Path) -> None:
@@ -102,7 +147,7 @@ def _publish(tmp: Path, out: Path) -> None:
         os.rmdir(old)
         os.rename(out, old)
         os.rename(tmp, out)
-        shutil.rmtree(old)
+        shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(tmp, out)
 
@@ -168,7 +213,11 @@ def _incomplete_note(status: pd.DataFrame) -> str | None:
 def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | None,
           allow_incomplete: bool, curve_points: int = 20, engine: str = "fast",
           command: str = "", n_jobs: int | None = None) -> list[str]:
-    """Write one report of the sweeps under `paths` to `out`; return the files written."""
+    """Write one report of the sweeps under `paths` to `out`; return the files written.
+
+    UsageError (nothing written) for bad input; an OSError while writing (a full disk)
+    leaves `out` as it was."""
+    _check_out(out)
     runs = load(paths)
     if runs.table.empty:
         raise UsageError(f"no run directories under {', '.join(map(str, paths))}")
@@ -194,7 +243,7 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
     complete = note is None
     summary = completeness.summary(status)
 
-    tmp = _prepare_out(out)
+    tmp, fd = _prepare_out(out)
     try:
         files = _write_all(tmp, runs, status, summary, final, groups, est, note, complete,
                            reps, seed, engine, command, variants)
@@ -202,6 +251,9 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        os.close(fd)
+    _remove_stale(out)
     return files
 
 
@@ -491,8 +543,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {out}/ ({len(files)} files)")
         except UsageError as e:
             print(f"analysis/report.py: error: {', '.join(paths)}: {e}", file=sys.stderr)
-            errors += 1
-    return 2 if errors else 0
+            errors = max(errors, 2)
+        except OSError as e:  # a full disk, say: the report is written aside, then renamed
+            print(f"analysis/report.py: error: writing the report to {out} failed: "
+                  f"{type(e).__name__}: {e}; nothing was written there"
+                  + (" (the earlier report is intact)" if (out / MARKER).is_file() else ""),
+                  file=sys.stderr)
+            errors = max(errors, 1)
+    return errors
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ local   A pool of subprocesses (`python -m sweeps.job`), `local.parallelism` at 
         process of its own so that a crash or an out-of-memory kill takes one run down,
         not the pool. Children die with the launcher (PR_SET_PDEATHSIG), and on Ctrl-C
         they get SIGTERM: a stopped run keeps status "running", counts as stale, and
-        the next launch resumes it from its checkpoint. Each run logs to
+        the next launch resumes it from its checkpoint. A run whose own process is
+        killed (SIGKILL, the OOM killer) is reported "stopped", not failed: it is stale,
+        and the next launch resumes it (the launcher exits 1). Each run logs to
         `<sweep>/logs/local/<run_id>.log`. A progress line shows done/running/failed.
 debug   Submitit's DebugExecutor: in the launcher's process, one run after another.
 """
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from algos.results import read_json
+from algos.results import CorruptFile, RunDir
 
 from .job import SweepJob
 from .spec import Run, SlurmResources, Spec
@@ -152,17 +154,18 @@ class Progress:
 
     def __init__(self, total: int, stream: TextIO = sys.stderr, name: str = "") -> None:
         self.total, self.stream, self.name = total, stream, name
-        self.done = self.failed = self.running = 0
+        self.done = self.failed = self.running = self.stopped = 0
         self.t0 = time.monotonic()
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self._last = ""
 
     def line(self) -> str:
-        queued = self.total - self.done - self.failed - self.running
+        queued = self.total - self.done - self.failed - self.stopped - self.running
         el = int(time.monotonic() - self.t0)
-        return (f"[{self.name}] {self.done + self.failed}/{self.total} finished: {self.done} done, "
-                f"{self.failed} failed, {self.running} running, {queued} queued  "
-                f"[{el // 60}m{el % 60:02d}s]")
+        stopped = f", {self.stopped} stopped" if self.stopped else ""
+        return (f"[{self.name}] {self.done + self.failed + self.stopped}/{self.total} finished: "
+                f"{self.done} done, {self.failed} failed{stopped}, {self.running} running, "
+                f"{queued} queued  [{el // 60}m{el % 60:02d}s]")
 
     def draw(self) -> None:
         if self.tty:
@@ -197,15 +200,30 @@ def _finish_line(run: Run, state: str, step: Any, secs: float, error: str | None
 
 
 def _result(run_dir: Path, rc: int | None, exc: BaseException | None = None) -> tuple[str, int, str | None]:
-    st = read_json(run_dir / "status.json") or {}
+    """(state, step, error) of a run whose process ended with `rc`: "done", "failed",
+    "busy" (another process trains it), or "stale" (stopped by a signal with its status
+    still "running": the next launch resumes it from its last checkpoint)."""
+    try:
+        st = RunDir(run_dir).read_status() or {}
+    except CorruptFile as e:
+        return "failed", 0, str(e)
+    step = int(st.get("step") or 0)
     if st.get("state") == "done":
-        return "done", int(st.get("step") or 0), None
+        return "done", step, None
     if rc == 3:
-        return "busy", int(st.get("step") or 0), "another process is training it"
+        return "busy", step, "another process is training it"
     if st.get("state") == "failed":
-        return "failed", int(st.get("step") or 0), st.get("error")
+        return "failed", step, st.get("error")
+    signum = -rc if rc is not None and rc < 0 else rc - 128 if rc is not None and rc > 128 else None
+    if signum is not None and st.get("state") in ("running", None):
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        return "stale", step, (f"stopped by {name} at step {step} (its last checkpoint); the next "
+                               "launch resumes it")
     why = f"{type(exc).__name__}: {exc}" if exc is not None else f"exit status {rc}"
-    return "failed", int(st.get("step") or 0), why
+    return "failed", step, why
 
 
 # -- local ----------------------------------------------------------------------------------
@@ -268,6 +286,8 @@ def launch_local(spec: Spec, folder: Path, runs: list[Run], parallelism: int,
                 results[rid] = {"state": state, "step": step, "error": error, "log": logpath}
                 if state == "done":
                     progress.done += 1
+                elif state in ("stale", "busy"):
+                    progress.stopped += 1
                 else:
                     progress.failed += 1
                 progress.event(_finish_line(r, state, step, time.monotonic() - t0, error, logpath))

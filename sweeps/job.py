@@ -13,7 +13,14 @@ FAILED.
 
 While a process trains a run it holds `<sweep>/locks/<run_id>.lock` (flock): a second
 process given the same run (two launches racing, a job thought gone that was not)
-skips it instead of writing the same directory twice.
+waits up to LOCK_WAIT_S for it (a process being stopped lets go within a second or
+two), then skips it instead of writing the same directory twice.
+
+A run whose directory holds a damaged file (`algos.results.CorruptFile`: a checkpoint
+that does not load, a metrics.csv row that does not parse) is recorded "failed" with
+the error naming the file, so that --status shows it and relaunches do not retry it
+until --retry-failed; a damaged status.json is not overwritten (--status shows it as
+failed from the file itself).
 
 The local executor runs each run in a subprocess of its own:
 
@@ -22,6 +29,7 @@ The local executor runs each run in a subprocess of its own:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -35,9 +43,10 @@ from typing import Any
 
 import submitit
 
-from algos.results import CHECKPOINT, read_json
+from algos.results import CHECKPOINT, STATUS, CorruptFile, RunDir
 
 LOCKS = "locks"
+LOCK_WAIT_S = 10.0
 
 
 class RunsFailed(RuntimeError):
@@ -52,21 +61,27 @@ def _label(task: dict) -> str:
     return f"{task.get('variant')} {task.get('env')} seed {task.get('seed')} ({task.get('run_id')})"
 
 
-def _lock(task: dict):
-    """An open, flock-ed lock file for the run, None if another process holds it; a
-    filesystem without flock support gives an unlocked file (the run goes ahead)."""
+def _lock(task: dict, wait_s: float = 0.0):
+    """An open, flock-ed lock file for the run, None if another process holds it for
+    `wait_s` seconds; a filesystem without flock support gives an unlocked file (the
+    run goes ahead)."""
     run_dir = Path(task["run_dir"])
     path = run_dir.parent / LOCKS / f"{task['run_id']}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     f = open(path, "a")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return f
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                _log(f"warning: cannot lock {path} ({e}); going on without the lock")
+                return f
+        if time.monotonic() >= deadline:
             f.close()
             return None
-        _log(f"warning: cannot lock {path} ({e}); going on without the lock")
-    return f
+        time.sleep(0.1)
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
@@ -75,16 +90,20 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     Returns {"run_id", "state": "done"|"failed"|"busy", "step", "error"}; raises only
     BaseExceptions that are not Exceptions (SystemExit from a timeout/preemption
     signal, KeyboardInterrupt), which leave the run resumable."""
-    from algos.train import RunSpec, run
+    from algos.train import RunBusy, RunSpec, run
 
     label = _label(task)
-    lock = _lock(task)
+    lock = _lock(task, LOCK_WAIT_S)
     if lock is None:
         _log(f"{label}: another process is training it; skipped")
         return {"run_id": task["run_id"], "state": "busy", "step": 0, "error": None}
     try:
         run_dir = Path(task["run_dir"])
-        status = read_json(run_dir / "status.json") or {}
+        try:
+            status = RunDir(run_dir).read_status() or {}
+        except CorruptFile as e:
+            _log(f"{label}: not started: {e}")
+            return {"run_id": task["run_id"], "state": "failed", "step": 0, "error": str(e)}
         if status.get("state") == "done":
             _log(f"{label}: already done")
         elif (run_dir / CHECKPOINT).exists():
@@ -97,6 +116,15 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
                        variant=task.get("variant"), sweep=task.get("sweep"))
         try:
             st = run(spec, run_dir)
+        except RunBusy as e:
+            _log(f"{label}: {e}; skipped")
+            return {"run_id": task["run_id"], "state": "busy", "step": 0, "error": None}
+        except CorruptFile as e:  # found before anything was written: record it
+            _log(f"{label}: not started: {e}")
+            if e.path.name != STATUS:
+                with contextlib.suppress(OSError):
+                    RunDir(run_dir).write_status("failed", int(status.get("step") or 0), str(e))
+            return {"run_id": task["run_id"], "state": "failed", "step": 0, "error": str(e)}
         except Exception as e:  # noqa: BLE001 - recorded in status.json by algos.train.run
             traceback.print_exc()
             _log(f"{label}: failed: {type(e).__name__}: {e}")

@@ -21,8 +21,12 @@ current directory, then in the project's sweeps/ folder. Runs go to
              if any run is not done); local and debug launches always wait.
 
 Relaunching is idempotent: done, queued and running runs are skipped, stale ones (not
-done, job gone) are relaunched and resume (sweeps/state.py has the rule). A spec error
-exits with status 2 and writes nothing; a local/debug launch exits 1 if a run failed.
+done, job gone) are relaunched and resume (sweeps/state.py has the rule). Two launchers
+started at once on one sweep take turns (a lock on the sweep folder) until each has
+recorded what it launched, so the second skips the first one's runs. A spec error, a
+results folder that is a file or cannot be written, or a damaged manifest.json exits
+with status 2 and writes nothing; a local/debug launch exits 1 if a run failed or was
+stopped (a stopped run is stale: the next launch resumes it).
 """
 
 from __future__ import annotations
@@ -42,9 +46,14 @@ import suites
 from sweeps import executors
 from sweeps.plan import plan_text, status_text
 from sweeps.spec import SpecError, load_spec, resolve_spec_path
+from algos.results import CorruptFile, writable_dir_problem
 from sweeps.state import (
+    LaunchLock,
+    RunState,
     count,
     now_iso,
+    read_manifest,
+    remove_launcher_temp_files,
     run_states,
     write_manifest,
     write_spec_copy,
@@ -114,7 +123,23 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
         print(f"error: {e}", file=err)
         return 2
     folder = (Path(args.results) / spec.name).absolute()
+    problem = writable_dir_problem(folder, need_write=not args.status)
+    if problem:
+        print(f"error: --results {args.results}: {problem}; expected a folder the sweep's runs "
+              "can be written in (made if absent)", file=err)
+        return 2
+    try:
+        return _main(args, path, spec, folder, out, err)
+    except CorruptFile as e:  # manifest.json: nothing can say which job owns which run
+        print(f"error: {e}\nnothing launched", file=err)
+        return 2
+    except OSError as e:  # a full disk, say: every file here is written atomically
+        print(f"error: {type(e).__name__}: {e}\nthe manifest holds the runs launched so far; "
+              "launch again once the problem is fixed", file=err)
+        return 1
 
+
+def _main(args, path: Path, spec, folder: Path, out, err) -> int:
     if args.status:
         states, warnings = run_states(folder, spec)
         print(status_text(spec, folder, states, warnings), file=out)
@@ -127,16 +152,36 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
             print(f"error: --executor slurm: {reason}", file=err)
             return 2
     parallelism = executors.local_parallelism(spec)
-    states, warnings = run_states(folder, spec)
-    for w in warnings:
-        print(f"warning: {w}", file=err)
-    wanted = ("new", "stale", "failed") if args.retry_failed else ("new", "stale")
-    launch = [s for s in states if s.state in wanted]
-
     if args.dry_run:
+        states, warnings = run_states(folder, spec)
+        for w in warnings:
+            print(f"warning: {w}", file=err)
+        launch = [s for s in states if s.state in _wanted(args)]
         print(plan_text(spec, executor, why, parallelism, folder, states, launch, args.retry_failed),
               file=out)
         return 0
+    if folder.is_dir():
+        read_manifest(folder)  # a damaged one is an error before anything is written
+    # From reading the states until the runs launched are recorded, hold the launch lock:
+    # a second launcher of this sweep waits, then sees this one's runs queued or running.
+    lock = LaunchLock(folder, err)
+    try:
+        return _launch(args, path, spec, folder, executor, why, parallelism, lock, out, err)
+    finally:
+        lock.release()
+
+
+def _wanted(args) -> tuple[str, ...]:
+    return ("new", "stale", "failed") if args.retry_failed else ("new", "stale")
+
+
+def _launch(args, path: Path, spec, folder: Path, executor: str, why: str, parallelism: int,
+            lock: "LaunchLock", out, err) -> int:
+    remove_launcher_temp_files(folder)
+    states, warnings = run_states(folder, spec)
+    for w in warnings:
+        print(f"warning: {w}", file=err)
+    launch = [s for s in states if s.state in _wanted(args)]
 
     c = count(states)
     skipped = [f"{c[s]} {s}" for s in ("done", "running", "queued") if c[s]]
@@ -157,8 +202,8 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
         print(f"nothing to launch: {len(states)} run(s) of {spec.name} are "
               + ", ".join(f"{c[s]} {s}" for s in ("done", "running", "queued", "failed") if c[s]),
               file=out)
-        if folder.is_dir():
-            write_manifest(folder, spec, states={s.run.run_id: s for s in states})
+        write_manifest(folder, spec, states={s.run.run_id: s for s in states})
+        lock.release()
         if args.wait and (c["queued"] or c["running"]):
             return wait_for_sweep(folder, spec, err)
         return 0 if not args.wait or c["done"] == len(states) else 1
@@ -176,6 +221,8 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
         write_manifest(folder, spec, updates=entries, launch=launch_info if first[0] else None,
                        states={s.run.run_id: s for s in states if s.run.run_id not in launching})
         first[0] = False
+        if executor != "slurm":  # local and debug record every run at once, before starting
+            lock.release()
 
     try:
         if executor == "slurm":
@@ -186,6 +233,7 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
                 print("the manifest holds the jobs submitted before the failure; launch again to "
                       "submit the rest", file=err)
                 return 1
+            lock.release()
             if args.wait:
                 return wait_for_sweep(folder, spec, err)
             print(f"follow with: python sweeps/launch.py {args.spec} --results {args.results} --status",
@@ -198,7 +246,11 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return 130
-    final, _ = run_states(folder, spec)
+    # A run whose process was stopped (killed) while this launcher lives reads as running;
+    # its job is over: it is stale, and the next launch resumes it.
+    final = [RunState(s.run, "stale", s.step, results[s.run.run_id]["error"], s.job, s.note)
+             if s.state in ("running", "queued") and results.get(s.run.run_id, {}).get("state") == "stale"
+             else s for s in run_states(folder, spec)[0]]
     write_manifest(folder, spec, states={s.run.run_id: s for s in final})
     bad = [rid for rid, r in results.items() if r["state"] != "done"]
     c = count(final)

@@ -408,7 +408,11 @@ def resolve_spec_path(name: str | os.PathLike, cwd: str | os.PathLike | None = N
 def load_spec(path: str | os.PathLike) -> Spec:
     """Read and validate a spec file; raises SpecError listing every error found."""
     path = Path(path)
-    text = path.read_text()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError([ConfigError("", f"{path}: not UTF-8 text (byte {e.start}); expected a "
+                                         "YAML spec")]) from None
     return parse_spec(text, source=str(path))
 
 

@@ -11,6 +11,10 @@
       logs/            the jobs' output: Submitit's folder per SLURM/debug job
                        (logs/<job_id>/) and one log per local run (logs/local/<run_id>.log)
       locks/           one lock file per run, held while a process trains it
+      .manifest.lock   held while the manifest is rewritten
+      .launch.lock     held by a launcher from reading the run states until it has
+                       recorded the runs it launches, so that two launchers started at once
+                       do not both launch a run (the second sees the first one's jobs)
 
 The manifest lists the runs of the spec as last launched; its `state` is what the
 launcher saw at its last write (a launch, a local launch's end, or --status).
@@ -20,7 +24,8 @@ launcher saw at its last write (a launch, a local launch's end, or --status).
 Read from `<run_id>/status.json`, cross-checked with the job the manifest names:
 
     done      status.json says "done".
-    failed    status.json says "failed" (its error is shown by --status), unless its job
+    failed    status.json says "failed" (its error is shown by --status), or status.json is
+              damaged (not JSON, no valid state: the error names the file), unless its job
               was submitted after that (--retry-failed) and is alive: then queued/running.
     queued    the run's job is alive and the run has not started (no status.json yet, or
               SLURM shows the job PENDING, e.g. requeued after a timeout or preemption).
@@ -52,7 +57,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from algos.results import CHECKPOINT, STATUS, atomic_write_bytes, atomic_write_json, read_json
+from algos.results import (
+    CHECKPOINT,
+    STATUS,
+    CorruptFile,
+    RunDir,
+    atomic_write_bytes,
+    atomic_write_json,
+    read_json,
+    remove_temp_files,
+)
 
 from .spec import Run, Spec
 
@@ -77,10 +91,20 @@ def sweep_dir(results: str | os.PathLike, spec: Spec) -> Path:
 # -- the manifest ----------------------------------------------------------------------
 
 
+MANIFEST_EXPECTED = ('the object sweeps/launch.py writes ({"sweep", "runs": [...], ...}); it '
+                     "records which job owns each run: restore it, or delete it if no job of "
+                     "this sweep is queued or running")
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
-    m = read_json(folder / MANIFEST) or {}
-    if not isinstance(m.get("runs"), list):
-        m["runs"] = []
+    """manifest.json ({} without one); CorruptFile if it is damaged."""
+    m = read_json(folder / MANIFEST, MANIFEST_EXPECTED)
+    if m is None:
+        m = {}
+    if not isinstance(m, dict) or not isinstance(m.get("runs", []), list):
+        raise CorruptFile(folder / MANIFEST, "does not hold an object with a list of runs",
+                          MANIFEST_EXPECTED)
+    m.setdefault("runs", [])
     return m
 
 
@@ -98,6 +122,37 @@ def locked(folder: Path):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+LAUNCH_LOCK = ".launch.lock"
+
+
+class LaunchLock:
+    """The launch lock of a sweep folder (made if absent), taken at once (waiting for
+    another launcher, and saying so on `err`); `release()` may come early and repeat."""
+
+    def __init__(self, folder: Path, err=None) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._f = open(folder / LAUNCH_LOCK, "a")
+        try:
+            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if err is not None:
+                print("another launcher of this sweep is launching; waiting for it", file=err)
+            fcntl.flock(self._f, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._f is not None:
+            self._f.close()  # closing releases the flock
+            self._f = None
+
+
+def remove_launcher_temp_files(folder: Path) -> None:
+    """Temp files of a launcher killed inside an atomic write of spec.yaml or manifest.json.
+    Call under the launch lock (spec.yaml's writers hold it)."""
+    remove_temp_files(folder, (SPEC_COPY,))
+    with locked(folder):  # manifest.json's writers hold this one
+        remove_temp_files(folder, (MANIFEST,))
 
 
 def now_iso() -> str:
@@ -234,11 +289,19 @@ class RunState:
 def run_states(folder: Path, spec: Spec, check_jobs: bool = True) -> tuple[list[RunState], list[str]]:
     """The state of every run of `spec` in `folder`, and warnings (e.g. SLURM unreachable).
 
-    Raises nothing: when SLURM cannot be asked, its jobs count as alive (and a warning
-    says so), so that nothing is launched twice."""
+    When SLURM cannot be asked, its jobs count as alive (and a warning says so), so that
+    nothing is launched twice. Raises CorruptFile for a damaged manifest.json (without
+    it nothing says which job owns a run); a damaged status.json makes its run failed."""
     entries = manifest_entries(folder) if folder.is_dir() else {}
-    statuses = {r.run_id: read_json(folder / r.run_id / STATUS) if folder.is_dir() else None
-                for r in spec.runs}
+    statuses: dict[str, dict | None] = {}
+    damaged: dict[str, str] = {}
+    for r in spec.runs:
+        try:
+            statuses[r.run_id] = RunDir(folder / r.run_id).read_status() if folder.is_dir() else None
+        except CorruptFile as e:
+            statuses[r.run_id] = None
+            damaged[r.run_id] = (f"{e}; the checkpoint holds the run's state: delete "
+                                 f"{STATUS} to resume from it")
     warnings: list[str] = []
 
     slurm_ids = {e["job_id"] for rid, e in entries.items()
@@ -259,6 +322,9 @@ def run_states(folder: Path, spec: Spec, check_jobs: bool = True) -> tuple[list[
     for run in spec.runs:
         st = statuses.get(run.run_id)
         entry = entries.get(run.run_id)
+        if run.run_id in damaged:
+            out.append(RunState(run, "failed", 0, damaged[run.run_id], entry))
+            continue
         launched = bool(entry and entry.get("executor"))
         state = (st or {}).get("state") if isinstance(st, dict) else None
         step = int((st or {}).get("step") or 0) if isinstance(st, dict) else 0

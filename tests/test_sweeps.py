@@ -421,17 +421,38 @@ def test_local_launcher_killed_leaves_a_stale_run_that_resumes(tmp_path):
     steps = [s for s, _ in rows]
     assert steps == sorted(steps) and steps[-1] >= 20000
 
-def test_a_second_process_does_not_train_a_run_being_trained(tmp_path):
+def test_a_second_process_does_not_train_a_run_being_trained(tmp_path, monkeypatch):
+    from sweeps import job
     from sweeps.job import _lock, run_task
 
+    monkeypatch.setattr(job, "LOCK_WAIT_S", 0.5)
     spec = parse_spec(TINY)
     task = spec.runs[0].task("tiny", tmp_path / "tiny" / spec.runs[0].run_id)
     held = _lock(task)
     try:
+        t0 = time.monotonic()
         assert run_task(task)["state"] == "busy"
+        assert time.monotonic() - t0 >= 0.5  # it waited for the holder to let go
         assert not (tmp_path / "tiny" / spec.runs[0].run_id).exists()
     finally:
         held.close()
+
+
+def test_a_run_waits_for_a_process_that_is_letting_go_of_it(tmp_path):
+    """A relaunch right after a kill: the old process, still stopping, holds the run's
+    lock for a moment; the new one waits for it instead of skipping the run."""
+    import threading
+
+    from sweeps.job import _lock
+
+    spec = parse_spec(TINY)
+    task = spec.runs[0].task("tiny", tmp_path / "tiny" / spec.runs[0].run_id)
+    held = _lock(task)
+    threading.Timer(0.4, held.close).start()
+    t0 = time.monotonic()
+    mine = _lock(task, wait_s=30)
+    assert mine is not None and 0.4 <= time.monotonic() - t0 < 10
+    mine.close()
 
 
 # -- run states -----------------------------------------------------------------------------
@@ -490,3 +511,18 @@ def test_auto_executor_falls_back_to_local(monkeypatch):
     monkeypatch.setattr(executors.shutil, "which", lambda tool: None)
     assert executors.pick_executor("auto") == ("local", "no SLURM here (sbatch is not on PATH)")
     assert executors.pick_executor("debug") == ("debug", "asked for")
+
+
+def test_a_run_stopped_by_a_signal_is_stale_not_failed(tmp_path):
+    """A training process killed (OOM killer, SIGKILL, SIGTERM) with status "running" is
+    resumable: the launcher reports it stopped (stale), not failed."""
+    from algos.results import RunDir
+    from sweeps.executors import _result
+
+    RunDir(tmp_path).write_status("running", 256)
+    assert _result(tmp_path, -9) == ("stale", 256, "stopped by SIGKILL at step 256 (its last "
+                                                   "checkpoint); the next launch resumes it")
+    assert _result(tmp_path, 128 + 15)[:2] == ("stale", 256)  # sweeps.job's SIGTERM exit
+    assert _result(tmp_path, 1) == ("failed", 256, "exit status 1")
+    RunDir(tmp_path).write_status("failed", 256, "RuntimeError: boom")
+    assert _result(tmp_path, -9) == ("failed", 256, "RuntimeError: boom")
