@@ -274,8 +274,8 @@ def common_budget(groups, info: dict, results: dict) -> pd.DataFrame:
 
 def curves(groups, grids: dict, results: dict) -> pd.DataFrame:
     """IQM of normalised scores against agent steps, one step grid per variant and suite
-    (where every run of the variant has evaluated). Columns: suite, variant, step, frames (0 if frameskips differ),
-    point, lower, upper, n_runs."""
+    (where every run of the variant has evaluated). Columns: suite, variant, step, frames
+    (0 if frameskips differ), point, lower, upper, n_runs."""
     rows = []
     for (suite, variant), g in groups.items():
         key = ("curve", suite, variant)
