@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
@@ -152,6 +153,16 @@ def poi_figure(poi: pd.DataFrame, suite: str, style: Style, out: Path) -> list[s
     return save(fig, out, f"poi_{suite}")
 
 
+def steps_axis(ax, max_step: float) -> str:
+    """Tick the x axis in thousands or millions of steps (no matplotlib "1e6" offset in
+    the corner, which reads as part of the last tick) and return the axis label."""
+    scale, word = (1e6, "millions") if max_step >= 1e6 else (1e3, "thousands")
+    if max_step < 1e4:
+        return "Agent environment steps"
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / scale:g}"))
+    return f"Agent environment steps ({word})"
+
+
 def curve_figure(cur: pd.DataFrame, suite: str, style: Style, out: Path) -> list[str]:
     """IQM against agent steps with bands: curves_<suite>."""
     c = cur[cur["suite"] == suite]
@@ -162,7 +173,7 @@ def curve_figure(cur: pd.DataFrame, suite: str, style: Style, out: Path) -> list
                 label=style.label(v, g["n_runs"].iloc[0]))
         ax.fill_between(g["step"], g["lower"], g["upper"], color=col, alpha=0.2, lw=0)
     fs = sorted(set((c["frames"] // c["step"].where(c["step"] > 0)).dropna().astype(int)))
-    unit = "Agent environment steps"
+    unit = steps_axis(ax, c["step"].max())
     if len(fs) == 1 and fs[0] > 1:
         unit += f" (frames = steps x {fs[0]})"
     ax.set_xlabel(unit)
@@ -232,7 +243,7 @@ def duals_figure(tr: pd.DataFrame, suite: str, style: Style, out: Path,
             ax.axhline(bounds[m], color="black", ls="--", lw=1)
         ax.set_yscale("log")
         ax.set_title(_DUAL_TITLES[m])
-        ax.set_xlabel("Agent environment steps")
+        ax.set_xlabel(steps_axis(ax, d["step"].max()))
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(metrics):]:
         ax.axis("off")

@@ -155,16 +155,28 @@ def ablations(groups_: dict[tuple[str, str], Group], full: str | None) -> list[s
 
 
 def curve_grid(runs: Runs, rows: np.ndarray, points: int) -> np.ndarray:
-    """Up to `points` agent-step values, evenly spaced, at which every run in `rows` has
-    evaluated at least once: from the latest first evaluation to the earliest last one.
-    Returns (k,) int64, k <= points; empty if those runs share no such range."""
+    """Up to `points` agent-step values at which every run in `rows` has evaluated at least
+    once (from the latest first evaluation to the earliest last one), taken from the runs'
+    own evaluation steps: all of them where there are at most `points`, else `points` of
+    them evenly spaced by index. Returns (k,) int64, k <= points; empty if those runs share
+    no such range.
+
+    Why the evaluation steps and not an even spacing of the range: a run evaluates at the
+    first rollout boundary past each multiple of `eval_every` (TRPO's 2048-step batches put
+    the 250k evaluation at 251,904), so evenly spaced points fall just before some of
+    those evaluations and the forward-filled curve repeats the previous one there (flat
+    pairs that look like plateaus)."""
     off = runs.eval_offsets
     first = runs.eval_steps[off[rows]]
     last = runs.eval_steps[off[rows + 1] - 1]
     lo, hi = int(first.max()), int(last.min())
     if hi < lo:
         return np.zeros(0, dtype=np.int64)
-    return np.unique(np.round(np.linspace(lo, hi, points)).astype(np.int64))
+    steps = np.unique(np.concatenate([runs.eval_steps[off[r]:off[r + 1]] for r in rows]))
+    steps = steps[(steps >= lo) & (steps <= hi)].astype(np.int64)
+    if len(steps) <= points:
+        return steps
+    return steps[np.unique(np.round(np.linspace(0, len(steps) - 1, points)).astype(np.int64))]
 
 
 def curve_tensor(runs: Runs, group: Group, grid: np.ndarray) -> np.ndarray:

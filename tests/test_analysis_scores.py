@@ -16,7 +16,7 @@ from analysis.scores import (
     groups,
     normalise,
 )
-from analysis.synthetic import write_sweep
+from analysis.synthetic import run_config, write_run, write_sweep
 
 PONG, BREAKOUT = "ALE/Pong-v5", "ALE/Breakout-v5"
 ATARI = {PONG: "atari", BREAKOUT: "atari"}
@@ -84,14 +84,32 @@ def test_curve_forward_fills_the_latest_evaluation(tmp_path):
     runs, status = _sweep(tmp_path)
     g = groups(final_scores(runs, status))[("atari", "vmpo")]
     grid = curve_grid(runs, g.rows.ravel(), 7)
-    np.testing.assert_array_equal(grid, [100, 150, 200, 250, 300, 350, 400])
-    ten = curve_tensor(runs, g, grid)
+    np.testing.assert_array_equal(grid, [100, 200, 300, 400])  # the evaluation steps
+    np.testing.assert_array_equal(curve_grid(runs, g.rows.ravel(), 3), [100, 300, 400])
+    ten = curve_tensor(runs, g, np.array([100, 150, 200, 250, 300, 350, 400]))
     assert ten.shape == (3, 2, 7)
     # seed 0 rises linearly from raw 0 to normalised 0.5 over evals at 100..400
     r0 = normalise(BREAKOUT, 0.0)
     want_raw = [raw(BREAKOUT, 0.5) * f for f in (0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0)]
     np.testing.assert_allclose(ten[0, 0], normalise(BREAKOUT, want_raw), atol=1e-12)
     assert ten[0, 0, 0] > r0
+
+
+def test_curve_takes_each_evaluation_of_a_jittered_schedule(tmp_path):
+    # TRPO's 2048-step batches: the evaluation owed at k x 50k happens at the next batch
+    # boundary. An evenly spaced grid fell just before some of them and the curve repeated
+    # the previous value there (the flat pairs in the first mujoco-core figure).
+    steps = [-(-50_000 * k // 2048) * 2048 for k in range(1, 21)]
+    for seed in range(2):
+        cfg = run_config(sweep="sw", algo="trpo", variant="trpo", suite="mujoco",
+                         env="Hopper-v5", seed=seed, steps=steps[-1])
+        write_run(tmp_path / "sw", cfg, [(s, 100.0 * k) for k, s in enumerate(steps, 1)])
+    runs = load([tmp_path])
+    g = groups(final_scores(runs, completeness.check(runs)))[("mujoco", "trpo")]
+    grid = curve_grid(runs, g.rows.ravel(), 20)
+    np.testing.assert_array_equal(grid, steps)
+    curve = curve_tensor(runs, g, grid)[0, 0]
+    assert (np.diff(curve) > 0).all()  # a strictly rising run draws a strictly rising curve
 
 
 def test_ablations_come_from_the_config_algo(tmp_path):
