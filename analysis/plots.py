@@ -156,9 +156,9 @@ def poi_figure(poi: pd.DataFrame, suite: str, style: Style, out: Path) -> list[s
 def steps_axis(ax, max_step: float) -> str:
     """Tick the x axis in thousands or millions of steps (no matplotlib "1e6" offset in
     the corner, which reads as part of the last tick) and return the axis label."""
-    scale, word = (1e6, "millions") if max_step >= 1e6 else (1e3, "thousands")
     if max_step < 1e4:
         return "Agent environment steps"
+    scale, word = (1e6, "millions") if max_step >= 1e6 else (1e3, "thousands")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / scale:g}"))
     return f"Agent environment steps ({word})"
 
