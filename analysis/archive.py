@@ -1,0 +1,184 @@
+"""Pack a sweep's finished runs into one compressed archive a repository can hold; unpack it.
+
+A MuJoCo run directory holds ~4 MB of metrics (every training statistic at every update)
+and a checkpoint. What `analysis/report.py` reads of it is far less: config.json,
+status.json and, of metrics.csv, the evaluation rows (`eval/*`) and the dual-variable
+rows the duals figure draws (`analysis.duals.DUAL_METRICS`). `pack` keeps exactly that:
+every `eval/*` row, and of each dual metric at most `max_rows` rows, evenly strided, the
+last always kept (the figure averages them over 20 spans of the budget, so 400 rows keep
+~20 a span). Only runs whose status is "done" are packed: without its checkpoint an
+unfinished run could not be resumed from the archive, and `launch.py` trains it anew.
+
+    python -m analysis.archive pack results/mujoco-core docs/results/mujoco-core/runs.tar.xz
+    python -m analysis.archive unpack docs/results/mujoco-core/runs.tar.xz results/
+
+`unpack` restores <root>/<sweep>/<run_id>/ for each packed run, never over a run
+directory that already exists (it is skipped, and said), and the sweep's spec.yaml and
+manifest.json where the sweep folder has none. `sweeps/launch.py <spec>` then trains only
+the runs missing, and `analysis/report.py <root>/<sweep>` reports the union: a study can
+be run over several sessions or machines and its evidence kept in the repository.
+Exit status 2 for a usage error (a missing folder, an archive that is not one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import tarfile
+from pathlib import Path, PurePosixPath
+
+from algos.results import CONFIG, METRICS, METRICS_HEADER, STATUS
+from analysis.duals import DUAL_METRICS
+from analysis.load import UsageError
+
+SWEEP_FILES = ("spec.yaml", "manifest.json")
+RUN_FILES = (CONFIG, STATUS, METRICS)
+
+
+def thin_metrics(text: str, max_rows: int = 400) -> str:
+    """metrics.csv text -> the rows the report reads: every `eval/*` row, and of each
+    metric in DUAL_METRICS every k-th row (k = ceil(n / max_rows)) plus its last row;
+    other metrics are dropped. Rows keep their order and their exact text."""
+    lines = text.splitlines()
+    if not lines or lines[0] != ",".join(METRICS_HEADER):
+        raise UsageError(f"metrics.csv does not start with the header {','.join(METRICS_HEADER)}")
+    rows_of: dict[str, list[int]] = {}
+    keep = set()
+    for i, line in enumerate(lines[1:], start=1):
+        parts = line.split(",")
+        if len(parts) != 4:
+            continue  # a partial last line of a crashed writer: the report skips it too
+        metric = parts[1]
+        if metric.startswith("eval/"):
+            keep.add(i)
+        elif metric in DUAL_METRICS:
+            rows_of.setdefault(metric, []).append(i)
+    for idx in rows_of.values():
+        stride = -(-len(idx) // max_rows)
+        keep.update(idx[::stride])
+        keep.add(idx[-1])
+    return "\n".join([lines[0]] + [lines[i] for i in sorted(keep)]) + "\n"
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def pack(sweep_dir: str | Path, out: str | Path, max_rows: int = 400) -> list[str]:
+    """Write `out` (.tar.xz) holding the sweep folder's spec/manifest and each done run's
+    config.json, status.json and thinned metrics.csv under <sweep>/<run_id>/. Returns
+    the run ids packed. The archive is written to a temporary name, then renamed."""
+    sweep_dir, out = Path(sweep_dir), Path(out)
+    if not sweep_dir.is_dir():
+        raise UsageError(f"sweep folder {sweep_dir} does not exist; expected a folder of run directories")
+    name = sweep_dir.resolve().name
+    done = []
+    for run in sorted(p for p in sweep_dir.iterdir() if (p / CONFIG).is_file()):
+        try:
+            state = json.loads((run / STATUS).read_text()).get("state")
+        except (OSError, ValueError):
+            continue
+        if state == "done" and (run / METRICS).is_file():
+            done.append(run)
+    if not done:
+        raise UsageError(f"{sweep_dir} holds no finished run (status.json state \"done\")")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with tarfile.open(tmp, "w:xz") as tar:
+        for f in SWEEP_FILES:
+            if (sweep_dir / f).is_file():
+                _add(tar, f"{name}/{f}", (sweep_dir / f).read_bytes())
+        for run in done:
+            for f in (CONFIG, STATUS):
+                _add(tar, f"{name}/{run.name}/{f}", (run / f).read_bytes())
+            thinned = thin_metrics((run / METRICS).read_text(), max_rows)
+            _add(tar, f"{name}/{run.name}/{METRICS}", thinned.encode())
+    tmp.replace(out)
+    return [r.name for r in done]
+
+
+def _members(tar: tarfile.TarFile, archive: Path) -> dict[str, dict[str, tarfile.TarInfo]]:
+    """folder ('<sweep>' or '<sweep>/<run_id>') -> file name -> member; every member
+    checked to be a plain file at one of the two depths, with a known name."""
+    folders: dict[str, dict[str, tarfile.TarInfo]] = {}
+    for m in tar.getmembers():
+        p = PurePosixPath(m.name)
+        bad = (not m.isfile() or p.is_absolute() or ".." in p.parts
+               or not (len(p.parts) == 2 and p.name in SWEEP_FILES
+                       or len(p.parts) == 3 and p.name in RUN_FILES))
+        if bad:
+            raise UsageError(f"{archive}: unexpected member {m.name!r}; expected <sweep>/"
+                             f"{{{','.join(SWEEP_FILES)}}} or <sweep>/<run_id>/{{{','.join(RUN_FILES)}}}")
+        folders.setdefault(str(p.parent), {})[p.name] = m
+    return folders
+
+
+def unpack(archive: str | Path, root: str | Path) -> tuple[list[str], list[str]]:
+    """Restore the archive's runs under `root`; returns (restored, skipped) run folders
+    ('<sweep>/<run_id>'). A run folder that exists is skipped, not merged; each
+    restored run is written to a temporary folder, then renamed into place."""
+    archive, root = Path(archive), Path(root)
+    if not archive.is_file():
+        raise UsageError(f"archive {archive} does not exist")
+    try:
+        tar = tarfile.open(archive, "r:*")
+    except (tarfile.TarError, OSError) as e:
+        raise UsageError(f"{archive} is not a readable tar archive ({e})") from None
+    restored, skipped = [], []
+    with tar:
+        folders = _members(tar, archive)
+        for folder, files in sorted(folders.items()):
+            dest = root / folder
+            if "/" not in folder:  # the sweep's own files, where it has none
+                dest.mkdir(parents=True, exist_ok=True)
+                for f, m in files.items():
+                    if not (dest / f).exists():
+                        (dest / f).write_bytes(tar.extractfile(m).read())
+                continue
+            if set(files) != set(RUN_FILES):
+                raise UsageError(f"{archive}: run {folder} lacks {sorted(set(RUN_FILES) - set(files))}")
+            if dest.exists():
+                skipped.append(folder)
+                continue
+            tmp = dest.with_name(dest.name + ".unpacking")
+            tmp.mkdir(parents=True, exist_ok=False)
+            for f, m in files.items():
+                (tmp / f).write_bytes(tar.extractfile(m).read())
+            tmp.rename(dest)
+            restored.append(folder)
+    return restored, skipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m analysis.archive", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("pack", help="a sweep folder's done runs -> ARCHIVE (.tar.xz)")
+    a.add_argument("sweep")
+    a.add_argument("archive")
+    a.add_argument("--max-rows", type=int, default=400, help="rows kept per dual metric (default 400)")
+    b = sub.add_parser("unpack", help="ARCHIVE -> RESULTS/<sweep>/<run_id>/ (existing runs kept)")
+    b.add_argument("archive")
+    b.add_argument("results")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "pack":
+            if args.max_rows < 1:
+                raise UsageError(f"--max-rows {args.max_rows}: expected an int >= 1")
+            ids = pack(args.sweep, args.archive, args.max_rows)
+            print(f"packed {len(ids)} finished run(s) of {args.sweep} into {args.archive}")
+        else:
+            restored, skipped = unpack(args.archive, args.results)
+            print(f"restored {len(restored)} run(s) into {args.results}"
+                  + (f"; kept {len(skipped)} existing: {', '.join(skipped)}" if skipped else ""))
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

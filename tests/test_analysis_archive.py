@@ -1,0 +1,92 @@
+"""analysis/archive.py: a packed sweep reads back to the same evaluations and duals."""
+
+from __future__ import annotations
+
+import tarfile
+
+import numpy as np
+import pytest
+
+from algos.results import parse_metrics
+from analysis import archive
+from analysis.load import load as load_runs
+from analysis.synthetic import linear_evals, run_config, write_run
+
+
+def _sweep(tmp_path):
+    sweep = tmp_path / "res" / "study"
+    runs = []
+    for seed, state in [(0, "done"), (1, "done"), (2, "running")]:
+        cfg = run_config(sweep="study", algo="vmpo", variant="vmpo", suite="mujoco",
+                         env="Hopper-v5", seed=seed, steps=1000)
+        runs.append(write_run(sweep, cfg, linear_evals(100.0 + seed, 1000, 10),
+                              state=state, train_logs_per_eval=50))
+    (sweep / "spec.yaml").write_text("name: study\n")
+    return sweep, runs
+
+
+def test_thin_keeps_every_eval_row_and_strides_the_duals_keeping_the_last():
+    lines = ["step,metric,value,wall_time"]
+    for s in range(1, 1001):
+        lines.append(f"{s},dual/eta,{s * 0.5!r},{s:.3f}")
+        lines.append(f"{s},loss/total,1.0,{s:.3f}")
+        if s % 100 == 0:
+            lines.append(f"{s},eval/return,{float(s)!r},{s:.3f}")
+    thinned = parse_metrics(archive.thin_metrics("\n".join(lines) + "\n", max_rows=300))
+    eta = [(s, v) for s, m, v, _ in thinned if m == "dual/eta"]
+    # 1000 rows, stride ceil(1000/300) = 4: steps 1, 5, ..., 997, and the last, 1000
+    assert [s for s, _ in eta] == list(range(1, 1001, 4)) + [1000]
+    assert all(v == s * 0.5 for s, v in eta)
+    assert [(s, v) for s, m, v, _ in thinned if m == "eval/return"] == [(s, float(s)) for s in range(100, 1001, 100)]
+    assert not any(m == "loss/total" for _, m, _, _ in thinned)
+
+
+def test_pack_then_unpack_gives_the_report_the_same_runs(tmp_path):
+    sweep, runs = _sweep(tmp_path)
+    out = tmp_path / "runs.tar.xz"
+    packed = archive.pack(sweep, out, max_rows=5)
+    assert packed == sorted(r.name for r in runs[:2])  # the running one is left out
+    restored, skipped = archive.unpack(out, tmp_path / "back")
+    assert (restored, skipped) == ([f"study/{n}" for n in packed], [])
+    assert (tmp_path / "back" / "study" / "spec.yaml").read_text() == "name: study\n"
+    a = load_runs([str(sweep)])
+    b = load_runs([str(tmp_path / "back" / "study")])
+    keep = a.table["state"] == "done"
+    assert list(b.table["run_id"]) == list(a.table["run_id"][keep])
+    assert list(b.table["score"]) == list(a.table["score"][keep])
+    for i in range(2):
+        ia = int(np.flatnonzero(a.table["run_id"] == b.table["run_id"][i])[0])
+        sa = slice(a.eval_offsets[ia], a.eval_offsets[ia + 1])
+        sb = slice(b.eval_offsets[i], b.eval_offsets[i + 1])
+        assert list(b.eval_values[sb]) == list(a.eval_values[sa])
+        assert list(b.eval_steps[sb]) == list(a.eval_steps[sa])
+        rows = (tmp_path / "back" / "study" / b.table["run_id"][i] / "metrics.csv").read_text()
+        assert sum(",dual/eta," in r for r in rows.splitlines()) == 6  # 500 rows: every 100th + the last
+
+
+def test_unpack_keeps_an_existing_run_and_rejects_a_hostile_member(tmp_path, capsys):
+    sweep, runs = _sweep(tmp_path)
+    out = tmp_path / "runs.tar.xz"
+    archive.pack(sweep, out)
+    restored, skipped = archive.unpack(out, tmp_path / "res")  # onto the originals
+    assert restored == [] and len(skipped) == 2
+    assert (runs[0] / "metrics.csv").read_text().count("loss/total") > 0  # not thinned over
+
+    evil = tmp_path / "evil.tar.xz"
+    with tarfile.open(evil, "w:xz") as tar:
+        tar.add(runs[0] / "config.json", arcname="../outside/config.json")
+    assert archive.main(["unpack", str(evil), str(tmp_path / "x")]) == 2
+    assert "unexpected member '../outside/config.json'" in capsys.readouterr().err
+    assert not (tmp_path / "outside").exists() and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["pack", "nope", "o.tar.xz"], "sweep folder nope does not exist"),
+    (["unpack", "nope.tar.xz", "r"], "archive nope.tar.xz does not exist"),
+    (["pack", ".", "o.tar.xz", "--max-rows", "0"], "--max-rows 0: expected an int >= 1"),
+])
+def test_usage_errors_exit_2_and_name_the_path(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert archive.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o.tar.xz").exists()
