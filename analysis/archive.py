@@ -38,28 +38,33 @@ RUN_FILES = (CONFIG, STATUS, METRICS)
 
 
 def thin_metrics(text: str, max_rows: int = 400) -> str:
-    """metrics.csv text -> the rows the report reads: every `eval/*` row, and of each
-    metric in DUAL_METRICS every k-th row (k = ceil(n / max_rows)) plus its last row;
-    other metrics are dropped. Rows keep their order and their exact text."""
+    """metrics.csv text -> the rows the report reads: every `eval/*` row as it is, and of
+    each metric in DUAL_METRICS one row per block of k = ceil(n / max_rows) consecutive
+    rows: the block's mean value at the block's last step (and wall time). Block means,
+    not every k-th row: a dual's KL is zero at each target refresh and so periodic in
+    the learner step, and a stride equal to that period would keep only the zeros.
+    Other metrics are dropped; rows keep their order."""
     lines = text.splitlines()
     if not lines or lines[0] != ",".join(METRICS_HEADER):
         raise UsageError(f"metrics.csv does not start with the header {','.join(METRICS_HEADER)}")
-    rows_of: dict[str, list[int]] = {}
-    keep = set()
+    out: dict[int, str] = {}
+    rows_of: dict[str, list[tuple[int, list[str]]]] = {}
     for i, line in enumerate(lines[1:], start=1):
         parts = line.split(",")
         if len(parts) != 4:
             continue  # a partial last line of a crashed writer: the report skips it too
-        metric = parts[1]
-        if metric.startswith("eval/"):
-            keep.add(i)
-        elif metric in DUAL_METRICS:
-            rows_of.setdefault(metric, []).append(i)
-    for idx in rows_of.values():
-        stride = -(-len(idx) // max_rows)
-        keep.update(idx[::stride])
-        keep.add(idx[-1])
-    return "\n".join([lines[0]] + [lines[i] for i in sorted(keep)]) + "\n"
+        if parts[1].startswith("eval/"):
+            out[i] = line
+        elif parts[1] in DUAL_METRICS:
+            rows_of.setdefault(parts[1], []).append((i, parts))
+    for metric, rows in rows_of.items():
+        k = -(-len(rows) // max_rows)
+        for b in range(0, len(rows), k):
+            block = rows[b:b + k]
+            i, (step, _, _, wall) = block[-1]
+            mean = sum(float(p[2]) for _, p in block) / len(block)
+            out[i] = f"{step},{metric},{mean!r},{wall}"
+    return "\n".join([lines[0]] + [out[i] for i in sorted(out)]) + "\n"
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -25,20 +25,27 @@ def _sweep(tmp_path):
     return sweep, runs
 
 
-def test_thin_keeps_every_eval_row_and_strides_the_duals_keeping_the_last():
+def test_thin_keeps_every_eval_row_and_block_means_of_the_duals():
     lines = ["step,metric,value,wall_time"]
     for s in range(1, 1001):
+        # a KL against a target refreshed every 10 steps: zero at each refresh
+        lines.append(f"{s},kl/mean,{0.0 if s % 10 == 0 else 0.01 * (s % 10)!r},{s:.3f}")
         lines.append(f"{s},dual/eta,{s * 0.5!r},{s:.3f}")
         lines.append(f"{s},loss/total,1.0,{s:.3f}")
         if s % 100 == 0:
             lines.append(f"{s},eval/return,{float(s)!r},{s:.3f}")
-    thinned = parse_metrics(archive.thin_metrics("\n".join(lines) + "\n", max_rows=300))
+    thinned = parse_metrics(archive.thin_metrics("\n".join(lines) + "\n", max_rows=100))
+    kl = [(s, v) for s, m, v, _ in thinned if m == "kl/mean"]
+    # 1000 rows in blocks of 10, each at its last step: a stride of 10 would keep only zeros
+    assert [s for s, _ in kl] == list(range(10, 1001, 10))
+    assert np.allclose([v for _, v in kl], 0.045)  # (0.01 + ... + 0.09) / 10
     eta = [(s, v) for s, m, v, _ in thinned if m == "dual/eta"]
-    # 1000 rows, stride ceil(1000/300) = 4: steps 1, 5, ..., 997, and the last, 1000
-    assert [s for s, _ in eta] == list(range(1, 1001, 4)) + [1000]
-    assert all(v == s * 0.5 for s, v in eta)
+    assert eta[0] == (10, 0.5 * 5.5) and eta[-1] == (1000, 0.5 * 995.5)
     assert [(s, v) for s, m, v, _ in thinned if m == "eval/return"] == [(s, float(s)) for s in range(100, 1001, 100)]
     assert not any(m == "loss/total" for _, m, _, _ in thinned)
+    uneven = parse_metrics(archive.thin_metrics("\n".join(lines) + "\n", max_rows=300))
+    eta = [(s, v) for s, m, v, _ in uneven if m == "dual/eta"]  # blocks of 4, the last of 4
+    assert len(eta) == 250 and eta[-1] == (1000, 0.5 * 998.5)
 
 
 def test_pack_then_unpack_gives_the_report_the_same_runs(tmp_path):
@@ -61,7 +68,7 @@ def test_pack_then_unpack_gives_the_report_the_same_runs(tmp_path):
         assert list(b.eval_values[sb]) == list(a.eval_values[sa])
         assert list(b.eval_steps[sb]) == list(a.eval_steps[sa])
         rows = (tmp_path / "back" / "study" / b.table["run_id"][i] / "metrics.csv").read_text()
-        assert sum(",dual/eta," in r for r in rows.splitlines()) == 6  # 500 rows: every 100th + the last
+        assert sum(",dual/eta," in r for r in rows.splitlines()) == 5  # 500 rows: 5 blocks of 100
 
 
 def test_unpack_keeps_an_existing_run_and_rejects_a_hostile_member(tmp_path, capsys):
