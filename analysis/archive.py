@@ -9,7 +9,8 @@ last always kept (the figure averages them over 20 spans of the budget, so 400 r
 ~20 a span). Only runs whose status is "done" are packed: without its checkpoint an
 unfinished run could not be resumed from the archive, and `launch.py` trains it anew.
 
-    python -m analysis.archive pack results/mujoco-core docs/results/mujoco-core/runs.tar.xz
+    python -m analysis.archive pack results/mujoco-core docs/results/mujoco-core/runs.tar.xz \
+        --spec sweeps/mujoco-core.yaml      # the manifest lists all of the spec's runs
     python -m analysis.archive unpack docs/results/mujoco-core/runs.tar.xz results/
 
 `unpack` restores <root>/<sweep>/<run_id>/ for each packed run, never over a run
@@ -73,10 +74,32 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def pack(sweep_dir: str | Path, out: str | Path, max_rows: int = 400) -> list[str]:
+def _spec_manifest(spec_path: str | Path, name: str, done: set[str]) -> tuple[bytes, bytes]:
+    """(spec text, manifest.json) naming every run of the spec file, "done" where packed.
+    A study launched in stages (specs with the same name and a subset of the runs) has
+    in its folder the manifest of the last stage only; the report needs the whole grid."""
+    from sweeps.spec import SpecError, load_spec  # sweeps/ only where a spec is asked for
+
+    try:
+        spec = load_spec(spec_path)
+    except (OSError, SpecError) as e:
+        raise UsageError(f"--spec {spec_path}: {e}") from None
+    if spec.name != name:
+        raise UsageError(f"--spec {spec_path} is sweep {spec.name!r}, the folder holds {name!r}")
+    runs = [{"run_id": r.run_id, "variant": r.variant, "algo": r.algo, "env": r.env,
+             "suite": r.suite, "seed": r.seed, "steps": r.steps,
+             "state": "done" if r.run_id in done else "new"} for r in spec.runs]
+    manifest = {"sweep": name, "spec": "spec.yaml", "runs": runs,
+                "note": f"written by analysis.archive from {Path(spec_path).name}"}
+    return spec.text.encode(), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+
+
+def pack(sweep_dir: str | Path, out: str | Path, max_rows: int = 400,
+         spec: str | Path | None = None) -> list[str]:
     """Write `out` (.tar.xz) holding the sweep folder's spec/manifest and each done run's
-    config.json, status.json and thinned metrics.csv under <sweep>/<run_id>/. Returns
-    the run ids packed. The archive is written to a temporary name, then renamed."""
+    config.json, status.json and thinned metrics.csv under <sweep>/<run_id>/. With
+    `spec`, the spec file's text and a manifest of all its runs replace the folder's.
+    Returns the run ids packed. The archive is written to a temporary name, then renamed."""
     sweep_dir, out = Path(sweep_dir), Path(out)
     if not sweep_dir.is_dir():
         raise UsageError(f"sweep folder {sweep_dir} does not exist; expected a folder of run directories")
@@ -91,12 +114,14 @@ def pack(sweep_dir: str | Path, out: str | Path, max_rows: int = 400) -> list[st
             done.append(run)
     if not done:
         raise UsageError(f"{sweep_dir} holds no finished run (status.json state \"done\")")
+    sweep_files = {f: (sweep_dir / f).read_bytes() for f in SWEEP_FILES if (sweep_dir / f).is_file()}
+    if spec is not None:
+        sweep_files = dict(zip(SWEEP_FILES, _spec_manifest(spec, name, {r.name for r in done})))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with tarfile.open(tmp, "w:xz") as tar:
-        for f in SWEEP_FILES:
-            if (sweep_dir / f).is_file():
-                _add(tar, f"{name}/{f}", (sweep_dir / f).read_bytes())
+        for f, data in sweep_files.items():
+            _add(tar, f"{name}/{f}", data)
         for run in done:
             for f in (CONFIG, STATUS):
                 _add(tar, f"{name}/{run.name}/{f}", (run / f).read_bytes())
@@ -165,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("sweep")
     a.add_argument("archive")
     a.add_argument("--max-rows", type=int, default=400, help="rows kept per dual metric (default 400)")
+    a.add_argument("--spec", default=None, help="spec file whose runs the manifest lists (default: "
+                   "the folder's own manifest.json and spec.yaml)")
     b = sub.add_parser("unpack", help="ARCHIVE -> RESULTS/<sweep>/<run_id>/ (existing runs kept)")
     b.add_argument("archive")
     b.add_argument("results")
@@ -173,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "pack":
             if args.max_rows < 1:
                 raise UsageError(f"--max-rows {args.max_rows}: expected an int >= 1")
-            ids = pack(args.sweep, args.archive, args.max_rows)
+            ids = pack(args.sweep, args.archive, args.max_rows, args.spec)
             print(f"packed {len(ids)} finished run(s) of {args.sweep} into {args.archive}")
         else:
             restored, skipped = unpack(args.archive, args.results)

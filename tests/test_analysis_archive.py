@@ -97,3 +97,24 @@ def test_usage_errors_exit_2_and_name_the_path(tmp_path, monkeypatch, capsys, ar
     assert archive.main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o.tar.xz").exists()
+
+
+def test_pack_with_the_spec_lists_its_whole_grid_for_the_report(tmp_path):
+    sweep, runs = _sweep(tmp_path)
+    spec = tmp_path / "study.yaml"
+    spec.write_text("name: study\nseeds: 2\nenvs: [CartPole-v1, Pendulum-v1]\n"
+                    "budgets: {classic: {steps: 1000}}\nruns:\n  vmpo: {algo: vmpo}\n  ppo: {algo: ppo}\n")
+    out = tmp_path / "runs.tar.xz"
+    archive.pack(sweep, out, spec=spec)
+    archive.unpack(out, tmp_path / "back")
+    back = tmp_path / "back" / "study"
+    assert (back / "spec.yaml").read_text() == spec.read_text()
+    r = load_runs([str(back)])
+    expected = r.manifests["study"]
+    # 2 variants x 2 envs x 2 seeds, none of them the synthetic runs packed
+    assert len(expected) == 8 and set(expected["variant"]) == {"vmpo", "ppo"}
+    assert set(expected["run_id"]).isdisjoint(r.table["run_id"])
+
+    spec.write_text(spec.read_text().replace("name: study", "name: other"))
+    assert archive.main(["pack", str(sweep), str(tmp_path / "o.tar.xz"), "--spec", str(spec)]) == 2
+    assert not (tmp_path / "o.tar.xz").exists()
