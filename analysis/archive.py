@@ -24,6 +24,7 @@ Exit status 2 for a usage error (a missing folder, an archive that is not one).
 from __future__ import annotations
 
 import argparse
+import collections
 import io
 import json
 import sys
@@ -95,10 +96,13 @@ def _spec_manifest(spec_path: str | Path, name: str, done: set[str]) -> tuple[by
 
 
 def pack(sweep_dir: str | Path, out: str | Path, max_rows: int = 400,
-         spec: str | Path | None = None) -> list[str]:
+         spec: str | Path | None = None, whole_cells: int = 0) -> list[str]:
     """Write `out` (.tar.xz) holding the sweep folder's spec/manifest and each done run's
     config.json, status.json and thinned metrics.csv under <sweep>/<run_id>/. With
     `spec`, the spec file's text and a manifest of all its runs replace the folder's.
+    With `whole_cells` = n > 0, only the (variant, env) cells with at least n done runs
+    are packed: rliable's score matrices need as many runs on every env, and a cell
+    caught half-finished would cut a variant's matrix to its fewest seeds.
     Returns the run ids packed. The archive is written to a temporary name, then renamed."""
     sweep_dir, out = Path(sweep_dir), Path(out)
     if not sweep_dir.is_dir():
@@ -112,6 +116,11 @@ def pack(sweep_dir: str | Path, out: str | Path, max_rows: int = 400,
             continue
         if state == "done" and (run / METRICS).is_file():
             done.append(run)
+    if whole_cells > 0:
+        configs = {r: json.loads((r / CONFIG).read_text()) for r in done}
+        cell = {r: (c.get("variant"), c.get("env")) for r, c in configs.items()}
+        sizes = collections.Counter(cell.values())
+        done = [r for r in done if sizes[cell[r]] >= whole_cells]
     if not done:
         raise UsageError(f"{sweep_dir} holds no finished run (status.json state \"done\")")
     sweep_files = {f: (sweep_dir / f).read_bytes() for f in SWEEP_FILES if (sweep_dir / f).is_file()}
@@ -190,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("sweep")
     a.add_argument("archive")
     a.add_argument("--max-rows", type=int, default=400, help="rows kept per dual metric (default 400)")
+    a.add_argument("--whole-cells", type=int, default=0, metavar="N", help="pack only the "
+                   "(variant, env) cells with N done runs (default 0: every done run)")
     a.add_argument("--spec", default=None, help="spec file whose runs the manifest lists (default: "
                    "the folder's own manifest.json and spec.yaml)")
     b = sub.add_parser("unpack", help="ARCHIVE -> RESULTS/<sweep>/<run_id>/ (existing runs kept)")
@@ -200,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "pack":
             if args.max_rows < 1:
                 raise UsageError(f"--max-rows {args.max_rows}: expected an int >= 1")
-            ids = pack(args.sweep, args.archive, args.max_rows, args.spec)
+            ids = pack(args.sweep, args.archive, args.max_rows, args.spec, args.whole_cells)
             print(f"packed {len(ids)} finished run(s) of {args.sweep} into {args.archive}")
         else:
             restored, skipped = unpack(args.archive, args.results)

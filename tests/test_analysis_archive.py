@@ -118,3 +118,14 @@ def test_pack_with_the_spec_lists_its_whole_grid_for_the_report(tmp_path):
     spec.write_text(spec.read_text().replace("name: study", "name: other"))
     assert archive.main(["pack", str(sweep), str(tmp_path / "o.tar.xz"), "--spec", str(spec)]) == 2
     assert not (tmp_path / "o.tar.xz").exists()
+
+
+def test_whole_cells_packs_only_the_cells_whose_seeds_all_finished(tmp_path):
+    sweep, runs = _sweep(tmp_path)  # Hopper: seeds 0 and 1 done, 2 running
+    cfg = run_config(sweep="study", algo="vmpo", variant="vmpo", suite="mujoco",
+                     env="Ant-v5", seed=0, steps=1000)
+    ant = write_run(sweep, cfg, linear_evals(5.0, 1000, 10))
+    assert archive.pack(sweep, tmp_path / "a.tar.xz", whole_cells=2) == sorted(r.name for r in runs[:2])
+    assert sorted(archive.pack(sweep, tmp_path / "b.tar.xz", whole_cells=1)) == sorted(
+        [r.name for r in runs[:2]] + [ant.name])
+    assert archive.main(["pack", str(sweep), str(tmp_path / "c.tar.xz"), "--whole-cells", "3"]) == 2
