@@ -44,13 +44,28 @@ def suite_name(suite: str) -> str:
     return SUITE_NAMES.get(suite, suite)
 
 
+# The specs' variant names keep one tab10 colour in every report (a report with PPO and
+# one without draw V-MPO alike); other names take the slots left, in sorted order.
+CANONICAL = ("vmpo", "vmpo-no-topk", "vmpo-no-alpha", "vmpo-fixed-eta", "ppo", "trpo", "mpo")
+
+
+def variant_colours(variants: list[str]) -> dict[str, int]:
+    """variant -> tab10 slot: CANONICAL names their own slot, the rest the free ones."""
+    slots = {v: CANONICAL.index(v) for v in variants if v in CANONICAL}
+    free = (i for i in range(10 ** 6) if i % 10 >= len(CANONICAL) or i >= 10)
+    for v in sorted(set(variants) - set(slots)):
+        slots[v] = next(free)
+    return slots
+
+
 class Style:
-    """Colours per variant (fixed over the report), the interval text and the banner."""
+    """Colours per variant (fixed over every report: `variant_colours`), the interval
+    text and the banner."""
 
     def __init__(self, variants: list[str], reps: int, incomplete: str | None,
                  mixed: dict[str, dict[str, list[int]]] | None = None):
         cmap = plt.get_cmap("tab10")
-        self.colour = {v: cmap(i % 10) for i, v in enumerate(sorted(variants))}
+        self.colour = {v: cmap(i % 10) for v, i in variant_colours(variants).items()}
         self.ci = f"95% stratified-bootstrap CIs ({reps:,} reps)"
         self.incomplete = incomplete
         # in a suite whose variants ran different budgets (scores.mixed_budgets), every

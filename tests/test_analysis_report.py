@@ -315,3 +315,13 @@ def test_dual_traces_bin_each_run_and_take_quartiles_over_runs(tmp_path):
     assert a.loc[1000, "median"] == pytest.approx(2e-2)
     assert a.loc[500, "q25"] == pytest.approx(np.percentile([2e-8, 2e-2, 2.0], 25))
     assert int(a.loc[500, "n_runs"]) == 3
+
+
+def test_a_variant_keeps_its_colour_whichever_others_a_report_has():
+    from analysis.plots import variant_colours
+    alone = variant_colours(["vmpo", "vmpo-no-alpha"])
+    with_ppo = variant_colours(["ppo", "vmpo", "vmpo-no-alpha", "sac", "a2c"])
+    assert alone["vmpo"] == with_ppo["vmpo"] == 0 and alone["vmpo-no-alpha"] == with_ppo["vmpo-no-alpha"] == 2
+    assert with_ppo["ppo"] == 4 and (with_ppo["a2c"], with_ppo["sac"]) == (7, 8)
+    many = variant_colours([f"x{i}" for i in range(5)])
+    assert sorted(many.values()) == [7, 8, 9, 10, 11]  # past the 10 slots: tab10 repeats
