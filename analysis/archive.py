@@ -4,10 +4,11 @@ A MuJoCo run directory holds ~4 MB of metrics (every training statistic at every
 and a checkpoint. What `analysis/report.py` reads of it is far less: config.json,
 status.json and, of metrics.csv, the evaluation rows (`eval/*`) and the dual-variable
 rows the duals figure draws (`analysis.duals.DUAL_METRICS`). `pack` keeps exactly that:
-every `eval/*` row, and of each dual metric at most `max_rows` rows, evenly strided, the
-last always kept (the figure averages them over 20 spans of the budget, so 400 rows keep
-~20 a span). Only runs whose status is "done" are packed: without its checkpoint an
-unfinished run could not be resumed from the archive, and `launch.py` trains it anew.
+every `eval/*` row, and of each dual metric at most `max_rows` block means of consecutive
+rows (the figure averages them over 20 spans of the budget, so 400 blocks keep 20 a
+span; `thin_metrics` says why means and not a stride). Only runs whose status is "done"
+are packed: without its checkpoint an unfinished run could not be resumed from the
+archive, and `launch.py` trains it anew.
 
     python -m analysis.archive pack results/mujoco-core docs/results/mujoco-core/runs.tar.xz \
         --spec sweeps/mujoco-core.yaml      # the manifest lists all of the spec's runs
@@ -33,7 +34,7 @@ from pathlib import Path, PurePosixPath
 
 from algos.results import CONFIG, METRICS, METRICS_HEADER, STATUS
 from analysis.duals import DUAL_METRICS
-from analysis.load import UsageError
+from analysis.load import UsageError, read_status
 
 SWEEP_FILES = ("spec.yaml", "manifest.json")
 RUN_FILES = (CONFIG, STATUS, METRICS)
@@ -80,6 +81,7 @@ def _spec_manifest(spec_path: str | Path, name: str, done: set[str]) -> tuple[by
     A study launched in stages (specs with the same name and a subset of the runs) has
     in its folder the manifest of the last stage only; the report needs the whole grid."""
     from sweeps.spec import SpecError, load_spec  # sweeps/ only where a spec is asked for
+    from sweeps.state import run_entry
 
     try:
         spec = load_spec(spec_path)
@@ -87,9 +89,7 @@ def _spec_manifest(spec_path: str | Path, name: str, done: set[str]) -> tuple[by
         raise UsageError(f"--spec {spec_path}: {e}") from None
     if spec.name != name:
         raise UsageError(f"--spec {spec_path} is sweep {spec.name!r}, the folder holds {name!r}")
-    runs = [{"run_id": r.run_id, "variant": r.variant, "algo": r.algo, "env": r.env,
-             "suite": r.suite, "seed": r.seed, "steps": r.steps,
-             "state": "done" if r.run_id in done else "new"} for r in spec.runs]
+    runs = [{**run_entry(r), "state": "done" if r.run_id in done else "new"} for r in spec.runs]
     manifest = {"sweep": name, "spec": "spec.yaml", "runs": runs,
                 "note": f"written by analysis.archive from {Path(spec_path).name}"}
     return spec.text.encode(), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
@@ -110,11 +110,7 @@ def pack(sweep_dir: str | Path, out: str | Path, max_rows: int = 400,
     name = sweep_dir.resolve().name
     done = []
     for run in sorted(p for p in sweep_dir.iterdir() if (p / CONFIG).is_file()):
-        try:
-            state = json.loads((run / STATUS).read_text()).get("state")
-        except (OSError, ValueError):
-            continue
-        if state == "done" and (run / METRICS).is_file():
+        if read_status(str(run))[0] == "done" and (run / METRICS).is_file():
             done.append(run)
     if whole_cells > 0:
         configs = {r: json.loads((r / CONFIG).read_text()) for r in done}

@@ -52,10 +52,8 @@ CANONICAL = ("vmpo", "vmpo-no-topk", "vmpo-no-alpha", "vmpo-fixed-eta", "ppo", "
 def variant_colours(variants: list[str]) -> dict[str, int]:
     """variant -> tab10 slot: CANONICAL names their own slot, the rest the free ones."""
     slots = {v: CANONICAL.index(v) for v in variants if v in CANONICAL}
-    free = (i for i in range(10 ** 6) if i % 10 >= len(CANONICAL) or i >= 10)
-    for v in sorted(set(variants) - set(slots)):
-        slots[v] = next(free)
-    return slots
+    others = sorted(set(variants) - set(slots))
+    return {**slots, **{v: len(CANONICAL) + i for i, v in enumerate(others)}}
 
 
 class Style:
