@@ -176,24 +176,44 @@ def steps_axis(ax, max_step: float) -> str:
     return f"Agent environment steps ({word})"
 
 
+def zoom_budget(cur: pd.DataFrame) -> int | None:
+    """The smallest variant's last step where the variants' ranges differ by 2x or more
+    (MPO at 100k beside 1M-step learners draws as a smudge in the corner of the whole
+    range), else None. `cur`: one suite's curve rows (variant, step)."""
+    ends = cur.groupby("variant")["step"].max()
+    return int(ends.min()) if len(ends) > 1 and ends.max() >= 2 * ends.min() else None
+
+
 def curve_figure(cur: pd.DataFrame, suite: str, style: Style, out: Path) -> list[str]:
-    """IQM against agent steps with bands: curves_<suite>."""
+    """IQM against agent steps with bands: curves_<suite>. Where the variants' budgets
+    differ 2x or more (`zoom_budget`), a second panel draws every variant over the
+    smallest budget's range, where all of them were evaluated."""
     c = cur[cur["suite"] == suite]
-    fig, ax = plt.subplots(figsize=(5.4, 3.8))
-    for v, g in c.groupby("variant", sort=True):
-        col = style.colour[v]
-        ax.plot(g["step"], g["point"], color=col, lw=1.5, marker="o", ms=2.5,
-                label=style.label(v, g["n_runs"].iloc[0]))
-        ax.fill_between(g["step"], g["lower"], g["upper"], color=col, alpha=0.2, lw=0)
+    zoom = zoom_budget(c)
+    panels = [None] if zoom is None else [None, zoom]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 + 3.6 * (len(panels) - 1), 3.8),
+                             squeeze=False)
     fs = sorted(set((c["frames"] // c["step"].where(c["step"] > 0)).dropna().astype(int)))
-    unit = steps_axis(ax, c["step"].max())
-    if len(fs) == 1 and fs[0] > 1:
-        unit += f" (frames = steps x {fs[0]})"
-    ax.set_xlabel(unit)
-    ax.set_ylabel(iqm_label(suite))
-    ax.grid(alpha=0.3)
-    ax.legend(title="variant (runs)", frameon=False, loc="upper left",
-              bbox_to_anchor=(1.01, 1))
+    for ax, limit in zip(axes[0], panels):
+        # an evaluation lands at the first rollout boundary past its step: up to a
+        # rollout (a few %) past the budget
+        part = c if limit is None else c[c["step"] <= 1.05 * limit]
+        for v, g in part.groupby("variant", sort=True):
+            col = style.colour[v]
+            ax.plot(g["step"], g["point"], color=col, lw=1.5, marker="o", ms=2.5,
+                    label=style.label(v, g["n_runs"].iloc[0]))
+            ax.fill_between(g["step"], g["lower"], g["upper"], color=col, alpha=0.2, lw=0)
+        unit = steps_axis(ax, part["step"].max())
+        if len(fs) == 1 and fs[0] > 1:
+            unit += f" (frames = steps x {fs[0]})"
+        ax.set_xlabel(unit)
+        ax.grid(alpha=0.3)
+        if zoom is not None:
+            ax.set_title("whole budgets" if limit is None else
+                         f"first {steps_text(limit)} steps (every variant)", fontsize=10)
+    axes[0][0].set_ylabel(iqm_label(suite))
+    axes[0][-1].legend(*axes[0][0].get_legend_handles_labels(), title="variant (runs)",
+                       frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     style.finish(fig, f"{suite_name(suite)}: sample efficiency\n{style.ci}")
     fig.tight_layout()
     return save(fig, out, f"curves_{suite}")

@@ -325,3 +325,18 @@ def test_a_variant_keeps_its_colour_whichever_others_a_report_has():
     assert with_ppo["ppo"] == 4 and (with_ppo["a2c"], with_ppo["sac"]) == (7, 8)
     many = variant_colours([f"x{i}" for i in range(5)])
     assert sorted(many.values()) == [7, 8, 9, 10, 11]  # past the 10 slots: tab10 repeats
+
+
+def test_curves_zoom_into_the_smallest_budget_only_where_budgets_differ_2x():
+    import pandas as pd
+
+    from analysis.plots import zoom_budget
+
+    def rows(ends):
+        return pd.DataFrame([{"variant": v, "step": s} for v, end in ends.items()
+                             for s in (0, end // 2, end)])
+
+    assert zoom_budget(rows({"vmpo": 1_000_000, "ppo": 1_000_000})) is None
+    assert zoom_budget(rows({"vmpo": 1_000_000, "mpo": 600_000})) is None  # under 2x
+    assert zoom_budget(rows({"vmpo": 1_000_000, "ppo": 1_001_472, "mpo": 100_352})) == 100_352
+    assert zoom_budget(rows({"mpo": 100_000})) is None  # one variant: nothing to zoom
