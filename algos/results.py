@@ -5,7 +5,8 @@
                        "frameskip","config": {...resolved...},
                        "provenance": {git commit, dirty, versions, host, slurm ids}}
       metrics.csv     long format, append-only: step,metric,value,wall_time
-      status.json     {"state": "running"|"done"|"failed", "step": N, "error": "..."}
+      status.json     {"state": "running"|"done"|"failed", "step": N, "error": "...",
+                       "resumed_at": [steps at which it resumed from a checkpoint]}
       checkpoint.pt   written atomically (temp file + rename)
 
 `step` counts agent environment steps summed over the vector envs; frames are
@@ -19,7 +20,10 @@ leaves the old file and a `.<name>.*.tmp`, which the next run in that folder rem
 failed append (a full disk) is cut back to the last whole row, and a run killed
 mid-write can leave a partial last line, which readers drop. On resume the rows past
 the checkpoint's step are cut away (`truncate_metrics`), so a resumed run never writes
-a step twice and never goes back.
+a step twice and never goes back. A resumed run reseeds its envs at the checkpoint's
+step, so it differs from an uninterrupted run of the same seed from there on:
+status.json's `resumed_at` lists those steps (absent in runs written before it was kept:
+read as none).
 
 A file that exists but does not hold what it should (not JSON, a status.json without a
 valid state, a metrics.csv row that is not `step,metric,value,wall_time`) raises
@@ -152,7 +156,7 @@ def read_json(path: str | os.PathLike, expected: str = "a JSON object") -> Any |
 
 
 STATUS_EXPECTED = ('{"state": "running"|"done"|"failed", "step": an int >= 0, "error": a string '
-                   'or null}')
+                   'or null, "resumed_at" (optional): a list of ints > 0}')
 
 
 def check_status(obj: Any, path: str | os.PathLike) -> dict:
@@ -167,6 +171,10 @@ def check_status(obj: Any, path: str | os.PathLike) -> dict:
         raise CorruptFile(path, f"step {step!r} is not an int >= 0", STATUS_EXPECTED)
     if obj.get("error") is not None and not isinstance(obj.get("error"), str):
         raise CorruptFile(path, f"error {obj.get('error')!r} is not a string or null", STATUS_EXPECTED)
+    resumed = obj.get("resumed_at", [])
+    if not isinstance(resumed, list) or any(isinstance(x, bool) or not isinstance(x, int) or x <= 0
+                                            for x in resumed):
+        raise CorruptFile(path, f"resumed_at {resumed!r} is not a list of ints > 0", STATUS_EXPECTED)
     return obj
 
 
@@ -325,10 +333,13 @@ class RunDir:
         st = read_json(self.status_path, STATUS_EXPECTED)
         return None if st is None else check_status(st, self.status_path)
 
-    def write_status(self, state: str, step: int, error: str | None = None) -> None:
+    def write_status(self, state: str, step: int, error: str | None = None,
+                     resumed_at: list[int] | tuple[int, ...] = ()) -> None:
+        """`resumed_at`: the steps at which the run resumed from a checkpoint, oldest first."""
         if state not in STATES:
             raise ValueError(f"status state must be one of {STATES}, got {state!r}")
-        atomic_write_json(self.status_path, {"state": state, "step": int(step), "error": error})
+        atomic_write_json(self.status_path, {"state": state, "step": int(step), "error": error,
+                                             "resumed_at": [int(x) for x in resumed_at]})
 
     # -- metrics --------------------------------------------------------------
     def read_metrics(self, strict: bool = False) -> list[tuple[int, str, float, float]]:

@@ -229,7 +229,9 @@ def run(spec: RunSpec, out_dir: str | Path, progress: bool = False,
             return status
         rd.remove_temp_files()
         try:
-            return _train(spec, resolved, rd, existing is None, ckpt, progress)
+            # kept across resumes; a run trained again from step 0 (no checkpoint) starts afresh
+            resumed_at = [*(status or {}).get("resumed_at", []), int(ckpt["step"])] if ckpt else []
+            return _train(spec, resolved, rd, existing is None, ckpt, progress, resumed_at)
         except KeyboardInterrupt:
             _mark_failed(rd, "KeyboardInterrupt: interrupted")
             raise
@@ -302,7 +304,7 @@ def _mark_failed(rd: RunDir, error: str) -> None:
     try:
         if rd.config_path.exists():
             st = rd.read_status() or {}
-            rd.write_status("failed", int(st.get("step", 0)), error)
+            rd.write_status("failed", int(st.get("step", 0)), error, st.get("resumed_at", []))
     except (OSError, CorruptFile):
         pass
 
@@ -320,7 +322,7 @@ def _close_all(closers, raise_error: bool) -> None:
 
 
 def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, ckpt: dict | None,
-           progress: bool) -> dict:
+           progress: bool, resumed_at: list[int]) -> dict:
     mod = algo_module(spec.algo)
     run_cfg, algo_cfg = _configs(mod, resolved)
     torch.set_num_threads(run_cfg.torch_threads)
@@ -331,7 +333,7 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, ckpt: dict | 
         rd.write_config({**resolved, "sweep": spec.sweep, "provenance": provenance()})
     step = int(ckpt["step"]) if ckpt else 0
     rd.truncate_metrics(step if ckpt else -1)
-    rd.write_status("running", step)
+    rd.write_status("running", step, resumed_at=resumed_at)
 
     random.seed(seed + step)
     np.random.seed((seed + step) % 2**32)
@@ -401,7 +403,7 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, ckpt: dict | 
             if (next_ckpt is not None and step >= next_ckpt) or done:
                 _save(rd, learner, step, wall(), evals_done, last_eval_step == step, last_eval_return)
                 next_ckpt = _next_multiple(step, run_cfg.checkpoint_every)
-                rd.write_status("running", step)
+                rd.write_status("running", step, resumed_at=resumed_at)
             if bar is not None:
                 bar.update(per_iter)
                 bar.set_postfix_str(f"sps={stats['time/sps']:.0f} eval={last_eval_return:.1f}")
@@ -410,7 +412,7 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, ckpt: dict | 
         # every one closed; a close error is raised only if nothing else is in flight
         _close_all([writer.close, envs.close, eval_envs.close] + ([bar.close] if bar else []),
                    raise_error=finished)
-    rd.write_status("done", step)
+    rd.write_status("done", step, resumed_at=resumed_at)
     return rd.read_status()
 
 

@@ -41,7 +41,8 @@ class Runs:
     table: one row per run directory, columns
         sweep, path, run_id, algo, variant, suite, env, seed (int), steps (int budget),
         frameskip (int), state ("done"|"running"|"failed"|"" when status.json is absent),
-        status_step (int, -1 if absent), error (str), score (last finite-or-not
+        status_step (int, -1 if absent), error (str), resumed_at (str: the steps it
+        resumed from a checkpoint at, ";"-joined, "" if none), score (last finite-or-not
         eval/return, NaN if none), score_step (int, -1 if none), n_evals (int),
         problem (str: the first damaged eval/return row of metrics.csv, "" if none),
         commit, dirty, python, host, slurm_job (str), versions (canonical JSON str),
@@ -225,24 +226,28 @@ def read_config(path: str) -> dict:
     return cfg
 
 
-def read_status(path: str) -> tuple[str, int, str]:
-    """(state, step, error) from status.json; ("", -1, "") when absent or unreadable."""
+def read_status(path: str) -> tuple[str, int, str, str]:
+    """(state, step, error, resumed_at) from status.json; ("", -1, "", "") when absent or
+    unreadable. resumed_at: the steps the run resumed from a checkpoint at, joined by
+    ";" ("" if none, or not recorded)."""
     file = os.path.join(path, STATUS)
     try:
         with open(file, "rb") as f:
             st = json.loads(f.read())
     except FileNotFoundError:
-        return "", -1, ""
+        return "", -1, "", ""
     except json.JSONDecodeError:
-        return "", -1, f"{STATUS} is not valid JSON"
+        return "", -1, f"{STATUS} is not valid JSON", ""
     if not isinstance(st, dict):
-        return "", -1, f"{STATUS} is not an object"
+        return "", -1, f"{STATUS} is not an object", ""
     state = st.get("state")
     if state not in STATES:
-        return "", -1, f"{STATUS}: state {state!r} is not one of {STATES}"
+        return "", -1, f"{STATUS}: state {state!r} is not one of {STATES}", ""
     step = st.get("step")
     step = step if isinstance(step, int) and not isinstance(step, bool) else -1
-    return state, step, str(st.get("error") or "")
+    resumed = st.get("resumed_at")
+    resumed = ";".join(str(x) for x in resumed) if isinstance(resumed, list) else ""
+    return state, step, str(st.get("error") or ""), resumed
 
 
 def _provenance(cfg: dict) -> dict[str, str]:
@@ -336,7 +341,7 @@ def load(paths: list[str | os.PathLike]) -> Runs:
             if not _is_run_dir(rd):
                 continue
             cfg = read_config(rd)
-            state, sstep, err = read_status(rd)
+            state, sstep, err, resumed = read_status(rd)
             problems: list[str] = []
             steps, values = read_eval(os.path.join(rd, METRICS), problems)
             if steps:
@@ -349,14 +354,14 @@ def load(paths: list[str | os.PathLike]) -> Runs:
                 "algo": cfg["algo"], "variant": cfg["variant"], "suite": cfg["suite"],
                 "env": cfg["env"], "seed": cfg["seed"], "steps": cfg["steps"],
                 "frameskip": cfg.get("frameskip") or 1, "state": state,
-                "status_step": sstep, "error": err, "score": score,
+                "status_step": sstep, "error": err, "resumed_at": resumed, "score": score,
                 "score_step": score_step, "n_evals": len(steps),
                 "problem": problems[0] if problems else "", **_provenance(cfg),
                 "config": json.dumps(cfg.get("config") or {}, sort_keys=True),
             })
             curves.append((steps, values))
     columns = ["sweep", "path", "run_id", "algo", "variant", "suite", "env", "seed",
-               "steps", "frameskip", "state", "status_step", "error", "score",
+               "steps", "frameskip", "state", "status_step", "error", "resumed_at", "score",
                "score_step", "n_evals", "problem", "commit", "dirty", "python", "host",
                "slurm_job", "versions", "config"]
     table = pd.DataFrame.from_records(records, columns=columns)

@@ -446,6 +446,15 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
                  "of seeds (rliable needs a full runs x envs matrix).")
     if dropped:
         L.append("")
+    resumed = runs.table[runs.table["resumed_at"] != ""]
+    if len(resumed):
+        L += [(f"Runs resumed from a checkpoint ({len(resumed)}; a resumed run reseeds its "
+               "envs at that step, so from there it differs from an uninterrupted run of "
+               "the same seed):"), ""]
+        for r in resumed.itertuples(index=False):
+            at = ", ".join(f"{int(x):,}" for x in r.resumed_at.split(";"))
+            L.append(f"- {r.sweep}: `{r.variant}` {r.env} seed {r.seed} [{r.run_id}] at step {at}")
+        L.append("")
 
     for s in suites:
         L += [f"## {plots.suite_name(s)}", "", "### Aggregate final scores", "",

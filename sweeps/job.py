@@ -123,7 +123,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             _log(f"{label}: not started: {e}")
             if e.path.name != STATUS:
                 with contextlib.suppress(OSError):
-                    RunDir(run_dir).write_status("failed", int(status.get("step") or 0), str(e))
+                    RunDir(run_dir).write_status("failed", int(status.get("step") or 0), str(e),
+                                                     status.get("resumed_at") or [])
             return {"run_id": task["run_id"], "state": "failed", "step": 0, "error": str(e)}
         except Exception as e:  # noqa: BLE001 - recorded in status.json by algos.train.run
             traceback.print_exc()

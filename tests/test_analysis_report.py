@@ -1,6 +1,7 @@
 """The report end to end on synthetic run directories with known scores."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -135,7 +136,7 @@ def test_report_md(built):
                  "torch: 2.13.0 (36)", "ours / openai/baselines", "Published figures beside ours",
                  "DQN Zoo", "300 replications, seed 7"):
         assert text in md, text
-    assert "INCOMPLETE" not in md
+    assert "INCOMPLETE" not in md and "Runs resumed from a checkpoint" not in md
 
 
 def test_deterministic_and_replaces_an_old_report(built, tmp_path):
@@ -158,6 +159,10 @@ def test_incomplete_grid(tmp_path, capsys):
                 steps=1000, n_evals=5, manifest="json",
                 states={("ppo", PONG, 1): "missing", ("vmpo", QBERT, 2): "failed",
                         ("vmpo-no-topk", BREAKOUT, 0): "running"})
+    resumed = next(d for d in (tmp_path / "res" / "sw").iterdir() if (d / "config.json").exists()
+                   and json.loads((d / "config.json").read_text())["variant"] == "ppo")
+    st = json.loads((resumed / "status.json").read_text())
+    (resumed / "status.json").write_text(json.dumps({**st, "resumed_at": [400, 800]}))
     out = tmp_path / "out"
     assert report.main([str(tmp_path / "res"), "--out", str(out), "--reps", "200"]) == 2
     err = capsys.readouterr().err
@@ -177,6 +182,11 @@ def test_incomplete_grid(tmp_path, capsys):
     rows = _csv(out / "aggregate.csv")
     ppo = next(r for r in rows if r["variant"] == "ppo" and r["metric"] == "IQM")
     assert (ppo["n_runs"], ppo["n_seeds"]) == ("9", "3")  # 3 seeds on every env
+    cfg = json.loads((resumed / "config.json").read_text())
+    md = (out / "report.md").read_text()
+    assert "Runs resumed from a checkpoint (1;" in md
+    assert (f"- sw: `ppo` {cfg['env']} seed {cfg['seed']} [{cfg['run_id']}] at step 400, 800"
+            in md)
 
 
 @pytest.mark.parametrize("args,match", [

@@ -58,7 +58,8 @@ def stopped_run(tmp_path_factory):
             run(RunSpec("ppo", "CartPole-v1", 0, 512, dict(OVERRIDES)), out)
     finally:
         mp.undo()
-    assert RunDir(out).read_status() == {"state": "running", "step": 256, "error": None}
+    assert RunDir(out).read_status() == {"state": "running", "step": 256, "error": None,
+                                        "resumed_at": []}
     return out
 
 
@@ -170,6 +171,9 @@ TRAIN_CASES = [
      ["{file}: state 'finished' is not one of running, done, failed"]),
     ("status-bad-step", _damage("status.json", lambda p: p.write_text('{"state": "running", "step": -4}')), T,
      ["{file}: step -4 is not an int >= 0"]),
+    ("status-bad-resumes", _damage("status.json", lambda p: p.write_text(
+        '{"state": "running", "step": 256, "error": null, "resumed_at": [128, "256"]}')), T,
+     ["{file}: resumed_at [128, '256'] is not a list of ints > 0", '"resumed_at" (optional)']),
     ("config-not-json", _damage("config.json", lambda p: p.write_text("{")), T,
      ["{file}: is not valid JSON", "expected the JSON object algos.train writes"]),
     ("config-not-an-object", _damage("config.json", lambda p: p.write_text("[1, 2]")), T,
@@ -396,7 +400,8 @@ def test_the_table_run_resumes_when_nothing_is_damaged(tmp_path, stopped_run, ca
     """The control: the table's command on an undamaged copy of its run resumes it."""
     rd = _copy_run(tmp_path, stopped_run)
     assert train.main(TRAIN + ["--out", str(rd)]) == 0, capsys.readouterr().err
-    assert RunDir(rd).read_status() == {"state": "done", "step": 512, "error": None}
+    assert RunDir(rd).read_status() == {"state": "done", "step": 512, "error": None,
+                                       "resumed_at": [256]}
     steps = sorted({s for s, m, _, _ in RunDir(rd).read_metrics(strict=True) if m == "time/sps"})
     assert steps == list(range(128, 513, 128))
 
@@ -462,6 +467,7 @@ def test_a_damaged_status_is_shown_failed_not_overwritten_and_resumes_once_remov
 
     task = parse_spec((tmp_path / "spec.yaml").read_text()).runs[0].task("d", rd)
     assert run_task(task)["state"] == "done"
-    assert RunDir(rd).read_status() == {"state": "done", "step": 512, "error": None}
+    assert RunDir(rd).read_status() == {"state": "done", "step": 512, "error": None,
+                                       "resumed_at": [256]}
     steps = [s for s, m, _, _ in RunDir(rd).read_metrics(strict=True) if m == "time/sps"]
     assert steps == [128, 256, 384, 512]  # resumed at 256: nothing lost, nothing twice

@@ -156,7 +156,10 @@ def check_run(rd: Path) -> dict[str, int]:
     doubled = len(got) - len(set(got))
     assert got == rollouts, f"{rd.name}: rollout steps {got}"
     assert by_metric["eval/return"] == list(range(EVAL_EVERY, BUDGET + 1, EVAL_EVERY))
-    assert RunDir(rd).read_status() == {"state": "done", "step": BUDGET, "error": None}
+    st = RunDir(rd).read_status()
+    assert (st["state"], st["step"], st["error"]) == ("done", BUDGET, None)
+    # every resume is recorded, at a checkpoint's step, in order
+    assert st["resumed_at"] == sorted(st["resumed_at"]) and set(st["resumed_at"]) <= set(rollouts)
     ckpt = torch.load(rd / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert ckpt["step"] == BUDGET and ckpt["evals_done"] == BUDGET // EVAL_EVERY
     return {"lost": lost, "doubled": doubled}

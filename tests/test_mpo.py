@@ -528,7 +528,7 @@ def test_resumed_run_keeps_its_replay(tmp_path, monkeypatch):
 
     monkeypatch.setattr(mpo.Learner, "load_state_dict", spying_load)
     status = run(spec, tmp_path)
-    assert status["state"] == "done"
+    assert status["state"] == "done" and status["resumed_at"] == [400]
     assert seen == {"replay": 400, "env_steps": 400}
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     # 800 steps stored plus one padding step where the resumed envs restarted

@@ -67,8 +67,9 @@ def _assert_resumable(out: Path, ckpt_step: int) -> None:
     assert RunDir(out).read_status()["state"] in ("running", "failed")
 
 
-def _assert_complete(out: Path) -> None:
-    assert RunDir(out).read_status() == {"state": "done", "step": STEPS, "error": None}
+def _assert_complete(out: Path, resumed_at: list[int]) -> None:
+    assert RunDir(out).read_status() == {"state": "done", "step": STEPS, "error": None,
+                                         "resumed_at": resumed_at}
     rows = RunDir(out).read_metrics(strict=True)
     steps = [s for s, m, _, _ in rows if m == "time/sps"]
     assert steps == list(range(PER_ITER, STEPS + 1, PER_ITER))  # none lost, none twice
@@ -119,10 +120,11 @@ def test_simulated_full_disk_while_training_fails_clearly_and_resumes(tmp_path, 
     assert "its last checkpoint (step 1024) is intact; run the same command again" in err
     assert "Traceback" not in err and disk.failures >= 2  # the failed status could not be written
     _assert_resumable(out, 1024)
-    assert RunDir(out).read_status() == {"state": "running", "step": 1024, "error": None}
+    assert RunDir(out).read_status() == {"state": "running", "step": 1024, "error": None,
+                                         "resumed_at": []}
     monkeypatch.undo()  # space again
     assert train.main(ARGV + ["--out", str(out)]) == 0
-    _assert_complete(out)
+    _assert_complete(out, [1024])
 
 
 def test_full_tmpfs_while_training_fails_clearly_and_resumes(small_disk, monkeypatch, capsys):
@@ -139,7 +141,7 @@ def test_full_tmpfs_while_training_fails_clearly_and_resumes(small_disk, monkeyp
     filler[0].unlink()
     monkeypatch.undo()
     assert train.main(ARGV + ["--out", str(out)]) == 0
-    _assert_complete(out)
+    _assert_complete(out, [512])
 
 
 # -- the report ----------------------------------------------------------------------------
@@ -234,7 +236,7 @@ def test_temp_files_of_killed_writers_are_removed_by_the_next_run(tmp_path, monk
     assert train.main(ARGV + ["--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [".keep.tmp", "checkpoint.pt", "config.json",
                                                      "metrics.csv", "status.json"]
-    _assert_complete(out)
+    _assert_complete(out, [512])
 
 
 def test_launcher_removes_its_killed_writes_under_the_lock(tmp_path):

@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+import torch
 
 from algos.results import RunDir
 from algos.train import RunSpec, resolve, run
@@ -46,7 +47,7 @@ def test_unknown_set_key_lists_valid_fields(tmp_path):
 def test_run_dir_format_and_conflict(tmp_path):
     spec = RunSpec("ppo", "CartPole-v1", 3, 512, {"eval_every": 256, "eval_episodes": 2})
     status = run(spec, tmp_path)
-    assert status == {"state": "done", "step": 512, "error": None}
+    assert status == {"state": "done", "step": 512, "error": None, "resumed_at": []}
     cfg = json.loads((tmp_path / "config.json").read_text())
     for key in ("run_id", "sweep", "algo", "variant", "suite", "env", "seed", "config", "provenance"):
         assert key in cfg
@@ -115,6 +116,7 @@ def test_resume_after_sigkill_writes_no_step_twice(tmp_path):
     proc.wait()
     killed_at = json.loads((out / "status.json").read_text())
     assert killed_at["state"] == "running" and killed_at["step"] < 30720
+    resume_step = torch.load(ckpt, map_location="cpu", weights_only=False)["step"]
     res = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     steps = metric_steps(out)
@@ -122,7 +124,8 @@ def test_resume_after_sigkill_writes_no_step_twice(tmp_path):
         assert all(a < b for a, b in zip(s, s[1:])), f"{metric} steps not strictly increasing: {s}"
     assert steps["eval/return"][-1] == 30720
     assert steps["eval/return"] == sorted(set(range(3072, 30721, 3072)) | {30720})
-    assert json.loads((out / "status.json").read_text())["state"] == "done"
+    final = json.loads((out / "status.json").read_text())
+    assert final["state"] == "done" and final["resumed_at"] == [resume_step]
 
 
 def test_partial_metrics_line_is_dropped(tmp_path):
