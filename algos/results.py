@@ -3,7 +3,7 @@
     <results>/<sweep>/<run_id>/
       config.json     {"run_id","sweep","algo","variant","suite","env","seed","steps",
                        "frameskip","config": {...resolved...},
-                       "provenance": {git commit, dirty, versions, host, slurm ids}}
+                       "provenance": {git commit, dirty, versions, host, cpu, slurm ids}}
       metrics.csv     long format, append-only: step,metric,value,wall_time
       status.json     {"state": "running"|"done"|"failed", "step": N, "error": "...",
                        "resumed_at": [steps at which it resumed from a checkpoint]}
@@ -273,8 +273,29 @@ def package_versions(names: Iterable[str] = (
     return out
 
 
+def cpu_info() -> str:
+    """The CPU's model name (/proc/cpuinfo; else `platform.processor()`) and the vector ISA
+    torch's CPU kernels use, e.g. "AMD EPYC (torch AVX512)". Runs of the same seed and code
+    agree to the last digit on one CPU model and not across models (other BLAS kernels,
+    other rounding): this says which."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f
+                          if line.startswith("model name")), "")
+    except OSError:
+        pass
+    model = model or platform.processor() or "unknown CPU"
+    try:
+        import torch
+
+        return f"{model} (torch {torch.backends.cpu.get_cpu_capability()})"
+    except Exception:  # noqa: BLE001 - provenance never stops a run
+        return model
+
+
 def provenance() -> dict[str, Any]:
-    """Where and with what a run was made: git, package versions, host, SLURM ids."""
+    """Where and with what a run was made: git, package versions, host, CPU, SLURM ids."""
     slurm = {
         k: os.environ[k]
         for k in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT")
@@ -286,6 +307,7 @@ def provenance() -> dict[str, Any]:
         "platform": platform.platform(),
         "versions": package_versions(),
         "host": socket.gethostname(),
+        "cpu": cpu_info(),
         "slurm": slurm,
     }
 

@@ -45,7 +45,8 @@ class Runs:
         resumed from a checkpoint at, ";"-joined, "" if none), score (last finite-or-not
         eval/return, NaN if none), score_step (int, -1 if none), n_evals (int),
         problem (str: the first damaged eval/return row of metrics.csv, "" if none),
-        commit, dirty, python, host, slurm_job (str), versions (canonical JSON str),
+        commit, dirty, python, host, cpu ("" where not recorded), slurm_job (str),
+        versions (canonical JSON str),
         config (the resolved algorithm + run config, canonical JSON str).
     eval_offsets: (n_runs + 1,) int64; run i's evaluations are rows
         eval_offsets[i]:eval_offsets[i+1] of
@@ -261,6 +262,7 @@ def _provenance(cfg: dict) -> dict[str, str]:
         "dirty": "" if dirty is None else str(bool(dirty)).lower(),
         "python": str(prov.get("python") or ""),
         "host": str(prov.get("host") or ""),
+        "cpu": str(prov.get("cpu") or ""),
         "slurm_job": str(slurm.get("SLURM_ARRAY_JOB_ID") or slurm.get("SLURM_JOB_ID") or ""),
         "versions": json.dumps(versions, sort_keys=True, separators=(",", ":")),
     }
@@ -363,7 +365,7 @@ def load(paths: list[str | os.PathLike]) -> Runs:
     columns = ["sweep", "path", "run_id", "algo", "variant", "suite", "env", "seed",
                "steps", "frameskip", "state", "status_step", "error", "resumed_at", "score",
                "score_step", "n_evals", "problem", "commit", "dirty", "python", "host",
-               "slurm_job", "versions", "config"]
+               "cpu", "slurm_job", "versions", "config"]
     table = pd.DataFrame.from_records(records, columns=columns)
     order = sorted(range(len(records)), key=lambda k: (
         records[k]["sweep"], records[k]["variant"], records[k]["env"], records[k]["seed"],

@@ -183,6 +183,9 @@ def provenance(runs: Runs, status: pd.DataFrame) -> list[str]:
     pys = Counter(t["python"])
     py = ", ".join(f"{k or 'unknown'} ({n})" for k, n in sorted(pys.items()))
     lines.append(f"- python: {py}")
+    cpus = Counter(t["cpu"])
+    lines.append("- CPU (runs agree to the last digit only on one CPU model): " + ", ".join(
+        f"{k or 'not recorded'} ({n})" for k, n in sorted(cpus.items())))
     lines.append(f"- hosts: {t['host'].nunique()}; SLURM jobs: "
                  f"{t.loc[t['slurm_job'] != '', 'slurm_job'].nunique()}")
     lines.append(f"- runs aggregated: {len(ok_rows)} of {len(t)} run directories")

@@ -42,7 +42,7 @@ def run_config(*, sweep: str, algo: str, variant: str, suite: str, env: str, see
             "git": {"commit": commit, "dirty": False},
             "python": "3.11.7", "platform": "Linux-synthetic",
             "versions": {"numpy": "2.4.6", "torch": "2.13.0", "gymnasium": "1.4.0"},
-            "host": "synthetic-host", "slurm": {},
+            "host": "synthetic-host", "cpu": "Synthetic CPU (torch AVX2)", "slurm": {},
         },
     }
 

@@ -133,7 +133,8 @@ def test_report_md(built):
     md = (out / "report.md").read_text()
     for text in ("# vmpo-bench report: sw", "## Atari", "![aggregate atari](aggregate_atari.png)",
                  "## V-MPO ablations", "## Provenance", "0000000000000000000000000000000000000000",
-                 "torch: 2.13.0 (36)", "ours / openai/baselines", "Published figures beside ours",
+                 "torch: 2.13.0 (36)", "ours / openai/baselines",
+                 "one CPU model): Synthetic CPU (torch AVX2) (36)", "Published figures beside ours",
                  "DQN Zoo", "300 replications, seed 7"):
         assert text in md, text
     assert "INCOMPLETE" not in md and "Runs resumed from a checkpoint" not in md

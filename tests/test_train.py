@@ -52,6 +52,8 @@ def test_run_dir_format_and_conflict(tmp_path):
     for key in ("run_id", "sweep", "algo", "variant", "suite", "env", "seed", "config", "provenance"):
         assert key in cfg
     assert cfg["suite"] == "classic" and cfg["config"]["num_envs"] == 8 and cfg["config"]["lr"] == 1e-3
+    assert cfg["provenance"]["cpu"].endswith(f"(torch {torch.backends.cpu.get_cpu_capability()})")
+    assert len(cfg["provenance"]["cpu"]) > len(" (torch AVX2)")  # a model name before it
     assert cfg["run_id"] == resolve(spec)["run_id"]
     assert metric_steps(tmp_path)["eval/return"] == [256, 512]
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
