@@ -146,16 +146,40 @@ def probabilities(groups, pairs, results: dict) -> pd.DataFrame:
                                        "n_x", "n_y", "n_tasks"])
 
 
+def ablation_jobs(groups, full: str | None, abl: list[str], reps: int, seed: int,
+                  engine: str) -> dict:
+    """IQM of full V-MPO and of an ablation on the envs both have, where their env sets
+    differ (an ablation not yet run on every env): their IQMs over all of each one's own
+    envs would compare different tasks."""
+    jobs = {}
+    for (suite, a), ga in groups.items():
+        gf = groups.get((suite, full))
+        if a not in abl or gf is None or list(gf.envs) == list(ga.envs):
+            continue
+        c = _common(gf, ga)
+        if c is None:
+            continue
+        for which, g in (("full", c[0]), ("ablation", c[1])):
+            jobs[("ablation_iqm", suite, a, which)] = (
+                "aggregate", (g.scores, "IQM", reps,
+                              bs.derive_seed(seed, "ablation_iqm", suite, a, which), engine))
+    return jobs
+
+
 def ablation_table(agg: pd.DataFrame, poi: pd.DataFrame, full: str | None,
-                   abl: list[str]) -> pd.DataFrame:
-    """IQM of each ablation beside full V-MPO's, per suite. Columns: suite, variant,
-    point, lower, upper, n_runs, full, full_point, full_lower, full_upper, full_n_runs,
-    p_full_better, p_lower, p_upper (P(full V-MPO > ablation))."""
+                   abl: list[str], groups=None, results: dict | None = None) -> pd.DataFrame:
+    """IQM of each ablation beside full V-MPO's on the same envs, per suite. Columns:
+    suite, variant, point, lower, upper, n_runs, full, full_point, full_lower, full_upper,
+    full_n_runs, n_tasks (envs compared), p_full_better, p_lower, p_upper (P(full V-MPO >
+    ablation)). Where the two were run on different envs, both IQMs are over the envs
+    they share (`ablation_jobs`), as the probability of improvement is."""
     cols = ["suite", "variant", "point", "lower", "upper", "n_runs", "full", "full_point",
-            "full_lower", "full_upper", "full_n_runs", "p_full_better", "p_lower", "p_upper"]
+            "full_lower", "full_upper", "full_n_runs", "n_tasks", "p_full_better", "p_lower",
+            "p_upper"]
     if full is None:
         return pd.DataFrame([], columns=cols)
     iqm = agg[agg["metric"] == "IQM"].set_index(["suite", "variant"])
+    results = results or {}
     rows = []
     for suite in sorted(set(agg["suite"])):
         if (suite, full) not in iqm.index:
@@ -168,8 +192,17 @@ def ablation_table(agg: pd.DataFrame, poi: pd.DataFrame, full: str | None,
             pr = poi[(poi["suite"] == suite) & (poi["kind"] == "ablation") & (poi["y"] == a)]
             pp = pr.iloc[0] if len(pr) else None
             p3 = (np.nan,) * 3 if pp is None else (pp["point"], pp["lower"], pp["upper"])
-            rows.append((suite, a, r["point"], r["lower"], r["upper"], r["n_runs"], full,
-                         f["point"], f["lower"], f["upper"], f["n_runs"], *p3))
+            mine = (r["point"], r["lower"], r["upper"], r["n_runs"])
+            theirs = (f["point"], f["lower"], f["upper"], f["n_runs"])
+            n_tasks = r["n_tasks"]
+            if ("ablation_iqm", suite, a, "full") in results:
+                gf, ga = _common(groups[(suite, full)], groups[(suite, a)])
+                (pf, lf, hf), (pa, la, ha) = (results[("ablation_iqm", suite, a, w)]
+                                              for w in ("full", "ablation"))
+                mine = (pa[0], la[0], ha[0], ga.n_runs)
+                theirs = (pf[0], lf[0], hf[0], gf.n_runs)
+                n_tasks = len(ga.envs)
+            rows.append((suite, a, *mine, full, *theirs, n_tasks, *p3))
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -330,12 +363,13 @@ def estimate(runs: Runs, final: pd.DataFrame, groups, *, baseline: str, reps: in
     cj, grids = curve_jobs(runs, groups, reps, seed, engine, curve_points, notes)
     bj, binfo = common_budget_jobs(runs, groups, final, reps, seed, engine, notes)
     jobs = {**aggregate_jobs(groups, reps, seed, engine),
-            **poi_jobs(groups, pairs, reps, seed, engine), **pj, **cj, **bj}
+            **poi_jobs(groups, pairs, reps, seed, engine), **pj, **cj, **bj,
+            **ablation_jobs(groups, full, abl, reps, seed, engine)}
     results = run_jobs(jobs, default_jobs() if n_jobs is None else n_jobs)
     agg = aggregates(groups, results)
     poi = probabilities(groups, pairs, results)
     return Estimates(
-        aggregate=agg, poi=poi, ablation=ablation_table(agg, poi, full, abl),
+        aggregate=agg, poi=poi, ablation=ablation_table(agg, poi, full, abl, groups, results),
         profiles=profiles(groups, pj, results), curves=curves(groups, grids, results),
         per_env=per_env(final), full=full, baseline=baseline, notes=notes,
         common=common_budget(groups, binfo, results))

@@ -227,14 +227,21 @@ def ablation_figure(ab: pd.DataFrame, style: Style, out: Path) -> list[str]:
     for ax, suite in zip(axes[0], suites):
         a = ab[ab["suite"] == suite]
         f = a.iloc[0]
-        names = [f["full"], *a["variant"]]
-        pts = [f["full_point"], *a["point"]]
-        los = [f["full_lower"], *a["lower"]]
-        his = [f["full_upper"], *a["upper"]]
-        ns = [f["full_n_runs"], *a["n_runs"]]
+        # full V-MPO once, unless ablations run on fewer envs compare it on other env sets:
+        # then a full V-MPO bar before each group of ablations that share its envs
+        names, pts, los, his, ns = [], [], [], [], []
+        for _, g in a.groupby(["full_point", "full_n_runs", "n_tasks"], sort=False):
+            h = g.iloc[0]
+            for nm, rr in [(h["full"], (h["full_point"], h["full_lower"], h["full_upper"],
+                                        h["full_n_runs"]))] + [
+                    (r.variant, (r.point, r.lower, r.upper, r.n_runs)) for r in g.itertuples()]:
+                names.append(nm)
+                for lst, val in zip((pts, los, his, ns), rr):
+                    lst.append(val)
         x = np.arange(len(names))
-        ax.axhspan(f["full_lower"], f["full_upper"], color=style.colour[f["full"]], alpha=0.12,
-                   lw=0)
+        if names.count(f["full"]) == 1:
+            ax.axhspan(f["full_lower"], f["full_upper"], color=style.colour[f["full"]],
+                       alpha=0.12, lw=0)
         for xi, nm, p, lo, hi in zip(x, names, pts, los, his):
             ax.bar(xi, p, color=style.colour[nm], alpha=0.8, width=0.6)
             ax.errorbar(xi, p, yerr=[[p - lo], [hi - p]], color="black", capsize=3, lw=1)

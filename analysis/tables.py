@@ -160,10 +160,10 @@ def poi_wide(poi: pd.DataFrame) -> pd.DataFrame:
 def ablation_wide(ab: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         [(r.suite, r.variant, ci(r.point, r.lower, r.upper), int(r.n_runs),
-          ci(r.full_point, r.full_lower, r.full_upper), int(r.full_n_runs),
+          ci(r.full_point, r.full_lower, r.full_upper), int(r.full_n_runs), int(r.n_tasks),
           ci(r.p_full_better, r.p_lower, r.p_upper)) for r in ab.itertuples(index=False)],
         columns=["suite", "ablation", "IQM [95% CI]", "runs", "full V-MPO IQM [95% CI]",
-                 "full runs", "P(full > ablation)"])
+                 "full runs", "envs", "P(full > ablation)"])
 
 
 def completeness_wide(summary: pd.DataFrame) -> pd.DataFrame:

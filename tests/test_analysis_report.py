@@ -113,6 +113,30 @@ def test_probability_of_improvement_and_ablation(built):
     ab = _csv(out / "ablation.csv")
     assert [(a["variant"], a["full"]) for a in ab] == [("vmpo-no-topk", "vmpo")]
     assert ab[0]["p_full_better"] == "1"
+    # the same envs: full V-MPO's IQM is its aggregate row
+    agg = next(r for r in _csv(out / "aggregate.csv") if r["variant"] == "vmpo" and r["metric"] == "IQM")
+    assert (ab[0]["full_point"], ab[0]["full_lower"], ab[0]["n_tasks"]) == (agg["point"], agg["lower"], "3")
+
+
+def test_an_ablation_on_fewer_envs_is_compared_on_the_envs_it_has(tmp_path):
+    """No-topk not run on Qbert: full V-MPO's IQM beside it is over Breakout and Pong only
+    (over all three it would mix a task the ablation never saw into the comparison)."""
+    write_sweep(tmp_path / "res", "sw", variants=VARIANTS, envs=ENVS, seeds=SEEDS, final=final,
+                steps=1000, n_evals=5, manifest="json",
+                states={("vmpo-no-topk", QBERT, s): "missing" for s in SEEDS})
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "res"), "--out", str(out), "--reps", "200",
+                        "--allow-incomplete", "--jobs", "1"]) == 0
+    ab = _csv(out / "ablation.csv")[0]
+    both = matrix("vmpo")[:, :2]  # sorted envs: Breakout, Pong (Qbert is the third)
+    assert float(ab["full_point"]) == pytest.approx(rlm.aggregate_iqm(both), rel=1e-9)
+    assert (ab["n_tasks"], ab["full_n_runs"], ab["n_runs"]) == ("2", "8", "8")
+    whole = next(r for r in _csv(out / "aggregate.csv") if r["variant"] == "vmpo" and r["metric"] == "IQM")
+    assert float(whole["point"]) == pytest.approx(rlm.aggregate_iqm(matrix("vmpo")), rel=1e-9)
+    assert float(whole["point"]) != pytest.approx(float(ab["full_point"]))
+    assert float(ab["point"]) == pytest.approx(rlm.aggregate_iqm(matrix("vmpo-no-topk")[:, :2]), rel=1e-9)
+    assert "| sw | vmpo-no-topk |" not in (out / "ablation.md").read_text()  # suite column: atari
+    assert "| 8 | 2 |" in (out / "ablation.md").read_text()
 
 
 def test_per_env_final_scores(built):
