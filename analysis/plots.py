@@ -159,7 +159,13 @@ def poi_figure(poi: pd.DataFrame, suite: str, style: Style, out: Path) -> list[s
     _intervals(ax, labels, p["point"], p["lower"], p["upper"],
                [style.colour[y] for y in p["y"]])
     ax.axvline(0.5, color="grey", ls="--", lw=1)
-    ax.set_xlim(0, 1)
+    # a little past 0 and 1, and each estimate written out: an interval of [1, 1] or
+    # [0, 0] has no width and would otherwise vanish into the frame
+    ax.set_xlim(-0.04, 1.04)
+    for yi, r in zip(np.arange(len(p))[::-1], p.itertuples(index=False)):  # as _intervals
+        ax.scatter([r.point], [yi], color=style.colour[r.y], edgecolor="black", s=22, zorder=3)
+        ax.annotate(f"{r.point:.2g}", (r.point, yi), xytext=(0, 12), textcoords="offset points",
+                    va="bottom", ha="center", fontsize=7)
     ax.set_xlabel("Probability of improvement P(X > Y) (0.5 = no difference)")
     style.finish(fig, f"{suite_name(suite)}: probability of improvement\n{style.ci}")
     fig.tight_layout()
