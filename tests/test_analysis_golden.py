@@ -44,8 +44,8 @@ atari,baseline,vmpo,vmpo-no-alpha,0.944444,0.777778,1,6,6,2,true
 atari,ablation,vmpo,vmpo-no-alpha,0.944444,0.777778,1,6,6,2,true
 """,
     "ablation.csv": """\
-suite,variant,point,lower,upper,n_runs,full,full_point,full_lower,full_upper,full_n_runs,p_full_better,p_lower,p_upper,complete
-atari,vmpo-no-alpha,0.55,0.349375,0.75,6,vmpo,1.0375,0.8875,1.2625,6,0.944444,0.777778,1,true
+suite,variant,point,lower,upper,n_runs,full,full_point,full_lower,full_upper,full_n_runs,n_tasks,p_full_better,p_lower,p_upper,complete
+atari,vmpo-no-alpha,0.55,0.349375,0.75,6,vmpo,1.0375,0.8875,1.2625,6,2,0.944444,0.777778,1,true
 """,
     "per_env.csv": """\
 suite,env,variant,n,mean,lower,upper,std,norm_mean,norm_lower,norm_upper,complete
