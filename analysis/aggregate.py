@@ -159,15 +159,17 @@ def ablation_jobs(groups, full: str | None, abl: list[str], reps: int, seed: int
         c = _common(gf, ga)
         if c is None:
             continue
-        for which, g in (("full", c[0]), ("ablation", c[1])):
+        # full V-MPO's seed names the envs it is restricted to, not the ablation: two
+        # ablations on the same envs get the same figure for it
+        for which, g, name in (("full", c[0], ",".join(c[0].envs)), ("ablation", c[1], a)):
             jobs[("ablation_iqm", suite, a, which)] = (
                 "aggregate", (g.scores, "IQM", reps,
-                              bs.derive_seed(seed, "ablation_iqm", suite, a, which), engine))
+                              bs.derive_seed(seed, "ablation_iqm", suite, which, name), engine))
     return jobs
 
 
 def ablation_table(agg: pd.DataFrame, poi: pd.DataFrame, full: str | None,
-                   abl: list[str], groups=None, results: dict | None = None) -> pd.DataFrame:
+                   abl: list[str], groups: dict, results: dict) -> pd.DataFrame:
     """IQM of each ablation beside full V-MPO's on the same envs, per suite. Columns:
     suite, variant, point, lower, upper, n_runs, full, full_point, full_lower, full_upper,
     full_n_runs, n_tasks (envs compared), p_full_better, p_lower, p_upper (P(full V-MPO >
@@ -179,7 +181,6 @@ def ablation_table(agg: pd.DataFrame, poi: pd.DataFrame, full: str | None,
     if full is None:
         return pd.DataFrame([], columns=cols)
     iqm = agg[agg["metric"] == "IQM"].set_index(["suite", "variant"])
-    results = results or {}
     rows = []
     for suite in sorted(set(agg["suite"])):
         if (suite, full) not in iqm.index:

@@ -102,7 +102,8 @@ def save(fig, out: Path, name: str) -> list[str]:
     return [f"{name}.png", f"{name}.pdf"]
 
 
-def _intervals(ax, labels, points, lowers, uppers, colours):
+def _intervals(ax, labels, points, lowers, uppers, colours) -> np.ndarray:
+    """Horizontal interval bars, the first label on top; returns their y positions."""
     y = np.arange(len(labels))[::-1]
     for yi, p, lo, hi, c in zip(y, points, lowers, uppers, colours):
         ax.barh(yi, hi - lo, left=lo, height=0.6, color=c, alpha=0.75)
@@ -110,6 +111,7 @@ def _intervals(ax, labels, points, lowers, uppers, colours):
     ax.set_yticks(y)
     ax.set_yticklabels(labels)
     ax.grid(axis="x", alpha=0.3)
+    return y
 
 
 def aggregate_figure(agg: pd.DataFrame, suite: str, style: Style, out: Path) -> list[str]:
@@ -156,13 +158,13 @@ def poi_figure(poi: pd.DataFrame, suite: str, style: Style, out: Path) -> list[s
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(p) + 1.6))
     labels = [f"P({r.x} > {r.y})  ({int(r.n_x)} vs {int(r.n_y)} runs, {int(r.n_tasks)} envs)"
               for r in p.itertuples(index=False)]
-    _intervals(ax, labels, p["point"], p["lower"], p["upper"],
-               [style.colour[y] for y in p["y"]])
+    ys = _intervals(ax, labels, p["point"], p["lower"], p["upper"],
+                    [style.colour[y] for y in p["y"]])
     ax.axvline(0.5, color="grey", ls="--", lw=1)
     # a little past 0 and 1, and each estimate written out: an interval of [1, 1] or
     # [0, 0] has no width and would otherwise vanish into the frame
     ax.set_xlim(-0.04, 1.04)
-    for yi, r in zip(np.arange(len(p))[::-1], p.itertuples(index=False)):  # as _intervals
+    for yi, r in zip(ys, p.itertuples(index=False)):
         ax.scatter([r.point], [yi], color=style.colour[r.y], edgecolor="black", s=22, zorder=3)
         ax.annotate(f"{r.point:.2g}", (r.point, yi), xytext=(0, 12), textcoords="offset points",
                     va="bottom", ha="center", fontsize=7)
