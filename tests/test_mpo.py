@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 from torch.distributions import Categorical, Normal, kl_divergence
+import torch.nn.functional as F
 
+from algos import mpo
 from algos.base import Batch, EnvSpec
 from algos.mpo import (
     Config,
@@ -240,12 +242,17 @@ def test_critic_sees_actions_clipped_to_the_bounds():
     assert torch.equal(critic(obs, a), critic(obs, torch.tensor([[2.0, -1.0]] * 5)))
 
 
+@pytest.mark.parametrize("kernel", ["onednn", "addmm"])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "elu"])
 @pytest.mark.parametrize("hidden", [(16, 8), (16,), ()], ids=["2-layer", "1-layer", "linear"])
 @pytest.mark.parametrize("rows", [1024, 10, 1], ids=["one-pass", "2-samples", "1-sample"])
-def test_sampled_critic_equals_the_critic_on_repeated_states(activation, hidden, rows, monkeypatch):
+def test_sampled_critic_equals_the_critic_on_repeated_states(kernel, activation, hidden, rows, monkeypatch):
     torch.manual_seed(0)
     monkeypatch.setattr(Critic, "SAMPLED_ROWS", rows)  # passes of 7, 2 (+1) and 1 samples
+    if kernel == "addmm":
+        monkeypatch.setattr(mpo, "ONEDNN_LINEAR", None)
+    elif mpo.ONEDNN_LINEAR is None:
+        pytest.skip("this torch build has no oneDNN linear")
     critic = Critic(CONT, hidden, activation)
     N, M = 7, 5
     obs = torch.randn(M, 3)
@@ -255,6 +262,23 @@ def test_sampled_critic_equals_the_critic_on_repeated_states(activation, hidden,
     got = critic.sampled(obs, actions)
     assert got.shape == (N, M) and not got.requires_grad
     torch.testing.assert_close(got, expected.detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(mpo.ONEDNN_LINEAR is None, reason="this torch build has no oneDNN linear")
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("rows", [1, 37, 1024])
+def test_onednn_linear_equals_torch_linear_and_activation(activation, rows):
+    """The fused kernel `Critic.sampled` uses against F.linear + the activation, at the
+    critic's width (256) and at odd sizes."""
+    g = torch.Generator().manual_seed(rows)
+    for n_in, n_out in ((256, 256), (23, 7)):
+        x = torch.randn(rows, n_in, generator=g) * 3
+        w, b = torch.randn(n_out, n_in, generator=g) / n_in**0.5, torch.randn(n_out, generator=g)
+        expected = getattr(torch, activation)(F.linear(x, w, b))
+        got = mpo.ONEDNN_LINEAR(x, w, b, activation, [], "")
+        assert got.shape == (rows, n_out)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        assert not torch.equal(got, torch.zeros_like(got))
 
 
 def test_action_penalty_is_zero_inside_the_bounds():
