@@ -327,8 +327,8 @@ _INPLACE = {nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_, nn.ELU: lambda x: F.elu_
 
 # oneDNN's linear with the activation fused into it, act(x W^T + b) (the kernel torch's
 # inductor emits for CPU linears; no autograd, so `Critic.sampled` only): the same
-# product as F.linear, 1.2-1.5x faster than MKL's sgemm behind addmm on the AMD EPYC
-# here at [1024, 256] x [256, 256] (benchmarks/mpo_update.py --kernels). None where
+# product as F.linear, ~1.2x faster than MKL's sgemm behind addmm on the AMD EPYC
+# here at [1024, 256] x [256, 256] (benchmarks/mpo_update.py --roofline). None where
 # this torch build lacks it; activations it does not fuse (ELU) take addmm.
 ONEDNN_LINEAR = (getattr(torch.ops.mkldnn, "_linear_pointwise", None)
                  if torch.backends.mkldnn.is_available() else None)

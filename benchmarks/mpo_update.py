@@ -19,7 +19,10 @@ loop runs it. Each piece is timed by wrapping the function that does it:
     optimisers   gradient clipping and the three Adam steps (policy, critic, duals)
     other        the rest of `update()` (the policy forward, stats, target refresh, ...)
 
-Prints the median per update of each piece (ms) over the repeats. With `--compare PATH`
+Prints the median per update of each piece (ms) over the repeats. `--roofline` adds the
+floor that arithmetic sets: the update's matrix-product FLOPs (counted by torch's
+FlopCounterMode) over the fastest rate this core reaches on the critic's hidden layer
+(addmm and oneDNN timed alternately), and the steps/s that floor allows. With `--compare PATH`
 it runs the same measurement on the checkout at PATH (e.g. `git worktree add
 /tmp/mpo-before <commit>`) in a subprocess, alternating with this checkout, and prints
 both side by side with their ratio.
@@ -39,8 +42,9 @@ PIECES = ("replay", "targets", "returns", "critic", "e-step", "m-step", "backwar
           "optimisers", "other")
 
 
-def measure(updates: int, seed: int = 0) -> dict[str, float]:
-    """Median ms per update of each piece (and "total"), for the `algos` on sys.path."""
+def make_learner(seed: int = 0):
+    """MPO at its MuJoCo defaults on HalfCheetah's shapes, its replay holding 5,000
+    synthetic steps (the `algos` on sys.path)."""
     import torch
 
     import algos.mpo as M
@@ -63,7 +67,77 @@ def measure(updates: int, seed: int = 0) -> dict[str, float]:
         learner.observe(Batch(obs, torch.rand(T, 1, 6, generator=g) * 2 - 1,
                               torch.randn(T, 1, generator=g), torch.zeros(T, 1, dtype=torch.bool),
                               truncated, torch.ones(T, 1, dtype=torch.bool)))
+    return learner
 
+
+def update_flops(seed: int = 0) -> dict[str, float]:
+    """Matrix-product FLOPs of one MPO update at its defaults, counted by
+    torch.utils.flop_counter.FlopCounterMode (matmuls, forward and backward; elementwise
+    ops and matrix-vector products are not counted): {"total", "targets"}. Counted on the
+    addmm path, since FlopCounterMode has no formula for oneDNN's fused linear (the same
+    products)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import algos.mpo as M
+
+    learner = make_learner(seed)
+    learner.update()
+    kernel, M.ONEDNN_LINEAR = M.ONEDNN_LINEAR, None
+    counts = {}
+    target_values = learner._target_values
+
+    def counted_targets(*args, **kwargs):
+        with FlopCounterMode(display=False) as inner:
+            out = target_values(*args, **kwargs)
+        counts["targets"] = inner.get_total_flops()
+        return out
+
+    learner._target_values = counted_targets
+    try:
+        with FlopCounterMode(display=False) as fc:
+            learner.update()
+    finally:
+        M.ONEDNN_LINEAR = kernel
+    return {"total": float(fc.get_total_flops()), "targets": float(counts["targets"])}
+
+
+def kernel_rates(rows: int = 1024, width: int = 256, calls: int = 30, repeats: int = 7
+                 ) -> dict[str, float]:
+    """GFLOP/s of the critic's hidden layer relu(x W^T + b), x [rows, width], W [width,
+    width], one torch thread, through each kernel `Critic.sampled` can take (medians of
+    `repeats` x `calls`, the kernels alternating): {"addmm": ..., "onednn": ...}."""
+    import torch
+
+    import algos.mpo as M
+
+    torch.set_num_threads(1)
+    M.keep_freed_memory()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, width, generator=g).relu_()
+    w, b = torch.randn(width, width, generator=g) / width**0.5, torch.randn(width, generator=g)
+    kernels = {"addmm": lambda: torch.relu_(torch.addmm(b, x, w.t()))}
+    if M.ONEDNN_LINEAR is not None:
+        kernels["onednn"] = lambda: M.ONEDNN_LINEAR(x, w, b, "relu", [], "")
+    times: dict[str, list[float]] = {k: [] for k in kernels}
+    with torch.no_grad():
+        for _ in range(repeats):
+            for name, fn in kernels.items():
+                fn()
+                t = time.perf_counter()
+                for _ in range(calls):
+                    fn()
+                times[name].append((time.perf_counter() - t) / calls)
+    flops = 2 * rows * width * width
+    return {k: flops / statistics.median(v) / 1e9 for k, v in times.items()}
+
+
+def measure(updates: int, seed: int = 0) -> dict[str, float]:
+    """Median ms per update of each piece (and "total"), for the `algos` on sys.path."""
+    import torch
+
+    import algos.mpo as M
+
+    learner = make_learner(seed)
     spent: dict[str, float] = {}
 
     def timed(label, fn):
@@ -119,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--compare", type=Path, default=None, metavar="PATH",
                    help="another checkout of this repository to measure in the same run")
+    p.add_argument("--roofline", action="store_true",
+                   help="also count the update's FLOPs, time the hidden layer's kernels and print "
+                        "the floor they set on the update and on MPO's steps/s")
     args = p.parse_args(argv)
     if args.compare is not None and not (args.compare / "algos" / "mpo.py").is_file():
         print(f"error: --compare: {args.compare} holds no algos/mpo.py (expected a checkout of this repository)",
@@ -145,7 +222,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'piece':<11} {'ms':>9}")
         for k in (*PIECES, "total"):
             print(f"{k:<11} {med['this'][k]:>9.2f}")
+    if args.roofline:
+        print_roofline(med["this"]["total"])
     return 0
+
+
+def print_roofline(measured_ms: float) -> None:
+    """The floor that arithmetic sets: the update's matrix-product FLOPs over the fastest
+    rate measured for the critic's hidden layer on this core, and the steps/s that floor
+    allows at 1 / replay_ratio env steps per update (the env and acting taken as free)."""
+    import algos.mpo as M
+
+    fl = update_flops()
+    rates = kernel_rates(rows=M.Critic.SAMPLED_ROWS)
+    best = max(rates.values())
+    floor_ms = fl["total"] / best / 1e6
+    per_update = 1 / M.Config().replay_ratio
+    print(f"roofline: {fl['total'] / 1e9:.3f} GFLOP of matrix products per update "
+          f"({fl['targets'] / 1e9:.3f} in the targets: {100 * fl['targets'] / fl['total']:.0f}%)")
+    print("  hidden layer [" + f"{M.Critic.SAMPLED_ROWS}, 256] x [256, 256] + ReLU, one thread: "
+          + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in rates.items()))
+    print(f"  floor at {best:.0f} GFLOP/s: {floor_ms:.2f} ms per update; measured {measured_ms:.2f} ms "
+          f"({100 * floor_ms / measured_ms:.0f}% of it arithmetic at that rate)")
+    print(f"  at {per_update:.0f} env steps per update, MPO's steps/s is at most "
+          f"{1e3 * per_update / floor_ms:,.0f} at the floor, {1e3 * per_update / measured_ms:,.0f} "
+          "at the measured update (env and acting free)")
 
 
 if __name__ == "__main__":

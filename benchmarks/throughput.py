@@ -22,7 +22,10 @@ device cpu, torch threads = RunConfig.torch_threads (1), as ours. A peer is time
 `model.learn(total_timesteps=--steps)` (construction excluded): "whole" is its steps over
 that wall time, and the per-iteration figure, from a callback that marks each rollout
 start, is the same statistic as ours (median, first iteration dropped). It then prints
-each algorithm's speed-up over its peer (ppo / sb3-ppo, trpo / sb3-trpo, mpo / sb3-sac) on both.
+each algorithm's speed-up over its peer (ppo / sb3-ppo, trpo / sb3-trpo, mpo / sb3-sac) on both,
+and, for MPO and SAC, what one update of each costs: its matrix-product FLOPs (torch's
+FlopCounterMode around one MPO update, one SAC gradient step) and its median time (MPO:
+100 updates of benchmarks/mpo_update.py; SAC: 50 gradient steps after each `learn`).
 
 The project does not depend on SB3: the peers are imported only under `--peers`, and
 are best installed in a venv of their own next to the project, with the same torch:
@@ -162,10 +165,34 @@ def peer_rate(peer: str, env_id: str, steps: int, seed: int) -> tuple[float, flo
     model.learn(total_timesteps=steps, callback=cb)
     end = time.perf_counter()
     done = model.num_timesteps
+    if hasattr(model, "gradient_steps"):  # off-policy (SAC): what one gradient step costs
+        UPDATE_COST.setdefault(peer, []).append(gradient_step_cost(model))
     env.close()
     marks = [*cb.marks, (end, done)]
     rates = [(s1 - s0) / (t1 - t0) for (t0, s0), (t1, s1) in zip(marks, marks[1:])]
     return _median_iter(rates), done / (end - t)
+
+
+# off-policy peer -> (matrix-product FLOPs of one gradient step, its median seconds per
+# repeat), filled by peer_rate
+UPDATE_COST: dict[str, list[tuple[float, float]]] = {}
+
+
+def gradient_step_cost(model, calls: int = 50) -> tuple[float, float]:
+    """(matrix-product FLOPs, median seconds) of one gradient step of an SB3 off-policy
+    model (its `train`, on batches from its replay, after `learn`): the FLOPs counted by
+    torch's FlopCounterMode as benchmarks/mpo_update.update_flops counts MPO's, the time
+    over `calls` steps, as benchmarks/mpo_update.py times MPO's update."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        model.train(gradient_steps=1, batch_size=model.batch_size)
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        model.train(gradient_steps=1, batch_size=model.batch_size)
+        times.append(time.perf_counter() - t)
+    return float(fc.get_total_flops()), statistics.median(times)
 
 
 def _version(dist: str) -> str:
@@ -258,6 +285,18 @@ def main(argv: list[str] | None = None) -> int:
         print("speed-up over the peer (train median; whole): " + ", ".join(
             f"{a} / {q} {med_it[a] / med_it[q]:.2f}x ({med_wh[a] / med_wh[q]:.2f}x)"
             for a, q in pairs))
+        for a, q in pairs:
+            if a == "mpo" and q in UPDATE_COST:
+                sys.path.insert(0, str(Path(__file__).parent))
+                from mpo_update import measure, update_flops
+
+                flops, secs = UPDATE_COST[q][0][0], statistics.median(t for _, t in UPDATE_COST[q])
+                ours, ours_ms = update_flops()["total"], measure(100)["total"]
+                print(f"one update (one MPO update; one {q} gradient step, medians): "
+                      f"mpo {ours / 1e9:.3f} GFLOP of matrix products in {ours_ms:.2f} ms "
+                      f"({ours / ours_ms / 1e6:.0f} GFLOP/s), {q} {flops / 1e9:.3f} GFLOP in "
+                      f"{1e3 * secs:.2f} ms ({flops / secs / 1e9:.0f} GFLOP/s); "
+                      f"mpo computes {ours / flops:.2f}x as much")
     return 0
 
 

@@ -1,0 +1,39 @@
+"""The figures the benchmarks print that the README quotes: checked against a count by hand."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import mpo_update  # noqa: E402
+
+from algos.mpo import Config  # noqa: E402
+
+
+def _mlp_macs(rows: int, sizes: list[int]) -> int:
+    return rows * sum(a * b for a, b in zip(sizes, sizes[1:]))
+
+
+def test_mpo_update_flops_match_a_count_from_the_shapes():
+    """FlopCounterMode's count of one update's targets equals 2 x the multiply-adds of:
+    the target policy on the 2B states (first steps and bootstrap states; its Gaussian
+    head: a mean and a std layer), the critic's observation columns once per state, its
+    action columns and its hidden layer once per (state, sample); the last layer is a
+    matrix-vector product, which FlopCounterMode does not count."""
+    cfg = Config()
+    obs, act, B, N = 17, 6, cfg.batch_size, cfg.num_samples
+    H1, H2 = cfg.critic_hidden
+    policy = _mlp_macs(2 * B, [obs, *cfg.hidden]) + 2 * (2 * B) * cfg.hidden[-1] * act
+    critic = 2 * B * obs * H1 + N * 2 * B * (act * H1 + H1 * H2)
+    got = mpo_update.update_flops()
+    assert got["targets"] == 2 * (policy + critic)
+    # the rest (the online critic and policy, forward and backward) is a few percent at
+    # these sizes, and more than the online critic's forward alone
+    online_critic = _mlp_macs(B, [obs + act, H1, H2, 1])
+    assert got["total"] - got["targets"] > 2 * online_critic
+    assert got["targets"] / got["total"] == pytest.approx(0.92, abs=0.02)
+
