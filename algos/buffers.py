@@ -201,11 +201,23 @@ class SequenceReplay:
 
     def gather(self, t: np.ndarray, b: np.ndarray, length: int) -> dict[str, torch.Tensor]:
         """The sequences starting at steps t [n] of envs b [n] (see `sample`)."""
-        a, B = self.arrays, self.num_envs
+        rows_o, rows_s = self.rows(t, b, length)
+        return self.take(self._index(rows_o), self._index(rows_s))
+
+    def rows(self, t: np.ndarray, b: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Host row indices of the sequences starting at steps t [n] of envs b [n], into the
+        flattened [slots+1, B] observation layout [length+1, n] and the [slots, B] step
+        layout [length, n] (int64; `take` reads them)."""
+        B = self.num_envs
         steps = t[None, :] + np.arange(length + 1)[:, None]  # [L+1, n]
-        # flat row indices into the [slots, B] layout: one index array per layout
-        rows_o = self._index((steps % (self.slots + 1)) * B + b[None, :])
-        rows_s = self._index((steps[:-1] % self.slots) * B + b[None, :])
+        rows_o = (steps % (self.slots + 1)) * B + b[None, :]
+        rows_s = (steps[:-1] % self.slots) * B + b[None, :]
+        return rows_o, rows_s
+
+    def take(self, rows_o: torch.Tensor, rows_s: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The stored rows at device indices from `rows` (no host read: a CUDA graph can
+        replay it with new indices copied into the same index tensors)."""
+        a = self.arrays
         out = {"obs": a["obs"].flatten(0, 1)[rows_o]}
         for k in (*_STEP_FIELDS, *self.extra_keys):
             out[k] = a[k].flatten(0, 1)[rows_s]

@@ -162,6 +162,8 @@ class Config:
     """Gradient-norm clip of policy and critic, each; 0 turns it off (Acme grad_norm_clip 40)."""
     adam_eps: float = 1e-8
     """Adam epsilon (optax's default, which Acme uses)."""
+    cuda_graph: bool = True
+    """On a CUDA device, run each update as the replay of one captured CUDA graph: the same kernels, without the per-op launch cost that bounds MPO's small update there (benchmarks/mpo_update.py --device cuda). Ignored on the CPU and with norm_obs (its statistics are replaced each rollout, which a graph would not see). Ours (torch's whole-network capture recipe)."""
 
     SUITE_DEFAULTS: ClassVar[dict[str, dict]] = {
         # MuJoCo: the class defaults (Acme), one env.
@@ -325,14 +327,26 @@ class Critic(nn.Module):
 # in-place versions of the critic's activations (networks.ACTIVATIONS), for `Critic.sampled`
 _INPLACE = {nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_, nn.ELU: lambda x: F.elu_(x)}
 
-# oneDNN's linear with the activation fused into it, act(x W^T + b) (the kernel torch's
-# inductor emits for CPU linears; no autograd, so `Critic.sampled` only): the same
-# product as F.linear, ~1.2x faster than MKL's sgemm behind addmm on the AMD EPYC
-# here at [1024, 256] x [256, 256] (benchmarks/mpo_update.py --roofline). None where
-# this torch build lacks it; activations it does not fuse (ELU) take addmm.
-ONEDNN_LINEAR = (getattr(torch.ops.mkldnn, "_linear_pointwise", None)
-                 if torch.backends.mkldnn.is_available() else None)
-_ONEDNN_ATTR = {nn.ReLU: "relu", nn.Tanh: "tanh"}
+def _onednn_linear():
+    """oneDNN's linear with the activation fused into it, act(x W^T + b) (the kernel
+    torch's inductor emits for CPU linears; no autograd, so `Critic.sampled` only): the
+    same product as F.linear, 101 against addmm's 95 GFLOP/s at [1024, 256] x [256, 256]
+    on one core of the AMD EPYC here (benchmarks/mpo_update.py --roofline prints both on
+    any CPU). A private op: None where this torch build lacks it or it does not answer a
+    probe as F.linear does, and `Critic.sampled` then takes addmm."""
+    op = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+    if op is None:
+        return None
+    try:
+        x, w = torch.tensor([[1.0, -2.0, 3.0]]), torch.tensor([[1.0, 1.0, 1.0], [-1.0, 0.0, 0.0]])
+        ok = torch.equal(op(x, w, torch.tensor([0.5, 0.0]), "relu", [], ""), torch.tensor([[2.5, 0.0]]))
+    except (RuntimeError, TypeError):
+        return None
+    return op if ok else None
+
+
+ONEDNN_LINEAR = _onednn_linear()
+_ONEDNN_ATTR = {nn.ReLU: "relu", nn.Tanh: "tanh"}  # the activations it fuses (ELU: addmm)
 
 
 # -- pure pieces ---------------------------------------------------------------------
@@ -510,6 +524,7 @@ class Learner:
         self.sample_rng = np.random.default_rng(seed + 1)
         self.np_actor = NumpyActor(self.policy, cfg.activation) if NumpyActor.supports(self.policy) else None
         self._actor_stale = True
+        self._drop_graph()
 
     def register_bounds(self) -> None:
         low = torch.tensor(self.spec.action_low, dtype=torch.float32, device=self.device)
@@ -561,8 +576,11 @@ class Learner:
 
     def update(self) -> dict[str, torch.Tensor | float]:
         cfg = self.cfg
-        seq = self.buffer.sample(cfg.batch_size, cfg.nstep, self.sample_rng)
-        stats = self.learn(seq)
+        if self.graphed():
+            stats = self._graphed_update()
+        else:
+            seq = self.buffer.sample(cfg.batch_size, cfg.nstep, self.sample_rng)
+            stats = self.learn(seq)
         self.updates += 1
         if self.updates % cfg.target_period == 0:
             self.refresh_targets()
@@ -571,40 +589,119 @@ class Learner:
         return stats
 
     def refresh_targets(self) -> None:
+        # in place (load_state_dict copies into the same tensors): a captured graph sees it
         self.target_policy.load_state_dict(self.policy.state_dict())
         self.target_critic.load_state_dict(self.critic.state_dict())
+
+    # -- CUDA graph ---------------------------------------------------------------------
+    GRAPH_WARMUP = 3
+    """Eager updates on a side stream before the capture (torch's recipe: lazy
+    initialisation, the optimisers' state, happens outside the graph)."""
+
+    def graphed(self) -> bool:
+        return self.device.type == "cuda" and self.cfg.cuda_graph and not self.obs_norm.enabled
+
+    def _optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
+        return self.policy_opt, self.critic_opt, self.dual_opt
+
+    def _graphed_update(self) -> dict[str, torch.Tensor | float]:
+        """`learn` as the replay of one CUDA graph. What changes between updates enters
+        through tensors the graph reads: the replay rows (host indices copied into fixed
+        device tensors) and the noise (drawn into a fixed tensor from the same generator
+        as the eager path, so both take the same draws). The parameters, optimiser states
+        and target networks are updated in place."""
+        cfg, dev = self.cfg, self.device
+        t, b = self.buffer.sample_starts(cfg.batch_size, cfg.nstep, self.sample_rng)
+        rows_o, rows_s = self.buffer.rows(t, b, cfg.nstep)
+        if self._graph is None and self._graph_warmups < self.GRAPH_WARMUP:
+            self._graph_warmups += 1
+            side, main = torch.cuda.Stream(dev), torch.cuda.current_stream(dev)
+            side.wait_stream(main)
+            with torch.cuda.stream(side):
+                stats = self.learn(self.buffer.take(self.buffer._index(rows_o), self.buffer._index(rows_s)))
+            main.wait_stream(side)
+            return stats
+        if self._graph is None:
+            self._capture(rows_o, rows_s)
+        self._rows_o.copy_(torch.from_numpy(rows_o).pin_memory(), non_blocking=True)
+        self._rows_s.copy_(torch.from_numpy(rows_s).pin_memory(), non_blocking=True)
+        if self._noise is not None:
+            torch.randn(self._noise.shape, out=self._noise)
+        self._graph.replay()
+        values = self._graph_out.clone()  # the next replay overwrites the graph's output
+        return {**dict(zip(self._graph_keys, values.unbind())), **self._graph_consts}
+
+    def _capture(self, rows_o: np.ndarray, rows_s: np.ndarray) -> None:
+        dev = self.device
+        self._rows_o = torch.from_numpy(rows_o).to(dev)
+        self._rows_s = torch.from_numpy(rows_s).to(dev)
+        shape = self.noise_shape()
+        self._noise = None if shape is None else torch.zeros(shape, device=dev)
+        for opt in self._optimizers():
+            opt.zero_grad(set_to_none=True)  # backward allocates the grads in the graph's pool
+            for group in opt.param_groups:
+                group["capturable"] = True  # the step counts and lr stay on the device
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            stats = self.learn(self.buffer.take(self._rows_o, self._rows_s), self._noise)
+            keys = [k for k, v in stats.items() if torch.is_tensor(v)]
+            out = torch.stack([stats[k].to(torch.float32).reshape(()) for k in keys])
+        self._graph, self._graph_out, self._graph_keys = graph, out, keys
+        self._graph_consts = {k: v for k, v in stats.items() if not torch.is_tensor(v)}
+
+    def _drop_graph(self) -> None:
+        self._graph = self._graph_out = self._rows_o = self._rows_s = self._noise = None
+        self._graph_keys, self._graph_consts, self._graph_warmups = [], {}, 0
 
     # -- learning -----------------------------------------------------------------------
     def _alphas(self, prefix: str) -> torch.Tensor:
         return torch.stack([self.duals[f"{prefix}_{i}"] for i in range(self.n_alpha)])
 
-    def _target_values(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor | None, torch.Tensor | None]:
-        """For states obs [M, ...]: (V'(s) [M], target policy params, sampled actions
-        [N, M, A] and their Q' [N, M] (continuous; None, Q'(s, .) [M, K] discrete))."""
+    def noise_shape(self, length: int | None = None, batch: int | None = None) -> tuple[int, ...] | None:
+        """The standard-normal draws of one update on `batch` sequences of `length` steps
+        (default: nstep, batch_size), [N, M, A]: N sampled actions for each of the M states
+        the target networks evaluate (each sequence's first and bootstrap states, 2B; all
+        of its L+1 states with Retrace, (L+1)B); None (discrete: the E-step is exact)."""
+        if self.spec.discrete:
+            return None
+        cfg = self.cfg
+        L, B = length or cfg.nstep, batch or cfg.batch_size
+        return (cfg.num_samples, (L + 1) * B if cfg.use_retrace else 2 * B, self.spec.action_dim)
+
+    def _target_values(self, obs: torch.Tensor, noise: torch.Tensor | None
+                       ) -> tuple[torch.Tensor, dict, torch.Tensor | None, torch.Tensor | None]:
+        """For states obs [M, ...] and standard-normal noise [N, M, A]: (V'(s) [M], target
+        policy params, sampled actions mu' + std' * noise [N, M, A] and their Q' [N, M]
+        (continuous; None, Q'(s, .) [M, K] discrete))."""
         params = self.target_policy(obs)
         if self.spec.discrete:
             q_all = self.target_critic(obs)
             v = (F.softmax(params["logits"], -1) * q_all).sum(-1)
             return v, params, None, q_all
         mu, std = params["mu"], params["std"]
-        actions = mu + std * torch.randn((self.cfg.num_samples, *mu.shape), device=mu.device)
+        actions = mu + std * noise
         q = self.target_critic.sampled(obs, actions)
         return q.mean(0), params, actions, q
 
-    def learn(self, seq: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | float]:
+    def learn(self, seq: dict[str, torch.Tensor], noise: torch.Tensor | None = None
+              ) -> dict[str, torch.Tensor | float]:
+        """One update on sequences from replay; `noise` [`noise_shape()`] the standard-normal
+        draws of the sampled actions (drawn here when None: the same draws either way)."""
         cfg, dev = self.cfg, self.device
         obs = self.obs_norm(seq["obs"].to(dev))  # [L+1, B, ...]
         act = seq["actions"].to(dev)
         rew, term = seq["rewards"].to(dev), seq["terminated"].to(dev)
         trunc, valid = seq["truncated"].to(dev), seq["valid"].to(dev)
         L, B = rew.shape
+        if noise is None and not self.spec.discrete:
+            noise = torch.randn(self.noise_shape(L, B), device=dev)
         obs0 = obs[0]
 
         # -- targets and E-step values from the target networks (no gradient)
         with torch.no_grad():
             if cfg.use_retrace:
                 flat = obs.flatten(0, 1)
-                v_all, tparams_all, samples_all, q_all = self._target_values(flat)
+                v_all, tparams_all, samples_all, q_all = self._target_values(flat, noise)
                 values = v_all.view(L + 1, B)
                 tp = {k: x.view(L + 1, B, *x.shape[1:]) for k, x in tparams_all.items()}
                 head = self.target_policy.head
@@ -624,7 +721,7 @@ class Learner:
             else:
                 j = bootstrap_index(term, trunc)  # [B]
                 boot_obs = obs[j, torch.arange(B, device=dev)]
-                v_all, tparams_all, samples_all, q_all = self._target_values(torch.cat([obs0, boot_obs]))
+                v_all, tparams_all, samples_all, q_all = self._target_values(torch.cat([obs0, boot_obs]), noise)
                 values = torch.zeros(L + 1, B, device=dev)
                 values[j, torch.arange(B, device=dev)] = v_all[B:]
                 g = nstep_returns(rew, values, term, trunc, cfg.gamma, L, valid)[0]
@@ -740,3 +837,9 @@ class Learner:
         self.act_rng.bit_generator.state = state["act_rng"]
         self.sample_rng.bit_generator.state = state["sample_rng"]
         self._actor_stale = True
+        # the loaded optimiser states are new tensors (a captured graph would update the
+        # old ones), and a GPU run's `capturable` groups would fail on the CPU
+        for opt in self._optimizers():
+            for group in opt.param_groups:
+                group["capturable"] = False
+        self._drop_graph()

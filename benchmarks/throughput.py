@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py [--env HalfCheetah-v5] [--algos ppo,vmpo,trpo,mpo]
                                     [--steps 20480] [--repeats 3] [--peers [sb3-ppo,sb3-trpo]]
+                                    [--device cpu|cuda] [--set KEY=VALUE ...]
 
 For each algorithm: trains `--steps` env steps with its MuJoCo defaults on ONE env
 (PPO: 2048-step rollouts, minibatch 64, 10 epochs = Stable-Baselines3's defaults) and
@@ -18,14 +19,17 @@ batch 64, 10 epochs) and sb3-contrib TRPO (`TRPO("MlpPolicy", env)`), both with 
 defaults, and SB3 SAC matched to MPO's defaults (`peer_kwargs`: one gradient step per 8
 env steps, batch 256, 1,000 warm-up steps, a 64x64 policy and 256x256 twin Q-networks),
 on one env (`gym.make(--env)`, which SB3 wraps in Monitor + DummyVecEnv),
-device cpu, torch threads = RunConfig.torch_threads (1), as ours. A peer is timed over
+on the `--device` ours learns on (default cpu; cuda: both learn on the GPU, the envs
+step on the CPU), torch threads = RunConfig.torch_threads (1), as ours. A peer is timed over
 `model.learn(total_timesteps=--steps)` (construction excluded): "whole" is its steps over
 that wall time, and the per-iteration figure, from a callback that marks each rollout
 start, is the same statistic as ours (median, first iteration dropped). It then prints
 each algorithm's speed-up over its peer (ppo / sb3-ppo, trpo / sb3-trpo, mpo / sb3-sac) on both,
 and, for MPO and SAC, what one update of each costs: its matrix-product FLOPs (torch's
 FlopCounterMode around one MPO update, one SAC gradient step) and its median time (MPO:
-100 updates of benchmarks/mpo_update.py; SAC: 50 gradient steps after each `learn`).
+100 updates of benchmarks/mpo_update.py, queued back to back on a GPU; SAC: 50 gradient
+steps after each `learn`). `--set KEY=VALUE` overrides a field of our runs' configs as
+`algos.train --set` does (e.g. `--set cuda_graph=false` for MPO's eager update on a GPU).
 
 The project does not depend on SB3: the peers are imported only under `--peers`, and
 are best installed in a venv of their own next to the project, with the same torch:
@@ -93,6 +97,8 @@ def peer_kwargs(peer: str) -> dict:
 PEER_HINT = ("the peers need stable-baselines3 and sb3-contrib, best in a venv of their own: "
              "see `python benchmarks/throughput.py --help`")
 TORCH_THREADS = RunConfig().torch_threads
+DEVICE = "cpu"  # --device: where ours and the peers learn
+SETS: dict[str, object] = {}  # --set: overrides of our runs' configs
 
 
 def env_rate(env_id: str, steps: int = 20_000, seed: int = 0) -> float:
@@ -126,7 +132,7 @@ def train_rate(algo: str, env_id: str, steps: int, seed: int) -> tuple[float, fl
     with tempfile.TemporaryDirectory() as d:
         run(RunSpec(algo, env_id, seed, steps,
                     {"num_envs": 1, "eval_every": 0, "eval_episodes": 1, "checkpoint_every": 0,
-                     "torch_threads": TORCH_THREADS}), d)
+                     "torch_threads": TORCH_THREADS, "device": DEVICE, **SETS}), d)
         rows = [(s, v, w) for s, m, v, w in RunDir(Path(d)).read_metrics() if m == "time/sps"]
     # the wall column runs from the loop's start: the last row's is the loop's time
     last_step, _, last_wall = rows[-1]
@@ -159,7 +165,7 @@ def peer_rate(peer: str, env_id: str, steps: int, seed: int) -> tuple[float, flo
 
     torch.set_num_threads(TORCH_THREADS)
     env = gym.make(env_id)
-    model = peer_class(peer)("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **peer_kwargs(peer))
+    model = peer_class(peer)("MlpPolicy", env, seed=seed, device=DEVICE, verbose=0, **peer_kwargs(peer))
     cb = Marks()
     t = time.perf_counter()
     model.learn(total_timesteps=steps, callback=cb)
@@ -205,7 +211,7 @@ def _version(dist: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global TORCH_THREADS
+    global TORCH_THREADS, DEVICE
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="HalfCheetah-v5")
@@ -218,7 +224,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peers", nargs="?", const=",".join(PEERS), default="", metavar="LIST",
                    help=f"also measure these peers (bare: all of {', '.join(PEERS)}); "
                         "needs stable-baselines3 and sb3-contrib")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where ours (RunConfig.device) and the peers learn (default cpu); the "
+                        "envs step on the CPU either way")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of our runs' configs, as algos.train --set does "
+                        "(e.g. cuda_graph=false); repeatable")
     args = p.parse_args(argv)
+    DEVICE = args.device
+    for item in args.set:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            print(f"error: --set: expected KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        import yaml
+
+        SETS[key] = yaml.safe_load(value)
     if args.threads < 1:
         print(f"error: --threads: expected a positive int, got {args.threads}", file=sys.stderr)
         return 2
@@ -266,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     if peers:
         versions += (f", stable-baselines3 {_version('stable-baselines3')}, "
                      f"sb3-contrib {_version('sb3-contrib')}")
+    where = "cpu" if DEVICE == "cpu" else f"{DEVICE} ({torch.cuda.get_device_name()})"
     print(f"{args.steps} steps per run, one env, {args.repeats} repeats, torch threads "
-          f"{TORCH_THREADS} for every run; {versions}")
+          f"{TORCH_THREADS} for every run, learning on {where}; {versions}")
     print(f"env {args.env}: raw single-env random-action rate, median of {len(env_rates)}: "
           f"{env_med:,.0f} steps/s")
     print(f"{'algo':<9} {'train steps/s (median)':>23} {'whole steps/s':>14} {'runs':>5} "
@@ -288,10 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         for a, q in pairs:
             if a == "mpo" and q in UPDATE_COST:
                 sys.path.insert(0, str(Path(__file__).parent))
-                from mpo_update import measure, update_flops
+                from mpo_update import measure, pipelined, update_flops
 
                 flops, secs = UPDATE_COST[q][0][0], statistics.median(t for _, t in UPDATE_COST[q])
-                ours, ours_ms = update_flops()["total"], measure(100)["total"]
+                ours = update_flops()["total"]
+                ours_ms = measure(100)["total"] if DEVICE == "cpu" else pipelined(100)
                 print(f"one update (one MPO update; one {q} gradient step, medians): "
                       f"mpo {ours / 1e9:.3f} GFLOP of matrix products in {ours_ms:.2f} ms "
                       f"({ours / ours_ms / 1e6:.0f} GFLOP/s), {q} {flops / 1e9:.3f} GFLOP in "

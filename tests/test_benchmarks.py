@@ -37,3 +37,22 @@ def test_mpo_update_flops_match_a_count_from_the_shapes():
     assert got["total"] - got["targets"] > 2 * online_critic
     assert got["targets"] / got["total"] == pytest.approx(0.92, abs=0.02)
 
+
+
+def test_mpo_update_measure_leaves_the_learner_module_untimed():
+    """`measure` wraps MPO's loss functions to time them and puts them back: a learner
+    built after it in the same process (the CUDA-graph figure) runs the module's own
+    functions, whose timing wrappers would wait for the device inside a capture."""
+    import algos.mpo as M
+
+    before = {n: getattr(M, n) for n in ("nstep_returns", "critic_loss", "estep_weights", "gaussian_mpo_loss")}
+    row = mpo_update.measure(2)
+    assert row["total"] > 0 and row["targets"] > 0
+    assert {n: getattr(M, n) for n in before} == before
+
+
+def test_throughput_rejects_a_malformed_set(capsys):
+    import throughput
+
+    assert throughput.main(["--algos", "mpo", "--set", "cuda_graph"]) == 2
+    assert "--set: expected KEY=VALUE" in capsys.readouterr().err

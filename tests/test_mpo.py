@@ -2,6 +2,7 @@
 M-step KLs against torch.distributions, Retrace against a brute-force loop, target
 refreshes, the replay surviving a checkpoint, the categorical variant, and learning."""
 
+import copy
 import io
 import math
 
@@ -279,6 +280,23 @@ def test_onednn_linear_equals_torch_linear_and_activation(activation, rows):
         assert got.shape == (rows, n_out)
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
         assert not torch.equal(got, torch.zeros_like(got))
+
+
+@pytest.mark.parametrize("broken", ["missing", "raises", "wrong"])
+def test_onednn_linear_falls_back_to_addmm_when_the_op_is_not_as_expected(broken, monkeypatch):
+    class Namespace:
+        pass
+
+    ns = Namespace()
+    if broken == "raises":
+        def op(*args):
+            raise RuntimeError("schema mismatch")
+        ns._linear_pointwise = op
+    elif broken == "wrong":  # no activation applied: the probe's negative output stays
+        ns._linear_pointwise = lambda x, w, b, attr, scalars, algo: F.linear(x, w, b)
+    monkeypatch.setattr(torch.ops, "mkldnn", ns)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    assert mpo._onednn_linear() is None
 
 
 def test_action_penalty_is_zero_inside_the_bounds():
@@ -599,3 +617,107 @@ def test_logged_duals_are_this_updates_values_under_projection():
         learner.update()
     assert float(learner.duals["eta"].detach()) != pytest.approx(eta_then)
     assert float(first["dual/eta"]) == eta_then
+
+
+# -- the same update from given noise, and on a GPU (CUDA graph) --------------------------
+
+
+@pytest.mark.parametrize("retrace_", [False, True], ids=["nstep", "retrace"])
+def test_learn_from_given_noise_equals_learn_drawing_it(retrace_):
+    """`learn(seq, noise)` with the draws `learn(seq)` would take gives the same update:
+    what lets the CUDA graph draw its noise outside the graph without changing a run."""
+    torch.manual_seed(5)
+    cfg = _small_cfg(use_retrace=retrace_)
+    a = Learner(cfg, CONT, 2, 10_000, torch.device("cpu"))
+    _fill(a, CONT, 6)
+    b = copy.deepcopy(a)
+    seq = a.buffer.sample(cfg.batch_size, cfg.nstep, np.random.default_rng(0))
+    torch.manual_seed(6)
+    sa = a.learn(seq)
+    torch.manual_seed(6)
+    noise = torch.randn(b.noise_shape())
+    sb = b.learn(seq, noise)
+    assert noise.shape == (cfg.num_samples, (cfg.nstep + 1 if retrace_ else 2) * cfg.batch_size, 2)
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k])), k
+    for p, q in zip(a.policy.parameters(), b.policy.parameters()):
+        assert torch.equal(p, q)
+    # and other noise gives another update (the noise is used)
+    c = copy.deepcopy(b)
+    c.learn(seq, noise.flip(0) * 0.5)
+    assert not all(torch.equal(p, q) for p, q in zip(c.critic.parameters(), a.critic.parameters()))
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _cuda_pair(spec, cfg_kw, seed=7):
+    """An eager and a graphed learner on the GPU from the same weights and replay."""
+    dev = torch.device("cuda")
+    torch.manual_seed(seed)
+    eager = Learner(_small_cfg(cuda_graph=False, **cfg_kw), spec, 2, 10_000, dev)
+    _fill(eager, spec, 6)
+    graphed = Learner(_small_cfg(cuda_graph=True, **cfg_kw), spec, 2, 10_000, dev)
+    graphed.load_state_dict(eager.state_dict())
+    return eager, graphed
+
+
+@cuda
+@pytest.mark.parametrize("spec", [CONT, DISC], ids=["gaussian", "categorical"])
+@pytest.mark.parametrize("retrace_", [False, True], ids=["nstep", "retrace"])
+def test_graphed_updates_equal_eager_updates_on_cuda(spec, retrace_):
+    """The captured graph replays the eager update: same samples, same noise, same
+    parameters and stats over warm-up, capture and replays, a target refresh included."""
+    eager, graphed = _cuda_pair(spec, {"use_retrace": retrace_, "target_period": 4})
+    assert graphed.graphed() and not eager.graphed()
+    for i in range(10):
+        torch.cuda.manual_seed(100 + i)
+        se = eager.update()
+        torch.cuda.manual_seed(100 + i)
+        sg = graphed.update()
+        assert se.keys() == sg.keys()
+        for k in se:
+            assert torch.allclose(torch.as_tensor(se[k]).float().cpu(), torch.as_tensor(sg[k]).float().cpu(),
+                                  rtol=1e-4, atol=1e-5), (i, k, se[k], sg[k])
+    assert graphed._graph is not None  # it did capture and replay
+    for (n, p), q in zip(eager.named_parameters(), dict(graphed.named_parameters()).values()):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-5), n
+
+
+@cuda
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graphed"])
+def test_an_update_never_waits_for_the_gpu(graph):
+    """No update synchronises the host with the device (torch's sync debug mode raises on
+    every synchronising call), so a rollout's updates queue up on the GPU."""
+    eager, graphed = _cuda_pair(CONT, {})
+    learner = graphed if graph else eager
+    for _ in range(Learner.GRAPH_WARMUP + 2):  # past warm-up and capture
+        learner.update()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(5):
+            stats = learner.update()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(v.device.type == "cuda" for v in stats.values() if torch.is_tensor(v))
+    assert all(v.device.type == "cuda" for v in learner.buffer.arrays.values())
+
+
+@cuda
+def test_a_graphed_learner_resumes_from_a_checkpoint_on_the_cpu():
+    """A GPU run's checkpoint (its optimisers marked capturable) loads into a CPU learner,
+    which then updates; the GPU learner re-captures after a load."""
+    _, graphed = _cuda_pair(CONT, {})
+    for _ in range(Learner.GRAPH_WARMUP + 2):
+        graphed.update()
+    state = graphed.state_dict()
+    cpu = Learner(_small_cfg(), CONT, 2, 10_000, torch.device("cpu"))
+    cpu.load_state_dict(copy.deepcopy(state))
+    assert all(math.isfinite(float(v)) for v in cpu.update().values())
+    graphed.load_state_dict(state)
+    assert graphed._graph is None
+    for _ in range(Learner.GRAPH_WARMUP + 2):
+        stats = graphed.update()
+    assert graphed._graph is not None and all(math.isfinite(float(v)) for v in stats.values())
