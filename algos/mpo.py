@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -162,8 +163,6 @@ class Config:
     """Gradient-norm clip of policy and critic, each; 0 turns it off (Acme grad_norm_clip 40)."""
     adam_eps: float = 1e-8
     """Adam epsilon (optax's default, which Acme uses)."""
-    cuda_graph: bool = True
-    """On a CUDA device, run each update as the replay of one captured CUDA graph: the same kernels, without the per-op launch cost that bounds MPO's small update there (benchmarks/mpo_update.py --device cuda). Ignored on the CPU and with norm_obs (its statistics are replaced each rollout, which a graph would not see). Ours (torch's whole-network capture recipe)."""
 
     SUITE_DEFAULTS: ClassVar[dict[str, dict]] = {
         # MuJoCo: the class defaults (Acme), one env.
@@ -331,7 +330,8 @@ def _onednn_linear():
     """oneDNN's linear with the activation fused into it, act(x W^T + b) (the kernel
     torch's inductor emits for CPU linears; no autograd, so `Critic.sampled` only): the
     same product as F.linear, 101 against addmm's 95 GFLOP/s at [1024, 256] x [256, 256]
-    on one core of the AMD EPYC here (benchmarks/mpo_update.py --roofline prints both on
+    on one core of the AMD EPYC here, the whole update 1.03-1.05x faster (medians of the
+    paired-block ratios of two runs; benchmarks/mpo_update.py --roofline prints both on
     any CPU). A private op: None where this torch build lacks it or it does not answer a
     probe as F.linear does, and `Critic.sampled` then takes addmm."""
     op = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
@@ -346,6 +346,16 @@ def _onednn_linear():
 
 
 ONEDNN_LINEAR = _onednn_linear()
+
+CUDA_GRAPH = os.environ.get("VMPO_MPO_CUDA_GRAPH", "1") != "0"
+"""On a CUDA device, each update is the replay of one captured CUDA graph (torch's
+whole-network capture recipe): the same kernels on the same inputs (tests/test_mpo.py
+holds it equal to the eager update), without the per-op launch cost that bounds MPO's
+small update there (benchmarks/mpo_update.py --device cuda: 1.06 against 11.2 ms on an
+H200). Not used on the CPU, nor with norm_obs (the normaliser's statistics are replaced
+each rollout, which a captured graph would not see). Like the CPU's fast paths it is no
+config field, since it changes no result (a field would change every MPO run's run_id);
+VMPO_MPO_CUDA_GRAPH=0 (or `Learner.cuda_graph = False`) takes the eager update."""
 _ONEDNN_ATTR = {nn.ReLU: "relu", nn.Tanh: "tanh"}  # the activations it fuses (ELU: addmm)
 
 
@@ -524,6 +534,7 @@ class Learner:
         self.sample_rng = np.random.default_rng(seed + 1)
         self.np_actor = NumpyActor(self.policy, cfg.activation) if NumpyActor.supports(self.policy) else None
         self._actor_stale = True
+        self.cuda_graph = CUDA_GRAPH
         self._drop_graph()
 
     def register_bounds(self) -> None:
@@ -599,7 +610,7 @@ class Learner:
     initialisation, the optimisers' state, happens outside the graph)."""
 
     def graphed(self) -> bool:
-        return self.device.type == "cuda" and self.cfg.cuda_graph and not self.obs_norm.enabled
+        return self.device.type == "cuda" and self.cuda_graph and not self.obs_norm.enabled
 
     def _optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
         return self.policy_opt, self.critic_opt, self.dual_opt

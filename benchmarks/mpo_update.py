@@ -33,7 +33,7 @@ both side by side with their ratio.
 for around each piece (attribution only: the waits cost time a queued update does not
 pay), then whole updates queued back to back as the training loop issues them, the host
 waiting once per block of `--updates`: eager, and as the replay of MPO's CUDA graph
-(`Config.cuda_graph`). Measured on an H200 (2026-12-04, torch 2.11): 11.2 ms eager,
+(`algos.mpo.CUDA_GRAPH`). Measured on an H200 (2026-12-04, torch 2.11): 11.2 ms eager,
 1.06 ms graphed per update (10.6x): eager, the update is bound by launching its many
 small kernels, not by the GPU.
 """
@@ -52,9 +52,10 @@ PIECES = ("replay", "targets", "returns", "critic", "e-step", "m-step", "backwar
           "optimisers", "other")
 
 
-def make_learner(seed: int = 0, device: str = "cpu", **overrides):
-    """MPO at its MuJoCo defaults (and `overrides` of its Config) on HalfCheetah's
-    shapes, its replay holding 5,000 synthetic steps (the `algos` on sys.path)."""
+def make_learner(seed: int = 0, device: str = "cpu", cuda_graph: bool = True):
+    """MPO at its MuJoCo defaults on HalfCheetah's shapes, its replay holding 5,000
+    synthetic steps (the `algos` on sys.path); `cuda_graph`: on a GPU, through the
+    captured graph (`algos.mpo.CUDA_GRAPH`) or eagerly."""
     import torch
 
     import algos.mpo as M
@@ -63,7 +64,8 @@ def make_learner(seed: int = 0, device: str = "cpu", **overrides):
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     spec = EnvSpec((17,), False, 6, (-1.0,) * 6, (1.0,) * 6)
-    learner = M.Learner(M.Config(**overrides), spec, 1, 10**6, torch.device(device))
+    learner = M.Learner(M.Config(), spec, 1, 10**6, torch.device(device))
+    learner.cuda_graph = cuda_graph
     g = torch.Generator().manual_seed(seed)
     T = 250
     last = torch.randn(1, 17, generator=g)
@@ -180,7 +182,7 @@ def kernel_ab(blocks: int = 30, per_block: int = 10, seed: int = 0) -> dict[str,
 
 def measure(updates: int, seed: int = 0, device: str = "cpu") -> dict[str, float]:
     """Median ms per update of each piece (and "total"), for the `algos` on sys.path. On
-    a GPU the update runs eagerly (`cuda_graph` off: a graph has no pieces) and each
+    a GPU the update runs eagerly (no CUDA graph: a graph has no pieces) and each
     piece waits for the device before and after, so that its time is its own: the
     pieces' sum is not what a queued update costs (see `pipelined`)."""
     import torch

@@ -29,7 +29,8 @@ and, for MPO and SAC, what one update of each costs: its matrix-product FLOPs (t
 FlopCounterMode around one MPO update, one SAC gradient step) and its median time (MPO:
 100 updates of benchmarks/mpo_update.py, queued back to back on a GPU; SAC: 50 gradient
 steps after each `learn`). `--set KEY=VALUE` overrides a field of our runs' configs as
-`algos.train --set` does (e.g. `--set cuda_graph=false` for MPO's eager update on a GPU).
+`algos.train --set` does (e.g. `--set batch_size=512`); VMPO_MPO_CUDA_GRAPH=0 in the
+environment takes MPO's eager update on a GPU (`algos.mpo.CUDA_GRAPH`).
 
 The project does not depend on SB3: the peers are imported only under `--peers`, and
 are best installed in a venv of their own next to the project, with the same torch:
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                         "envs step on the CPU either way")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of our runs' configs, as algos.train --set does "
-                        "(e.g. cuda_graph=false); repeatable")
+                        "(e.g. batch_size=512); repeatable")
     args = p.parse_args(argv)
     DEVICE = args.device
     for item in args.set:

@@ -54,5 +54,5 @@ def test_mpo_update_measure_leaves_the_learner_module_untimed():
 def test_throughput_rejects_a_malformed_set(capsys):
     import throughput
 
-    assert throughput.main(["--algos", "mpo", "--set", "cuda_graph"]) == 2
+    assert throughput.main(["--algos", "mpo", "--set", "batch_size"]) == 2
     assert "--set: expected KEY=VALUE" in capsys.readouterr().err

@@ -656,9 +656,10 @@ def _cuda_pair(spec, cfg_kw, seed=7):
     """An eager and a graphed learner on the GPU from the same weights and replay."""
     dev = torch.device("cuda")
     torch.manual_seed(seed)
-    eager = Learner(_small_cfg(cuda_graph=False, **cfg_kw), spec, 2, 10_000, dev)
+    eager = Learner(_small_cfg(**cfg_kw), spec, 2, 10_000, dev)
+    eager.cuda_graph = False
     _fill(eager, spec, 6)
-    graphed = Learner(_small_cfg(cuda_graph=True, **cfg_kw), spec, 2, 10_000, dev)
+    graphed = Learner(_small_cfg(**cfg_kw), spec, 2, 10_000, dev)
     graphed.load_state_dict(eager.state_dict())
     return eager, graphed
 
