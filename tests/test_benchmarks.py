@@ -56,3 +56,15 @@ def test_throughput_rejects_a_malformed_set(capsys):
 
     assert throughput.main(["--algos", "mpo", "--set", "batch_size"]) == 2
     assert "--set: expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_the_mpo_speed_figure_reads_the_logs_table():
+    """benchmarks/plot_mpo_speed.py reads each bar from the table throughput.py printed
+    last in the committed log (not from the per-repeat lines above it)."""
+    import plot_mpo_speed
+
+    logs = Path(__file__).resolve().parents[1] / "docs/results/mpo-speed"
+    assert plot_mpo_speed.table(logs / "cpu_throughput_vs_sac.log") == {"mpo": 339.0, "sb3-sac": 597.0}
+    assert plot_mpo_speed.table(logs / "gpu_throughput_vs_sac.log") == {"mpo": 3465.0, "sb3-sac": 364.0}
+    with pytest.raises(ValueError, match="no throughput table"):
+        plot_mpo_speed.table(logs / "gpu.txt")
