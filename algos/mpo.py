@@ -346,6 +346,7 @@ def _onednn_linear():
 
 
 ONEDNN_LINEAR = _onednn_linear()
+_ONEDNN_ATTR = {nn.ReLU: "relu", nn.Tanh: "tanh"}  # the activations it fuses (ELU: addmm)
 
 CUDA_GRAPH = os.environ.get("VMPO_MPO_CUDA_GRAPH", "1") != "0"
 """On a CUDA device, each update is the replay of one captured CUDA graph (torch's
@@ -356,7 +357,6 @@ H200). Not used on the CPU, nor with norm_obs (the normaliser's statistics are r
 each rollout, which a captured graph would not see). Like the CPU's fast paths it is no
 config field, since it changes no result (a field would change every MPO run's run_id);
 VMPO_MPO_CUDA_GRAPH=0 (or `Learner.cuda_graph = False`) takes the eager update."""
-_ONEDNN_ATTR = {nn.ReLU: "relu", nn.Tanh: "tanh"}  # the activations it fuses (ELU: addmm)
 
 
 # -- pure pieces ---------------------------------------------------------------------
@@ -623,15 +623,15 @@ class Learner:
         and target networks are updated in place."""
         cfg, dev = self.cfg, self.device
         t, b = self.buffer.sample_starts(cfg.batch_size, cfg.nstep, self.sample_rng)
-        rows_o, rows_s = self.buffer.rows(t, b, cfg.nstep)
         if self._graph is None and self._graph_warmups < self.GRAPH_WARMUP:
             self._graph_warmups += 1
             side, main = torch.cuda.Stream(dev), torch.cuda.current_stream(dev)
             side.wait_stream(main)
             with torch.cuda.stream(side):
-                stats = self.learn(self.buffer.take(self.buffer._index(rows_o), self.buffer._index(rows_s)))
+                stats = self.learn(self.buffer.gather(t, b, cfg.nstep))
             main.wait_stream(side)
             return stats
+        rows_o, rows_s = self.buffer.rows(t, b, cfg.nstep)
         if self._graph is None:
             self._capture(rows_o, rows_s)
         self._rows_o.copy_(torch.from_numpy(rows_o).pin_memory(), non_blocking=True)

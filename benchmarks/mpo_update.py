@@ -318,6 +318,8 @@ def main_cuda(here: Path, updates: int, repeats: int) -> int:
     import torch
 
     sys.path.insert(0, str(here))
+    import algos.mpo as M
+
     if not torch.cuda.is_available():
         print("error: --device cuda: torch sees no CUDA device", file=sys.stderr)
         return 2
@@ -330,7 +332,7 @@ def main_cuda(here: Path, updates: int, repeats: int) -> int:
         print(f"  {k:<11} {med[k]:>8.3f}")
     eager = statistics.median(pipelined(updates, r, graph=False) for r in range(repeats))
     graph = statistics.median(pipelined(updates, r, graph=True) for r in range(repeats))
-    per_update = 1 / __import__("algos.mpo", fromlist=["Config"]).Config().replay_ratio
+    per_update = 1 / M.Config().replay_ratio
     print(f"queued back to back (as the loop runs them): eager {eager:.3f} ms, CUDA graph "
           f"{graph:.3f} ms per update ({eager / graph:.2f}x); at {per_update:.0f} env steps per "
           f"update, at most {1e3 * per_update / eager:,.0f} / {1e3 * per_update / graph:,.0f} "

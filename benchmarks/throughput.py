@@ -69,7 +69,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from algos.config import RunConfig  # noqa: E402
 from algos.results import RunDir  # noqa: E402
-from algos.train import ALGOS, RunSpec, run  # noqa: E402
+from algos.config import ConfigError  # noqa: E402
+from algos.train import ALGOS, RunSpec, parse_sets, resolve, run  # noqa: E402
 
 # peer name -> (our algorithm it matches, module, class)
 PEERS: dict[str, tuple[str, str, str]] = {
@@ -99,7 +100,7 @@ PEER_HINT = ("the peers need stable-baselines3 and sb3-contrib, best in a venv o
              "see `python benchmarks/throughput.py --help`")
 TORCH_THREADS = RunConfig().torch_threads
 DEVICE = "cpu"  # --device: where ours and the peers learn
-SETS: dict[str, object] = {}  # --set: overrides of our runs' configs
+SETS: dict[str, str] = {}  # --set: overrides of our runs' configs, as algos.train reads them
 
 
 def env_rate(env_id: str, steps: int = 20_000, seed: int = 0) -> float:
@@ -128,12 +129,17 @@ def _median_iter(rates: list[float]) -> float:
     return statistics.median(rates[1:] or rates)
 
 
+def run_spec(algo: str, env_id: str, steps: int, seed: int) -> RunSpec:
+    """One of our runs as this benchmark trains it (one env, no evaluation but the last)."""
+    return RunSpec(algo, env_id, seed, steps,
+                   {"num_envs": 1, "eval_every": 0, "eval_episodes": 1, "checkpoint_every": 0,
+                    "torch_threads": TORCH_THREADS, "device": DEVICE, **SETS})
+
+
 def train_rate(algo: str, env_id: str, steps: int, seed: int) -> tuple[float, float]:
     """(median per-iteration steps/s, steps / training-loop wall time) of one of ours."""
     with tempfile.TemporaryDirectory() as d:
-        run(RunSpec(algo, env_id, seed, steps,
-                    {"num_envs": 1, "eval_every": 0, "eval_episodes": 1, "checkpoint_every": 0,
-                     "torch_threads": TORCH_THREADS, "device": DEVICE, **SETS}), d)
+        run(run_spec(algo, env_id, steps, seed), d, from_strings=True)
         rows = [(s, v, w) for s, m, v, w in RunDir(Path(d)).read_metrics() if m == "time/sps"]
     # the wall column runs from the loop's start: the last row's is the loop's time
     last_step, _, last_wall = rows[-1]
@@ -233,14 +239,6 @@ def main(argv: list[str] | None = None) -> int:
                         "(e.g. batch_size=512); repeatable")
     args = p.parse_args(argv)
     DEVICE = args.device
-    for item in args.set:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            print(f"error: --set: expected KEY=VALUE, got {item!r}", file=sys.stderr)
-            return 2
-        import yaml
-
-        SETS[key] = yaml.safe_load(value)
     if args.threads < 1:
         print(f"error: --threads: expected a positive int, got {args.threads}", file=sys.stderr)
         return 2
@@ -249,6 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [a for a in algos if a not in ALGOS]
     if unknown:
         print(f"error: --algos: unknown {unknown}; valid: {', '.join(ALGOS)}", file=sys.stderr)
+        return 2
+    try:  # every override checked as algos.train checks it, before anything runs
+        SETS.clear()
+        SETS.update(parse_sets(args.set))
+        for algo in algos:
+            resolve(run_spec(algo, args.env, args.steps, 0), from_strings=True)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     peers = [q for q in args.peers.split(",") if q]
     unknown = [q for q in peers if q not in PEERS]
