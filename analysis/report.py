@@ -221,7 +221,13 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
     UsageError (nothing written) for bad input; an OSError while writing (a full disk)
     leaves `out` as it was."""
     _check_out(out)
-    runs = load(paths)
+    from analysis import tuning
+
+    # A test sweep's tuning trials (its `<sweep>-tune` sibling) join the report, but only
+    # in its tuning section: every headline table and figure is drawn from the rest.
+    runs, trials = tuning.split_trials(load(list(paths) + tuning.sibling_tune_sweeps(paths)))
+    if runs.table.empty and not trials.table.empty:
+        return _tuning_only(trials, out)
     if runs.table.empty:
         raise UsageError(f"no run directories under {', '.join(map(str, paths))}")
     status = completeness.check(runs)
@@ -250,6 +256,11 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
     try:
         files = _write_all(tmp, runs, status, summary, final, groups, est, note, complete,
                            reps, seed, engine, command, variants)
+        if not trials.table.empty:
+            tfiles, lines = tuning.section(trials, tmp, runs.table)
+            with open(tmp / MARKER, "a") as f:
+                f.write("\n" + "\n".join(lines) + "\n")
+            files = files[:-1] + tfiles + files[-1:]
         _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -258,6 +269,26 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
         os.close(fd)
     _remove_stale(out)
     return files
+
+
+def _tuning_only(trials, out: Path) -> list[str]:
+    """The report of a tune sweep alone: its tuning section."""
+    from analysis import tuning
+
+    tmp, fd = _prepare_out(out)
+    try:
+        files, lines = tuning.section(trials, tmp)
+        head = [f"# vmpo-bench tuning report: {', '.join(sorted(trials.sweep_paths))}", "",
+                "Tuning trials only: the headline comes from the test sweep's report."]
+        (tmp / MARKER).write_text("\n".join(head + [""] + lines) + "\n")
+        _publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        os.close(fd)
+    _remove_stale(out)
+    return files + [MARKER]
 
 
 def _write_all(d: Path, runs, status, summary, final, groups, est, note, complete, reps,

@@ -19,6 +19,12 @@ current directory, then in the project's sweeps/ folder. Runs go to
 --retry-failed  also relaunch failed runs (they resume from their last checkpoint).
 --wait       with SLURM, wait after submitting until no run is queued or running (exit 1
              if any run is not done); local and debug launches always wait.
+--phase      for a spec with a `tuning:` section (sweeps/tuning.py): tune (the trials,
+             into <results>/<name>-tune/), select (write the selected configurations,
+             the spec's `tuning.selected` file), test (the selected configurations on the
+             test seeds, into <results>/<name>/). auto (default): the next phase due, so
+             relaunching one command runs the whole protocol (a local launch goes on from
+             tune to select to test in one call).
 
 Relaunching is idempotent: done, queued and running runs are skipped, stale ones (not
 done, job gone) are relaunched and resume (sweeps/state.py has the rule). Two launchers
@@ -60,6 +66,7 @@ from sweeps.state import (
 )
 
 EXECUTORS = ("auto", "slurm", "local", "debug")
+PHASES = ("auto", "tune", "select", "test")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -77,6 +84,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true",
                    help="with SLURM: after submitting, wait until no run is queued or running "
                         "(local and debug launches always wait)")
+    p.add_argument("--phase", choices=PHASES, default="auto",
+                   help="a tuned spec's phase: tune, select, test; auto (default): the next due")
     return p
 
 
@@ -128,7 +137,13 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
         print(f"error: --results {args.results}: {problem}; expected a folder the sweep's runs "
               "can be written in (made if absent)", file=err)
         return 2
+    if spec.tuning is None and args.phase != "auto":
+        print(f"error: --phase {args.phase}: {path} has no `tuning:` section (sweeps/tuning.py); "
+              "its runs launch without --phase", file=err)
+        return 2
     try:
+        if spec.tuning is not None:
+            return _phases(args, path, spec, out, err)
         return _main(args, path, spec, folder, out, err)
     except CorruptFile as e:  # manifest.json: nothing can say which job owns which run
         print(f"error: {e}\nnothing launched", file=err)
@@ -137,6 +152,56 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
         print(f"error: {type(e).__name__}: {e}\nthe manifest holds the runs launched so far; "
               "launch again once the problem is fixed", file=err)
         return 1
+
+
+def _phases(args, path: Path, spec, out, err) -> int:
+    """A tuned spec: run the phase asked for, or (auto) the next one due."""
+    from sweeps import select, tuning
+
+    results = Path(args.results)
+    tune = tuning.tuning_spec(spec)
+    tune_folder = (results / tune.name).absolute()
+    phase = args.phase
+    if phase == "auto":
+        states, _ = run_states(tune_folder, tune)
+        tuned = all(s.state in ("done", "failed") for s in states)
+        phase = "tune" if not tuned else "select" if spec.selection is None else "test"
+        if args.status or args.dry_run:
+            print(f"{spec.name}: tuning {'finished' if tuned else 'not finished'}; selection "
+                  f"{'in ' + str(spec.tuning.selected_path) if spec.selection else 'not made yet'}",
+                  file=out)
+            rc = _main(args, path, tune, tune_folder, out, err)
+            if spec.selection is None:
+                print(f"test phase: after selection, {len(spec.variants)} variant(s) x "
+                      f"{len(spec.envs)} env(s) x {len(spec.seeds)} test seed(s) = "
+                      f"{len(spec.variants) * len(spec.envs) * len(spec.seeds)} runs", file=out)
+                return rc
+            return _main(args, path, spec, (results / spec.name).absolute(), out, err)
+    if phase == "tune":
+        rc = _main(args, path, tune, tune_folder, out, err)
+        if args.phase == "tune" or args.status or args.dry_run or rc != 0:
+            return rc
+        states, _ = run_states(tune_folder, tune)
+        if not all(s.state in ("done", "failed") for s in states):
+            print(f"the trials are not all done yet; run the same command again to select and "
+                  f"test once they are (--status follows them)", file=out)
+            return 0
+        phase = "select"
+    if phase == "select":
+        if args.status or args.dry_run:
+            print("--phase select: nothing to show; it reads the tuning runs and writes "
+                  f"{spec.tuning.selected_path}", file=out)
+            return 0
+        rc = select.run(spec, tune, tune_folder, out, err, keep_existing=args.phase == "auto")
+        if rc != 0 or args.phase == "select":
+            return rc
+        spec = load_spec(path)  # now with the selection: the test runs
+    if spec.selection is None:
+        print(f"error: --phase test: no selection yet ({spec.tuning.selected_path} is absent); "
+              f"run --phase tune until every trial is done, then --phase select (or launch "
+              f"without --phase: it does the next phase due)", file=err)
+        return 2
+    return _main(args, path, spec, (results / spec.name).absolute(), out, err)
 
 
 def _main(args, path: Path, spec, folder: Path, out, err) -> int:

@@ -67,7 +67,8 @@ import yaml
 from algos.config import ConfigError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-TOP_KEYS = ("name", "description", "seeds", "envs", "budgets", "runs", "overrides", "slurm", "local")
+TOP_KEYS = ("name", "description", "seeds", "envs", "budgets", "runs", "overrides", "slurm", "local",
+            "tuning")
 BUDGET_KEYS = ("steps", "eval_every", "eval_episodes", "checkpoint_every", "slurm")
 LOCAL_KEYS = ("parallelism",)
 
@@ -227,6 +228,9 @@ class Spec:
     runs: list[Run]
     text: str                            # the spec as written
     source: str                          # where it was read from
+    tuning: Any = None                   # sweeps.tuning.Tuning, or None (no `tuning:` section)
+    selection: dict[str, dict[str, Any]] | None = None  # tuned variant -> selected values
+    phase: str = "test"                  # "tune": the trials (sweeps.tuning.tuning_spec)
 
     def budget_for(self, env: str) -> Budget:
         return self.budgets[_budget_key(env, self.env_entry[env], self.budgets)]
@@ -581,13 +585,39 @@ def _parse(raw: Any, errors: _Errors, text: str, source: str) -> Spec | None:
     if par != "auto":
         local_parallelism = _int(par, "local.parallelism", errors, 1, 'a positive int or "auto"')
 
+    from sweeps import tuning as tuning_
+
+    tuning = tuning_.parse_tuning(top.get("tuning"), variants, seeds, source, errors)
+    if tuning is not None and raw_budgets is not None:
+        for env in tuning.envs:
+            if _budget_key(env, tuning.env_entry[env], raw_budgets) is None:
+                errors.add("budgets", f"no budget for tuning env {env} (suite {suites.suite_of(env)}); "
+                                      f"add budgets.{suites.suite_of(env)} or budgets.{env}")
+
     if errors.items:
         return None
 
     spec = Spec(name=name, description=description, seeds=seeds, envs=envs, env_entry=env_entry,
                 budgets=budgets, variants=variants, overrides=overrides, slurm=slurm,
-                local_parallelism=local_parallelism, runs=[], text=text, source=source)
-    spec.runs = _expand(spec, errors)
+                local_parallelism=local_parallelism, runs=[], text=text, source=source,
+                tuning=tuning)
+    if tuning is None:
+        spec.runs = _expand(spec, errors)
+        return spec if not errors.items else None
+    # A tuned spec: its trials must resolve (a sampled value of the wrong type is an error
+    # now, not in the middle of the sweep); its test runs exist once a selection does.
+    try:
+        tuning_.tuning_spec(spec)
+    except SpecError as e:
+        for err in e.errors:
+            errors.add_error(err)
+        return None
+    selection, sel_errors = tuning_.read_selection(tuning)
+    for err in sel_errors:
+        errors.add_error(err)
+    if selection is not None:
+        spec.selection = selection
+        spec.runs = _expand(spec, errors, tuning_.test_variants(spec, selection))
     return spec if not errors.items else None
 
 
@@ -604,15 +634,15 @@ def _is_suite_or_env(key: str) -> bool:
         return False
 
 
-def _expand(spec: Spec, errors: _Errors) -> list[Run]:
-    """Variants x envs x seeds, each resolved by algos.train.resolve (errors attributed to
-    the spec key that set the offending value)."""
+def _expand(spec: Spec, errors: _Errors, variants: dict[str, Variant] | None = None) -> list[Run]:
+    """Variants (default: spec.variants) x envs x seeds, each resolved by
+    algos.train.resolve (errors attributed to the spec key that set the offending value)."""
     import suites
     from algos.train import RunSpec, resolve
 
     runs: list[Run] = []
     seen: dict[str, Run] = {}
-    for vname, variant in spec.variants.items():
+    for vname, variant in (variants if variants is not None else spec.variants).items():
         for env in spec.envs:
             budget = spec.budget_for(env)
             steps = variant.steps or budget.steps

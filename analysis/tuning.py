@@ -1,0 +1,372 @@
+"""The report's tuning section: what each variant's tuning tried, spent and chose.
+
+A tuning trial is an ordinary run whose variant is `<variant>.cNN` (sweeps/tuning.py:
+trial c00 is the variant's defaults, the others points of a Sobol sequence). The report
+keeps trials out of every headline table and figure (`split_trials`) and draws them
+here, from the run directories alone:
+
+- budget: configurations, runs, env steps and core-hours (each run's last `wall_time`:
+  one run uses one core) per tuned variant, flagged where variants got unequal budgets;
+- chosen values beside the defaults (trial c00), per searched hyperparameter (the config
+  fields whose values differ between a variant's trials);
+- the distribution of trial scores (25th, 50th, 75th percentile configuration, best,
+  defaults), and a figure of it;
+- sensitivity: one panel per searched hyperparameter, trial score against its value, one
+  point per trial (seaborn).
+
+A trial's score is the tuning criterion (the tune sweep's `spec.yaml`, `tuning.criterion`:
+`final`, the last evaluation, or `auc`, the mean of all evaluations; normalised per env,
+averaged over envs and seeds), the number `--phase select` ranked; a trial with a failed
+or unfinished run has none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import Runs
+
+TRIAL_RE = re.compile(r"^(?P<variant>.+)\.c(?P<trial>\d{2,})$")  # as sweeps.tuning names them
+TUNE_SUFFIX = "-tune"
+
+
+def subset(runs: Runs, mask: np.ndarray) -> Runs:
+    """The runs where mask ([n_runs] bool) holds, curves included."""
+    idx = np.flatnonzero(mask)
+    offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+    counts = runs.eval_offsets[idx + 1] - runs.eval_offsets[idx]
+    np.cumsum(counts, out=offsets[1:])
+    take = np.concatenate([np.arange(runs.eval_offsets[i], runs.eval_offsets[i + 1]) for i in idx]
+                          ) if len(idx) else np.zeros(0, dtype=np.int64)
+    table = runs.table.iloc[idx].reset_index(drop=True)
+    sweeps = set(table["sweep"])
+    return Runs(table, offsets, runs.eval_steps[take], runs.eval_values[take],
+                {k: v for k, v in runs.manifests.items() if k in sweeps},
+                {k: v for k, v in runs.sweep_paths.items() if k in sweeps}, list(runs.notes))
+
+
+def is_trial(variants: pd.Series) -> np.ndarray:
+    return variants.str.match(TRIAL_RE.pattern).to_numpy(dtype=bool)
+
+
+def split_trials(runs: Runs) -> tuple[Runs, Runs]:
+    """(headline runs, tuning trials)."""
+    mask = is_trial(runs.table["variant"])
+    return subset(runs, ~mask), subset(runs, mask)
+
+
+def sibling_tune_sweeps(paths: list[str | os.PathLike]) -> list[str]:
+    """`<sweep>-tune` folders beside the sweep folders given (a test sweep's tuning)."""
+    from analysis.load import find_sweeps
+
+    found = {p.resolve() for p in find_sweeps(paths)}
+    out = []
+    for sweep in sorted(found):
+        tune = sweep.with_name(sweep.name + TUNE_SUFFIX)
+        if tune.is_dir() and tune.resolve() not in found:
+            out.append(str(tune))
+    return out
+
+
+def _criterion(sweep_path: str) -> str:
+    import yaml
+
+    try:
+        spec = yaml.safe_load(Path(sweep_path, "spec.yaml").read_text())
+        crit = (spec.get("tuning") or {}).get("criterion", "final")
+        return crit if crit in ("final", "auc") else "final"
+    except (OSError, AttributeError, yaml.YAMLError):
+        return "final"
+
+
+def _last_wall_time(path: str) -> float:
+    """The wall_time of the last metrics.csv row (seconds), NaN if absent."""
+    try:
+        with open(os.path.join(path, "metrics.csv"), "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            lines = [x for x in f.read().decode(errors="replace").splitlines() if x.strip()]
+        return float(lines[-1].split(",")[3])
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def trial_table(trials: Runs) -> pd.DataFrame:
+    """One row per trial run: sweep, variant (the tuned one), trial, env, seed, state,
+    steps_done, wall_s, final and auc (normalised), config (dict)."""
+    from analysis.scores import normalise
+
+    rows = []
+    for i, r in trials.table.iterrows():
+        m = TRIAL_RE.match(r["variant"])
+        _, values = trials.curve(i)
+        norm = normalise(r["env"], values) if len(values) else np.zeros(0)
+        rows.append({
+            "sweep": r["sweep"], "variant": m["variant"], "trial": int(m["trial"]),
+            "env": r["env"], "seed": int(r["seed"]), "state": r["state"],
+            "steps_done": max(int(r["status_step"]), 0), "wall_s": _last_wall_time(r["path"]),
+            "final": float(norm[-1]) if len(norm) else np.nan,
+            "auc": float(norm.mean()) if len(norm) else np.nan,
+            "config": json.loads(r["config"]),
+        })
+    return pd.DataFrame(rows, columns=["sweep", "variant", "trial", "env", "seed", "state",
+                                       "steps_done", "wall_s", "final", "auc", "config"])
+
+
+def searched_fields(tt: pd.DataFrame, variant: str) -> list[str]:
+    """The config fields whose values differ between the variant's trials."""
+    cfgs = tt.loc[tt["variant"] == variant, "config"]
+    keys = sorted({k for c in cfgs for k in c})
+    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in cfgs}) > 1]
+
+
+def trial_scores(tt: pd.DataFrame, criterion: str) -> pd.DataFrame:
+    """Per (sweep, variant, trial): runs, failed, score (the criterion, NaN unless every
+    run is done), and the config (of its first run)."""
+    n_cells = tt.groupby(["sweep", "variant"]).apply(
+        lambda g: g["env"].nunique() * g["seed"].nunique(), include_groups=False)
+    rows = []
+    for (sweep, variant, trial), g in tt.groupby(["sweep", "variant", "trial"], sort=True):
+        done = g["state"] == "done"
+        ok = bool(done.all()) and len(g) == n_cells[(sweep, variant)]
+        rows.append({"sweep": sweep, "variant": variant, "trial": trial, "runs": len(g),
+                     "failed": int((g["state"] == "failed").sum()),
+                     "score": float(g[criterion].mean()) if ok else np.nan,
+                     "config": g["config"].iloc[0]})
+    return pd.DataFrame(rows, columns=["sweep", "variant", "trial", "runs", "failed", "score", "config"])
+
+
+def budgets(tt: pd.DataFrame) -> pd.DataFrame:
+    """Per tuned variant: configurations, runs, envs, seeds, env steps, core-hours."""
+    rows = []
+    for variant, g in tt.groupby("variant", sort=True):
+        rows.append({"variant": variant, "configurations": g["trial"].nunique(), "runs": len(g),
+                     "envs": ", ".join(sorted(g["env"].unique())),
+                     "seeds": ", ".join(map(str, sorted(g["seed"].unique()))),
+                     "env_steps": int(g["steps_done"].sum()),
+                     "core_hours": float(np.nansum(g["wall_s"])) / 3600})
+    return pd.DataFrame(rows, columns=["variant", "configurations", "runs", "envs", "seeds",
+                                       "env_steps", "core_hours"])
+
+
+def unequal(b: pd.DataFrame) -> list[str]:
+    """What differs between the variants' tuning budgets (empty: equal)."""
+    out = []
+    for col, what in (("configurations", "configurations"), ("envs", "tuning envs"),
+                      ("seeds", "tuning seeds")):
+        if b[col].nunique() > 1:
+            out.append(what + ": " + "; ".join(f"{v} {x}" for v, x in zip(b["variant"], b[col])))
+    per_run = b["env_steps"] / b["runs"]
+    if len(b) > 1 and per_run.max() > 1.05 * per_run.min():
+        out.append("env steps per run: " + "; ".join(
+            f"{v} {int(x):,}" for v, x in zip(b["variant"], per_run)))
+    return out
+
+
+def chosen(ts: pd.DataFrame, tt: pd.DataFrame) -> pd.DataFrame:
+    """Per tuned variant and searched field: the default (trial 0) and the chosen value
+    (the best-scoring trial; ties to the lower trial), with both trials' scores."""
+    rows = []
+    for variant, g in ts.groupby("variant", sort=True):
+        ok = g[np.isfinite(g["score"])]
+        if ok.empty:
+            continue
+        best = ok.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]
+        d = g[g["trial"] == 0]
+        default_cfg = d["config"].iloc[0] if len(d) else {}
+        for f in searched_fields(tt, variant):
+            rows.append({"variant": variant, "field": f, "default": default_cfg.get(f),
+                         "chosen": best["config"].get(f), "trial": int(best["trial"]),
+                         "score": float(best["score"]),
+                         "default_score": float(d["score"].iloc[0]) if len(d) else np.nan})
+    return pd.DataFrame(rows, columns=["variant", "field", "default", "chosen", "trial", "score",
+                                       "default_score"])
+
+
+def distribution(ts: pd.DataFrame) -> pd.DataFrame:
+    """Per tuned variant: what its 25th/50th/75th percentile configuration reaches, its
+    best, its defaults (trial 0), over the scored trials."""
+    rows = []
+    for variant, g in ts.groupby("variant", sort=True):
+        s = g.loc[np.isfinite(g["score"]), "score"].to_numpy()
+        d = g.loc[g["trial"] == 0, "score"]
+        q = np.percentile(s, [25, 50, 75]) if len(s) else [np.nan] * 3
+        rows.append({"variant": variant, "scored": len(s), "trials": len(g), "p25": q[0],
+                     "p50": q[1], "p75": q[2], "best": s.max() if len(s) else np.nan,
+                     "defaults": float(d.iloc[0]) if len(d) else np.nan})
+    return pd.DataFrame(rows, columns=["variant", "scored", "trials", "p25", "p50", "p75", "best",
+                                       "defaults"])
+
+
+# -- figures ------------------------------------------------------------------------------
+
+
+def _numeric(values: list) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criterion: str,
+                       out: Path) -> list[str]:
+    """Trial score against each searched hyperparameter, one point per trial; the defaults
+    (trial 0) as a star, the chosen trial ringed."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from analysis.plots import save
+
+    fields = searched_fields(tt, variant)
+    g = ts[(ts["variant"] == variant) & np.isfinite(ts["score"])]
+    if not fields or g.empty:
+        return []
+    best = g.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]["trial"]
+    cols = min(4, len(fields))
+    rows = -(-len(fields) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.5, 3.0 * cols), 0.5 + 2.5 * rows),
+                             squeeze=False, sharey=True)
+    for ax, f in zip(axes.flat, fields):
+        vals = [c.get(f) for c in g["config"]]
+        df = pd.DataFrame({"value": vals, "score": g["score"].to_numpy(), "trial": g["trial"].to_numpy()})
+        if _numeric(vals):
+            sns.scatterplot(data=df, x="value", y="score", ax=ax, color="tab:blue", s=22,
+                            edgecolor="none")
+            pos = [v for v in vals if v > 0]
+            if len(pos) == len(vals) and max(pos) / min(pos) >= 20:
+                ax.set_xscale("log")
+        else:
+            df["value"] = df["value"].map(lambda v: json.dumps(v))
+            sns.stripplot(data=df, x="value", y="score", ax=ax, color="tab:blue", size=4, jitter=0.15)
+        for t, kw in ((0, {"marker": "*", "s": 90, "color": "black", "label": "defaults (c00)"}),
+                      (best, {"marker": "o", "s": 70, "facecolors": "none", "edgecolors": "red",
+                              "label": f"chosen (c{int(best):02d})"})):
+            row = df[df["trial"] == t]
+            if len(row) and _numeric(vals):
+                ax.scatter(row["value"], row["score"], zorder=3, **kw)
+        ax.set_xlabel(f)
+        ax.set_ylabel(f"trial score ({criterion}, normalised)")
+    for ax in list(axes.flat)[len(fields):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(loc="best", fontsize=7)
+    fig.suptitle(f"{variant}: trial score against each searched value\n{len(g)} scored trials, "
+                 "one point each (mean over tuning envs x seeds)")
+    fig.tight_layout()
+    return save(fig, out, f"tuning_sensitivity_{variant}")
+
+
+def distribution_figure(ts: pd.DataFrame, criterion: str, out: Path) -> list[str]:
+    """Each tuned variant's trial scores, one point per configuration, over a box of its
+    quartiles; the defaults (trial 0) as a star."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from analysis.plots import save
+
+    g = ts[np.isfinite(ts["score"])].copy()
+    if g.empty:
+        return []
+    order = sorted(g["variant"].unique())
+    fig, ax = plt.subplots(figsize=(1.2 + 1.3 * len(order), 3.2))
+    sns.boxplot(data=g, x="variant", y="score", order=order, ax=ax, color="0.9", whis=(0, 100),
+                showfliers=False)
+    sns.stripplot(data=g, x="variant", y="score", order=order, ax=ax, color="tab:blue", size=4,
+                  jitter=0.15)
+    d = g[g["trial"] == 0]
+    ax.scatter([order.index(v) for v in d["variant"]], d["score"], marker="*", s=90, color="black",
+               zorder=3, label="defaults (c00)")
+    ax.set_xticks(range(len(order)), [f"{v}\n({(g['variant'] == v).sum()} configs)" for v in order])
+    ax.set_xlabel("")
+    ax.set_ylabel(f"trial score ({criterion}, normalised)")
+    ax.set_title("Scores over configurations (box: quartiles, whiskers: min-max)")
+    ax.legend(loc="best", fontsize=7)
+    fig.tight_layout()
+    return save(fig, out, "tuning_scores")
+
+
+# -- the section ----------------------------------------------------------------------------
+
+
+def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
+            ) -> tuple[list[str], list[str]]:
+    """Write the tuning tables and figures into `out`; return (files, markdown lines).
+
+    headline: the headline runs' table (analysis.load.Runs.table), to check and say that
+    the test seeds are disjoint from the tuning seeds and how each test variant relates to
+    its tuned configuration."""
+    from analysis import tables
+
+    tt = trial_table(trials)
+    if tt.empty:
+        return [], []
+    crits = {_criterion(p) for s, p in trials.sweep_paths.items()}
+    criterion = crits.pop() if len(crits) == 1 else "final"
+    ts = trial_scores(tt, criterion)
+    b = budgets(tt)
+    ch = chosen(ts, tt)
+    dist = distribution(ts)
+    files: list[str] = []
+    w = tables.write
+    fmt = b.assign(env_steps=b["env_steps"].map(lambda x: f"{x:,}"),
+                   core_hours=b["core_hours"].map(lambda x: f"{x:.3g}"))
+    files += w(out, "tuning_budget", b, fmt, "Tuning budget per variant.", True, None)
+    chf = ch.assign(default=ch["default"].map(json.dumps), chosen=ch["chosen"].map(json.dumps))
+    files += w(out, "tuning_chosen", ch, chf[["variant", "field", "default", "chosen", "trial"]],
+               "Selected values beside the defaults.", True, None)
+    dsf = dist.copy()
+    for c in ("p25", "p50", "p75", "best", "defaults"):
+        dsf[c] = dsf[c].map(lambda x: f"{x:.3f}")
+    files += w(out, "tuning_scores", dist, dsf, "Trial scores over configurations.", True, None)
+    files += w(out, "tuning_trials", ts.assign(config=ts["config"].map(
+        lambda c: json.dumps(c, sort_keys=True))), None, "", True, None)
+    figs = distribution_figure(ts, criterion, out)
+    sens = {v: sensitivity_figure(ts, tt, v, criterion, out) for v in sorted(ts["variant"].unique())}
+    files += figs + [f for v in sens.values() for f in v]
+
+    L = ["## Tuning", ""]
+    L.append(f"Tuning trials: {len(tt)} runs in {', '.join(sorted(set(tt['sweep'])))}; kept out "
+             "of every table and figure above. Each tuned variant's trial c00 is its defaults; "
+             "the others are points of a scrambled Sobol sequence over its search space "
+             f"(sweeps/tuning.py). Trial score: `{criterion}` "
+             + ("(the last evaluation" if criterion == "final" else "(the mean of every evaluation")
+             + ", normalised, averaged over the tuning envs and seeds); the selected "
+             "configuration is the best-scoring trial.")
+    L.append("")
+    diffs = unequal(b)
+    if diffs:
+        L += ["> **Unequal tuning budgets.** " + " | ".join(diffs), ""]
+    else:
+        L += ["Every tuned variant had the same budget (configurations, envs, seeds, env "
+              "steps per run).", ""]
+    L += ["### Budget", "", tables.to_markdown(fmt), ""]
+    if headline is not None and len(headline):
+        tune_seeds = set(tt["seed"])
+        test = headline[~is_trial(headline["variant"])]
+        overlap = sorted(tune_seeds & set(test["seed"]))
+        tuned = set(b["variant"])
+        untuned = sorted(set(test["variant"]) - tuned)
+        if overlap:
+            L += [f"> **Test seeds overlap the tuning seeds: {overlap}.** The headline is not "
+                  "held out from selection.", ""]
+        else:
+            L += [f"Headline runs use seeds {sorted(set(test['seed']))}, disjoint from the tuning "
+                  f"seeds {sorted(tune_seeds)}: selection never saw them.", ""]
+        if untuned:
+            L += ["Variants in the headline without their own tuning (an ablation takes its "
+                  "tuned variant's selection with its own switch changed; see each run's "
+                  f"config): {', '.join(f'`{v}`' for v in untuned)}.", ""]
+    L += ["### Chosen values beside the defaults", "",
+          tables.to_markdown(chf[["variant", "field", "default", "chosen", "trial"]]), ""]
+    L += ["### Scores over configurations", "",
+          "What each variant reaches at its 25th, 50th and 75th percentile configuration, its "
+          "best and its defaults (trial scores, normalised):", "", tables.to_markdown(dsf), ""]
+    if figs:
+        L += ["![tuning scores](tuning_scores.png)", ""]
+    L += ["### Sensitivity", ""]
+    for v, f in sens.items():
+        if f:
+            L += [f"![sensitivity {v}](tuning_sensitivity_{v}.png)", ""]
+    return files, L

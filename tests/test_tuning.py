@@ -1,0 +1,276 @@
+"""Equal-budget tuning (sweeps/tuning.py, sweeps/select.py, analysis/tuning.py): the
+distributions against direct computation, the Sobol draws pinned, bad input (exit 2,
+the key named, nothing written), selection, and the whole protocol (tune, select, test,
+report) on a tiny CartPole grid."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweeps import launch
+from sweeps.spec import SpecError, parse_spec
+from sweeps.tuning import Dist, Trial, choose, parse_trial, trial_name, tuning_spec
+
+
+SPEC = """
+name: tun
+seeds: [0]
+envs: [CartPole-v1]
+budgets:
+  classic: {steps: 512, eval_every: 256, eval_episodes: 1, checkpoint_every: 0}
+runs:
+  vmpo: {algo: vmpo}
+  vmpo-no-topk: {algo: vmpo, topk_fraction: 1.0}
+  ppo: {}
+tuning:
+  configs: 3
+  seeds: [1000]
+  envs: [CartPole-v1]
+  search:
+    vmpo:
+      eps_eta: {log_uniform: [0.01, 1.0]}
+      batch: {choice: [{num_envs: 4, rollout_length: 64}, {num_envs: 8, rollout_length: 32}]}
+    ppo:
+      lr: {log_uniform: [1e-4, 3e-3]}
+      epochs: {int: [1, 10]}
+"""
+
+
+def cli(tmp_path, *args, spec_text=SPEC):
+    """launch.main in-process from tmp_path (spec_text written to spec.yaml unless None)."""
+    if spec_text is not None:
+        (tmp_path / "spec.yaml").write_text(textwrap.dedent(spec_text))
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        rc = launch.main(["spec.yaml", *args], out=out, err=err)
+    finally:
+        os.chdir(cwd)
+    return rc, out.getvalue(), err.getvalue()
+
+
+# -- distributions --------------------------------------------------------------------------
+
+
+def test_distribution_maps_against_direct_computation():
+    lu = Dist("lr", "log_uniform", (1e-4, 1e-2))
+    assert lu.value(0.5)["lr"] == pytest.approx(1e-3, rel=1e-3)  # geometric midpoint
+    assert lu.value(0.0)["lr"] == pytest.approx(1e-4)
+    assert Dist("x", "uniform", (2.0, 4.0)).value(0.25)["x"] == 2.5
+    # int: both ends included, every value reached by an equal share of [0, 1)
+    d = Dist("k", "int", (1, 4))
+    grid = np.arange(1000) / 1000
+    got = [d.value(u)["k"] for u in grid]
+    assert sorted(set(got)) == [1, 2, 3, 4]
+    assert [got.count(k) for k in (1, 2, 3, 4)] == [250, 250, 250, 250]
+    # log_int: log-uniform on [lo, hi + 1), floored: P(k) = log((k+1)/k) / log((hi+1)/lo)
+    d = Dist("k", "log_int", (1, 7))
+    got = [d.value(u)["k"] for u in np.arange(100000) / 100000]
+    for k in range(1, 8):
+        assert got.count(k) / len(got) == pytest.approx(math.log((k + 1) / k) / math.log(8), abs=1e-4)
+    c = Dist("batch", "choice", ({"num_envs": 1}, {"num_envs": 8, "rollout_length": 32}))
+    assert c.value(0.7) == {"num_envs": 8, "rollout_length": 32}
+    assert c.fields() == ["num_envs", "rollout_length"]
+    assert Dist("lr", "uniform", (0.1, 0.2)).value(1 / 3)["lr"] == 0.133  # 3 significant digits
+
+
+def test_trial_names_round_trip():
+    assert trial_name("vmpo-no-topk", 3) == "vmpo-no-topk.c03"
+    assert parse_trial("vmpo-no-topk.c03") == ("vmpo-no-topk", 3)
+    assert parse_trial("vmpo") is None
+
+
+def test_configurations_are_pinned_deterministic_and_start_with_the_defaults():
+    spec = parse_spec(textwrap.dedent(SPEC), source="/x/spec.yaml")
+    t = spec.tuning
+    vm = t.configurations("vmpo")
+    assert vm[0] == {}                                  # trial c00: the defaults
+    assert len(vm) == 3 and len(t.configurations("ppo")) == 3
+    assert vm == t.configurations("vmpo")               # a pure function of the spec
+    assert t.configurations("ppo") != [{}, *vm[1:]]
+    # pinned: the first Sobol points of this spec (scipy's scrambled Sobol, seeded by
+    # sampler_seed and the variant name); a change here changes every trial's run_id
+    assert vm[1:] == [{"eps_eta": 0.48, "num_envs": 4, "rollout_length": 64},
+                      {"eps_eta": 0.0379, "num_envs": 8, "rollout_length": 32}]
+    # ... and recomputed from scipy's sequence by hand: 0.01 * 100**u, option floor(2u)
+    from scipy.stats import qmc
+
+    from algos.results import stable_hash
+
+    u = qmc.Sobol(d=2, scramble=True, seed=int(stable_hash([0, "vmpo"]), 16) % 2**32).random_base2(1)
+    for cfg, (u_eta, u_batch) in zip(vm[1:], u):
+        assert cfg["eps_eta"] == pytest.approx(0.01 * 100**u_eta, rel=5e-3)
+        assert cfg["num_envs"] == (4, 8)[int(2 * u_batch)]
+    assert t.equal_budget and t.inherit == {"vmpo-no-topk": "vmpo"}
+    tune = tuning_spec(spec)
+    assert tune.name == "tun-tune" and tune.seeds == [1000]
+    assert sorted(tune.variants) == ["ppo.c00", "ppo.c01", "ppo.c02", "vmpo.c00", "vmpo.c01", "vmpo.c02"]
+    assert len({r.run_id for r in tune.runs}) == 6
+    assert spec.runs == []  # no selection yet: no test runs
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("old,new,expected", [
+    ("eps_eta: {log_uniform: [0.01, 1.0]}", "eps_etta: {log_uniform: [0.01, 1.0]}",
+     "tuning.search.vmpo.eps_etta: unknown key (did you mean eps_eta?)"),
+    ("eps_eta: {log_uniform: [0.01, 1.0]}", "eps_eta: {log_uniform: [0.5, 0.5]}",
+     "tuning.search.vmpo.eps_eta.log_uniform: empty range [0.5, 0.5]: expected lo < hi"),
+    ("eps_eta: {log_uniform: [0.01, 1.0]}", "eps_eta: {uniform: [1.0, 0.01]}",
+     "tuning.search.vmpo.eps_eta.uniform: inverted range [1.0, 0.01]: expected lo < hi"),
+    ("eps_eta: {log_uniform: [0.01, 1.0]}", "eps_eta: {log_uniform: [0, 1.0]}",
+     "tuning.search.vmpo.eps_eta.log_uniform: a log-uniform range needs lo > 0, got [0, 1.0]"),
+    ("seeds: [1000]", "seeds: [1000, 0]",
+     "tuning.seeds: seed(s) 0 are also test seeds (seeds: [0])"),
+    ("epochs: {int: [1, 10]}", "epochs: {int: [1.5, 10]}",
+     "tuning.search.ppo.epochs.int: expected [lo, hi], two ints, got [1.5, 10]"),
+    ("epochs: {int: [1, 10]}", "epochs: {normal: [1, 10]}",
+     "tuning.search.ppo.epochs: expected one distribution"),
+    ("    ppo:\n", "    trpo:\n", "tuning.search.trpo: unknown variant; valid: the spec's runs"),
+    ("{num_envs: 4, rollout_length: 64}", "{num_envs: 4, rollout_lenght: 64}",
+     "tuning.search.vmpo.batch.choice[0].rollout_lenght: unknown key"),
+    ("configs: 3", "configs: 0", "tuning.configs: expected a positive int"),
+    ("  seeds: [1000]\n", "", "tuning.seeds: required"),
+    ("epochs: {int: [1, 10]}", "clip_value: {choice: [maybe, false]}",
+     "tuning.search.ppo.clip_value: trial c02 sets clip_value: expected a bool, got \"maybe\""),
+    ("  ppo: {}", "  ppo: {lr: 1e-3}", "tuning.search.ppo.lr: lr is also set by runs.ppo.lr"),
+])
+def test_bad_tuning_input_exits_2_names_the_key_and_writes_nothing(tmp_path, snapshot, old, new, expected):
+    text = textwrap.dedent(SPEC)
+    assert old in text
+    (tmp_path / "spec.yaml").write_text(text.replace(old, new, 1))
+    before = snapshot(tmp_path)
+    rc, out, err = cli(tmp_path, "--executor", "debug", spec_text=None)
+    assert rc == 2, err
+    assert expected in err, err
+    assert snapshot(tmp_path) == before
+
+
+def test_phase_without_a_tuning_section_is_a_usage_error(tmp_path):
+    plain = SPEC.split("tuning:")[0]
+    rc, _, err = cli(tmp_path, "--phase", "tune", spec_text=plain)
+    assert rc == 2 and "has no `tuning:` section" in err
+
+
+def test_test_phase_without_a_selection_is_a_usage_error(tmp_path):
+    rc, _, err = cli(tmp_path, "--phase", "test", "--executor", "debug")
+    assert rc == 2 and "no selection yet" in err
+    assert not (tmp_path / "results" / "tun").exists()
+
+
+def test_a_selection_naming_unsearched_keys_is_an_error(tmp_path):
+    (tmp_path / "spec.selected.yaml").write_text("runs:\n  vmpo: {lr: 0.1}\n  ppo: {}\n")
+    with pytest.raises(SpecError) as e:
+        parse_spec(textwrap.dedent(SPEC), source=str(tmp_path / "spec.yaml"))
+    assert "spec.selected.yaml: runs.vmpo.lr: not a searched hyperparameter of vmpo" in str(e.value)
+
+
+# -- selection --------------------------------------------------------------------------------
+
+
+def test_choose_takes_the_best_and_ties_go_to_the_defaults():
+    trials = [Trial("v", 0, {}, score=0.5), Trial("v", 1, {"lr": 1}, score=0.5),
+              Trial("v", 2, {"lr": 2}, score=float("nan")), Trial("v", 3, {"lr": 3}, score=0.4)]
+    assert choose(trials).trial == 0
+    trials[3].score = 0.51
+    assert choose(trials).trial == 3
+    assert choose([Trial("v", 0, {})]) is None
+
+
+def test_score_trials_mean_over_envs_and_seeds_and_failed_trials_are_out(tmp_path):
+    from sweeps.tuning import score_trials
+
+    spec = parse_spec(textwrap.dedent(SPEC).replace("envs: [CartPole-v1]\n  search",
+                                                    "envs: [CartPole-v1, Acrobot-v1]\n  search"),
+                      source=str(tmp_path / "spec.yaml"))
+    rows, curves = [], []
+    # CartPole: random 22.0 (suites' reference pair), reference 500 -> normalised (r-22)/478
+    import suites
+
+    for trial, (cp, ac, state) in enumerate([(261.0, -100.0, "done"), (500.0, -80.0, "done"),
+                                             (500.0, -60.0, "failed")]):
+        for env, ret in (("CartPole-v1", cp), ("Acrobot-v1", ac)):
+            rows.append({"variant": trial_name("vmpo", trial), "env": env, "seed": 1000,
+                         "state": state if env == "Acrobot-v1" else "done"})
+            curves.append(([100, 200], [0.0, ret]))
+    table = pd.DataFrame(rows)
+    scored = score_trials(spec, table, lambda i: curves[i])["vmpo"]
+    want0 = np.mean([suites.normalise("CartPole-v1", 261.0), suites.normalise("Acrobot-v1", -100.0)])
+    assert scored[0].score == pytest.approx(want0)
+    assert scored[1].score > scored[0].score
+    assert math.isnan(scored[2].score) and scored[2].failed == 1
+    assert choose(scored).trial == 1
+
+
+# -- the whole protocol ---------------------------------------------------------------------------
+
+
+def test_tune_select_test_and_report(tmp_path):
+    """Auto phase on the debug executor: the trials, then the selection fragment, then the
+    test runs on the test seeds with the selected values (an ablation keeps its switch);
+    the report keeps trials out of the headline and draws the tuning section."""
+    rc, out, err = cli(tmp_path, "--executor", "debug", "--dry-run")
+    assert rc == 0 and "tun-tune" in out and "test phase: after selection" in out
+    assert not (tmp_path / "results").exists()
+
+    rc, out, err = cli(tmp_path, "--executor", "debug")
+    assert rc == 0, err
+    sel = tmp_path / "spec.selected.yaml"
+    assert "wrote the selection" in out and sel.is_file()
+    text = sel.read_text()
+    assert "runs:" in text and "# Criterion: final" in text
+    tune = tmp_path / "results" / "tun-tune"
+    test = tmp_path / "results" / "tun"
+    tune_cfgs = [json.loads(p.read_text()) for p in tune.glob("*/config.json")]
+    test_cfgs = {c["variant"]: c for c in (json.loads(p.read_text()) for p in test.glob("*/config.json"))}
+    assert len(tune_cfgs) == 6 and {c["seed"] for c in tune_cfgs} == {1000}
+    assert sorted(test_cfgs) == ["ppo", "vmpo", "vmpo-no-topk"]
+    assert {c["seed"] for c in test_cfgs.values()} == {0}
+
+    import yaml
+    chosen = yaml.safe_load(text)["runs"]
+    for key, value in (chosen["vmpo"] or {}).items():
+        assert test_cfgs["vmpo"]["config"][key] == value
+        assert test_cfgs["vmpo-no-topk"]["config"][key] == value   # inherited
+    assert test_cfgs["vmpo-no-topk"]["config"]["topk_fraction"] == 1.0  # its own switch
+    for key, value in (chosen["ppo"] or {}).items():
+        assert test_cfgs["ppo"]["config"][key] == value
+
+    # relaunching does nothing new; --phase select again: the same selection, unchanged
+    rc, out, _ = cli(tmp_path, "--executor", "debug", spec_text=None)
+    assert rc == 0 and "nothing to launch" in out
+    rc, out, _ = cli(tmp_path, "--phase", "select", spec_text=None)
+    assert rc == 0 and "selection unchanged" in out
+    sel.write_text(text.replace("runs:", "runs:  # edited"))
+    rc, _, err = cli(tmp_path, "--phase", "select", spec_text=None)
+    assert rc == 2 and "exists and differs" in err
+
+    from analysis import report
+
+    out_dir = tmp_path / "rep"
+    report.build([str(test)], out_dir, reps=100, seed=0, baseline=None, allow_incomplete=False)
+    md = (out_dir / "report.md").read_text()
+    assert "## Tuning" in md and "disjoint from the tuning seeds [1000]" in md
+    agg = pd.read_csv(out_dir / "aggregate.csv", comment="#")
+    assert sorted(set(agg["variant"])) == ["ppo", "vmpo", "vmpo-no-topk"]  # no trial
+    budget = pd.read_csv(out_dir / "tuning_budget.csv", comment="#")
+    assert list(budget["configurations"]) == [3, 3] and list(budget["env_steps"]) == [1536, 1536]
+    assert (out_dir / "tuning_sensitivity_ppo.png").is_file()
+    dist = pd.read_csv(out_dir / "tuning_scores.csv", comment="#")
+    trials = pd.read_csv(out_dir / "tuning_trials.csv", comment="#")
+    for v in ("ppo", "vmpo"):
+        s = trials.loc[trials["variant"] == v, "score"].to_numpy()
+        row = dist[dist["variant"] == v].iloc[0]
+        assert row["p50"] == pytest.approx(np.percentile(s, 50))
+        assert row["best"] == pytest.approx(s.max())
