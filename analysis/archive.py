@@ -87,6 +87,10 @@ def _spec_manifest(spec_path: str | Path, name: str, done: set[str]) -> tuple[by
         spec = load_spec(spec_path)
     except (OSError, SpecError) as e:
         raise UsageError(f"--spec {spec_path}: {e}") from None
+    if spec.tuning is not None and name == spec.name + "-tune":
+        from sweeps.tuning import tuning_spec  # a tuned spec's trials: sweep <name>-tune
+
+        spec = tuning_spec(spec)
     if spec.name != name:
         raise UsageError(f"--spec {spec_path} is sweep {spec.name!r}, the folder holds {name!r}")
     runs = [{**run_entry(r), "state": "done" if r.run_id in done else "new"} for r in spec.runs]

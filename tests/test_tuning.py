@@ -274,3 +274,15 @@ def test_tune_select_test_and_report(tmp_path):
         row = dist[dist["variant"] == v].iloc[0]
         assert row["p50"] == pytest.approx(np.percentile(s, 50))
         assert row["best"] == pytest.approx(s.max())
+
+    # the archive packs a tune sweep against the spec: its manifest lists every trial
+    import tarfile
+
+    from analysis import archive
+
+    packed = archive.pack(tune, tmp_path / "tune.tar.xz", spec=tmp_path / "spec.yaml")
+    assert len(packed) == 6
+    with tarfile.open(tmp_path / "tune.tar.xz") as tar:
+        manifest = json.load(tar.extractfile("tun-tune/manifest.json"))
+    assert sorted(r["variant"] for r in manifest["runs"]) == sorted(
+        f"{v}.c0{i}" for v in ("ppo", "vmpo") for i in range(3))
