@@ -256,6 +256,11 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
     try:
         files = _write_all(tmp, runs, status, summary, final, groups, est, note, complete,
                            reps, seed, engine, command, variants)
+        pfiles, lines = _seeds_needed(tmp, est, groups, seed, complete, note)
+        if lines:
+            with open(tmp / MARKER, "a") as f:
+                f.write("\n" + "\n".join(lines) + "\n")
+            files = files[:-1] + pfiles + files[-1:]
         if not trials.table.empty:
             tfiles, lines = tuning.section(trials, tmp, runs.table)
             with open(tmp / MARKER, "a") as f:
@@ -269,6 +274,30 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
         os.close(fd)
     _remove_stale(out)
     return files
+
+
+def _seeds_needed(d: Path, est, groups, seed: int, complete: bool, note) -> tuple[list[str], list[str]]:
+    """The seeds-needed table (analysis/power.py) of every comparison whose interval of
+    P(X > Y) contains 0.5, and its report section."""
+    from analysis import power
+
+    t = power.table(est.poi, groups, seed=seed)
+    if t.empty:
+        return [], []
+    w = power.wide(t)
+    files = tables.write(d, "seeds_needed", t, w, "Seeds per env the observed effect would need "
+                         "for the 95% interval of P(X > Y) to exclude 0.5 (power 80%).", complete, note)
+    L = ["## Seeds needed", "",
+         (f"For each comparison whose 95% interval of P(X > Y) contains 0.5: the fraction of "
+          f"{power.EXPERIMENTS} simulated experiments with n seeds per env whose interval "
+          f"excludes 0.5, each env's scores drawn with replacement from the runs we have "
+          f"(the observed effect taken as the truth; {power.REPS} bootstrap reps each), and "
+          f"the smallest n reaching 80% (analysis/power.py). A large or unreachable n means "
+          f"the observed effect is near zero (a null the runs support); a small one, that "
+          f"the comparison is underpowered at its current seeds. With 3 seeds per env the "
+          f"resampled populations have 3 values each: a rough guide."), "",
+         tables.to_markdown(w), ""]
+    return files, L
 
 
 def _tuning_only(trials, out: Path) -> list[str]:
