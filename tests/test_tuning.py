@@ -286,3 +286,23 @@ def test_tune_select_test_and_report(tmp_path):
         manifest = json.load(tar.extractfile("tun-tune/manifest.json"))
     assert sorted(r["variant"] for r in manifest["runs"]) == sorted(
         f"{v}.c0{i}" for v in ("ppo", "vmpo") for i in range(3))
+
+
+def test_the_shipped_tuned_study_spec(tmp_path):
+    from sweeps.spec import load_spec
+
+    root = Path(__file__).resolve().parents[1]
+    spec = load_spec(root / "sweeps" / "mujoco-tuned.yaml")
+    t = spec.tuning
+    assert t.configs == {"vmpo": 16, "ppo": 16, "trpo": 16} and t.equal_budget
+    assert t.inherit == {"vmpo-no-topk": "vmpo", "vmpo-no-alpha": "vmpo", "vmpo-fixed-eta": "vmpo"}
+    assert not set(t.seeds) & set(spec.seeds)
+    searched = {f for d in t.search["vmpo"] for f in d.fields()}
+    # issue 24's minimum space for V-MPO
+    assert {"eps_eta", "topk_fraction", "eps_alpha_mu", "eps_alpha_sigma", "target_period",
+            "num_envs", "rollout_length", "epochs", "minibatch_size", "lr"} <= searched
+    assert len(tuning_spec(spec).runs) == 3 * 16 * 2 * 2
+    rc, out, err = cli(tmp_path, "--dry-run", "--executor", "local",
+                       spec_text=(root / "sweeps" / "mujoco-tuned.yaml").read_text())
+    assert rc == 0, err
+    assert "= 192 runs" in out and "= 120 runs" in out
