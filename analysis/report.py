@@ -34,6 +34,14 @@ if __package__ in (None, ""):  # run as a file: python analysis/report.py
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+try:  # a Python without the project's packages (the system one, say): say what to run
+    import matplotlib, pandas, rliable  # noqa: E401, F401
+except ModuleNotFoundError as _e:
+    print(f"error: {_e} in {sys.executable}: this Python lacks vmpo-bench's dependencies; set "
+          "up with `bash scripts/setup.sh`, then run `.venv/bin/python analysis/report.py ...`",
+          file=sys.stderr)
+    sys.exit(2)
+
 import pandas as pd
 
 from algos.results import writable_dir_problem

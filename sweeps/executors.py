@@ -175,6 +175,18 @@ class Progress:
                 self.stream.flush()
                 self._last = text
 
+    def in_flight(self, run_dirs: dict[str, Path], every_s: float = 60.0) -> None:
+        """Every `every_s` seconds, a line per run in flight: its step, steps/s and last
+        returns (sweeps.plan.run_progress), read from its run directory."""
+        now = time.monotonic()
+        if now - getattr(self, "_inflight_t", self.t0) < every_s or not run_dirs:
+            return
+        self._inflight_t = now
+        from .plan import run_progress
+
+        for label, rd in run_dirs.items():
+            self.event(f"  running {label}: {run_progress(rd)}")
+
     def event(self, text: str) -> None:
         if self.tty:
             self.stream.write("\r\033[K")
@@ -273,6 +285,7 @@ def launch_local(spec: Spec, folder: Path, runs: list[Run], parallelism: int,
                 running[r.run_id] = (p, r, log, time.monotonic())
                 progress.running = len(running)
             progress.draw()
+            progress.in_flight({r.label(): folder / rid for rid, (_, r, _, _) in running.items()})
             time.sleep(0.2)
             for rid, (p, r, log, t0) in list(running.items()):
                 rc = p.poll()

@@ -48,6 +48,14 @@ if __package__ in (None, ""):  # run as a script: python sweeps/launch.py
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(_here)]
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+try:  # a Python without the project's packages (the system one, say): say what to run
+    import submitit, torch, yaml  # noqa: E401, F401
+except ModuleNotFoundError as _e:
+    print(f"error: {_e} in {sys.executable}: this Python lacks vmpo-bench's dependencies; set "
+          "up with `bash scripts/setup.sh`, then run `.venv/bin/python sweeps/launch.py ...`",
+          file=sys.stderr)
+    sys.exit(2)
+
 import suites
 from sweeps import executors
 from sweeps.plan import plan_text, status_text
@@ -67,6 +75,9 @@ from sweeps.state import (
 
 EXECUTORS = ("auto", "slurm", "local", "debug")
 PHASES = ("auto", "tune", "select", "test")
+# Past this many estimated core-hours, a local launch shows its plan and asks first (a
+# mistyped spec on a workstation would otherwise start thousands of runs at once).
+CONFIRM_CORE_HOURS = 4.0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -86,6 +97,9 @@ def parser() -> argparse.ArgumentParser:
                         "(local and debug launches always wait)")
     p.add_argument("--phase", choices=PHASES, default="auto",
                    help="a tuned spec's phase: tune, select, test; auto (default): the next due")
+    p.add_argument("--yes", action="store_true",
+                   help=f"launch without asking, even past {CONFIRM_CORE_HOURS:g} estimated "
+                        "core-hours on the local executor")
     return p
 
 
@@ -107,6 +121,7 @@ def wait_for_sweep(folder: Path, spec, err, poll_s: float = 5.0) -> int:
                 if s.state != "done":
                     progress.event(f"{s.state:<6} {s.run.label()}: {s.error}")
         progress.draw()
+        progress.in_flight({s.run.label(): folder / s.run.run_id for s in states if s.state == "running"})
         if c["queued"] + c["running"] == 0:
             progress.close()
             return 0 if c["done"] == len(states) else 1
@@ -225,6 +240,12 @@ def _main(args, path: Path, spec, folder: Path, out, err) -> int:
         print(plan_text(spec, executor, why, parallelism, folder, states, launch, args.retry_failed),
               file=out)
         return 0
+    if executor == "local" and not args.yes:  # asked before anything is written
+        states, _ = run_states(folder, spec)
+        launch = [s for s in states if s.state in _wanted(args)]
+        if not _confirmed(args, spec, [s.run for s in launch], executor, why, parallelism, folder,
+                          states, launch, out, err):
+            return 2
     if folder.is_dir():
         read_manifest(folder)  # a damaged one is an error before anything is written
     # From reading the states until the runs launched are recorded, hold the launch lock:
@@ -234,6 +255,39 @@ def _main(args, path: Path, spec, folder: Path, out, err) -> int:
         return _launch(args, path, spec, folder, executor, why, parallelism, lock, out, err)
     finally:
         lock.release()
+
+
+def estimated_core_hours(runs) -> float:
+    """Core-hours of `runs` by sweeps.plan's estimate; a run without a throughput figure
+    counts at 1,000 steps/s (slower than any measured CPU figure but MPO's and Atari's)."""
+    from sweeps.plan import RUN_OVERHEAD_S, load_throughput, run_hours
+
+    table = load_throughput()
+    return sum(run_hours(r, table) or (r.steps / 1000 + RUN_OVERHEAD_S) / 3600 for r in runs)
+
+
+def _confirmed(args, spec, runs, executor, why, parallelism, folder, states, launch, out, err,
+               stdin=None) -> bool:
+    """Past CONFIRM_CORE_HOURS, print the plan and ask; refuse without a terminal."""
+    hours = estimated_core_hours(runs)
+    if hours <= CONFIRM_CORE_HOURS:
+        return True
+    stdin = stdin or sys.stdin
+    print(plan_text(spec, executor, why, parallelism, folder, states, launch, args.retry_failed),
+          file=out)
+    ask = (f"{len(runs)} run(s), ~{hours:,.1f} core-hours on {parallelism} local core(s) "
+           f"(~{hours / max(parallelism, 1):,.1f} h of wall clock)")
+    if not (hasattr(stdin, "isatty") and stdin.isatty()):
+        print(f"error: {ask}: more than {CONFIRM_CORE_HOURS:g} core-hours, and no terminal to "
+              "ask on; pass --yes to launch it, --dry-run to see the plan, or --executor slurm "
+              "on a cluster", file=err)
+        return False
+    print(f"{ask}. Launch? [y/N] ", end="", file=err, flush=True)
+    answer = stdin.readline().strip().lower()
+    if answer in ("y", "yes"):
+        return True
+    print("not launched", file=err)
+    return False
 
 
 def _wanted(args) -> tuple[str, ...]:

@@ -159,6 +159,50 @@ def plan_text(spec: Spec, executor: str, executor_why: str, parallelism: int, fo
     return "\n".join(lines)
 
 
+def _tail_metrics(run_dir: Path, names: tuple[str, ...], tail_bytes: int = 65536) -> dict[str, float]:
+    """The last value of each metric in `names` among the last rows of metrics.csv."""
+    try:
+        with open(run_dir / "metrics.csv", "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - tail_bytes))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        parts = line.split(",")
+        if len(parts) >= 3 and parts[1] in names:
+            try:
+                out[parts[1]] = float(parts[2])
+            except ValueError:
+                pass
+    return out
+
+
+def run_progress(run_dir: Path) -> str:
+    """One run's progress from its run directory: `step 350k/1M, 2,900 steps/s, train
+    return 1,234, eval 1,100` (what is not logged yet is left out)."""
+    from algos.results import read_json
+
+    try:
+        st = read_json(run_dir / "status.json") or {}
+    except Exception:  # noqa: BLE001 - a damaged file is --status's to report, not ours
+        st = {}
+    try:
+        cfg = read_json(run_dir / "config.json") or {}
+    except Exception:  # noqa: BLE001
+        cfg = {}
+    m = _tail_metrics(run_dir, ("time/sps", "train/episode_return", "eval/return"))
+    parts = [f"step {_fmt_steps(st.get('step', 0))}" + (f"/{_fmt_steps(cfg['steps'])}" if "steps" in cfg else "")]
+    if "time/sps" in m:
+        parts.append(f"{m['time/sps']:,.0f} steps/s")
+    if "train/episode_return" in m:
+        parts.append(f"train return {m['train/episode_return']:,.1f}")
+    if "eval/return" in m:
+        parts.append(f"eval {m['eval/return']:,.1f}")
+    return ", ".join(parts)
+
+
 def status_text(spec: Spec, folder: Path, states: list[RunState], warnings: list[str]) -> str:
     c = {s: sum(1 for x in states if x.state == s) for s in STATES}
     lines = [f"sweep {spec.name} ({folder}): {len(states)} runs: "
@@ -172,6 +216,11 @@ def status_text(spec: Spec, folder: Path, states: list[RunState], warnings: list
         cell[st.state] += 1
     for (variant, env), cell in cells.items():
         lines.append(f"  {variant:<16} {env:<28} " + " ".join(f"{cell[s]:>7}" for s in STATES))
+    running = [s for s in states if s.state == "running"]
+    if running:
+        lines += ["", f"running ({len(running)}):"]
+        for s in running:
+            lines.append(f"  {s.run.label()}: {run_progress(folder / s.run.run_id)}")
     failed = [s for s in states if s.state == "failed"]
     if failed:
         lines += ["", f"failed ({len(failed)}; `--retry-failed` relaunches them):"]

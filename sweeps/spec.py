@@ -68,7 +68,10 @@ from algos.config import ConfigError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 TOP_KEYS = ("name", "description", "seeds", "envs", "budgets", "runs", "overrides", "slurm", "local",
-            "tuning")
+            "tuning", "max_runs")
+# A grid larger than this is refused unless the spec raises `max_runs`: `seeds: 10000000`
+# would otherwise take minutes and gigabytes to expand before anything is checked.
+MAX_RUNS = 5000
 BUDGET_KEYS = ("steps", "eval_every", "eval_episodes", "checkpoint_every", "slurm")
 LOCAL_KEYS = ("parallelism",)
 
@@ -453,6 +456,11 @@ def _parse(raw: Any, errors: _Errors, text: str, source: str) -> Spec | None:
         errors.add("description", f"expected a string, got {_got(description)}")
         description = ""
 
+    max_runs = MAX_RUNS
+    if "max_runs" in top:
+        max_runs = _int(top["max_runs"], "max_runs", errors, 1, "a positive int (the largest grid "
+                        "this spec may expand to)") or MAX_RUNS
+
     # seeds
     seeds: list[int] = []
     raw_seeds = top.get("seeds")
@@ -473,6 +481,10 @@ def _parse(raw: Any, errors: _Errors, text: str, source: str) -> Spec | None:
         if n is not None:
             if n < 1:
                 errors.add("seeds", f"empty grid: expected a positive count or a list of seeds, got {n}")
+            elif n > max_runs:
+                errors.add("seeds", f"{n:,} seeds alone exceed the cap of {max_runs:,} runs "
+                                    "(max_runs); raise max_runs in the spec to allow it")
+                n = 0
             seeds = list(range(max(n, 0)))
 
     # envs
@@ -587,7 +599,12 @@ def _parse(raw: Any, errors: _Errors, text: str, source: str) -> Spec | None:
 
     from sweeps import tuning as tuning_
 
-    tuning = tuning_.parse_tuning(top.get("tuning"), variants, seeds, source, errors)
+    n_runs = len(variants) * len(envs) * len(seeds)
+    if n_runs > max_runs:
+        errors.add("max_runs", f"the grid has {n_runs:,} runs ({len(variants)} variant(s) x "
+                               f"{len(envs)} env(s) x {len(seeds)} seed(s)), over the cap of "
+                               f"{max_runs:,}; raise max_runs in the spec to launch it")
+    tuning = tuning_.parse_tuning(top.get("tuning"), variants, seeds, source, errors, max_runs)
     if tuning is not None and raw_budgets is not None:
         for env in tuning.envs:
             if _budget_key(env, tuning.env_entry[env], raw_budgets) is None:

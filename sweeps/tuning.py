@@ -250,8 +250,8 @@ def _parse_dist(key: str, raw: Any, path: str, valid: list[str], errors) -> Dist
     return Dist(key, kind, (lo, hi))
 
 
-def parse_tuning(raw: Any, variants: dict, test_seeds: list[int], source: str, errors
-                 ) -> Tuning | None:
+def parse_tuning(raw: Any, variants: dict, test_seeds: list[int], source: str, errors,
+                 max_runs: int = 5000) -> Tuning | None:
     """The checked `tuning:` section (None if absent or wrong; errors name their key)."""
     import suites
     from sweeps.spec import NAME_RE, _got, _int, _mapping, _unknown
@@ -340,7 +340,10 @@ def parse_tuning(raw: Any, variants: dict, test_seeds: list[int], source: str, e
                 seeds.append(v)
     else:
         n = _int(raw_s, "tuning.seeds", errors, 1, "a positive count or a list of seeds")
-        if n is not None:
+        if n is not None and n > max_runs:
+            errors.add("tuning.seeds", f"{n:,} seeds alone exceed the cap of {max_runs:,} runs "
+                                       "(max_runs); raise max_runs in the spec to allow it")
+        elif n is not None:
             seeds = list(range(TUNING_SEED_BASE, TUNING_SEED_BASE + n))
     overlap = sorted(set(seeds) & set(test_seeds))
     if overlap:
@@ -412,6 +415,11 @@ def parse_tuning(raw: Any, variants: dict, test_seeds: list[int], source: str, e
         if not NAME_RE.match(trial_name(vname, 0)) or parse_trial(vname):
             errors.add(f"runs.{vname}", "a variant name of a tuned spec must not end in .cNN "
                                         "(trials are named so)")
+    n_trials = sum(configs.values()) * len(envs) * len(seeds)
+    if n_trials > max_runs:
+        errors.add("max_runs", f"the tuning grid has {n_trials:,} runs ({sum(configs.values())} "
+                               f"configuration(s) x {len(envs)} env(s) x {len(seeds)} seed(s)), over "
+                               f"the cap of {max_runs:,}; raise max_runs in the spec to launch it")
     if errors.items:
         return None
     return Tuning(configs, seeds, envs, env_entry, steps, criterion, sampler_seed or 0,
