@@ -107,6 +107,25 @@ def _np_dtype(v) -> np.dtype:
     return v.numpy().dtype if isinstance(v, torch.Tensor) else np.asarray(v).dtype
 
 
+MAX_EVAL_ENVS = 16
+
+
+def eval_env_count(episodes: int) -> int:
+    """Eval envs for `episodes` episodes: one env per episode up to MAX_EVAL_ENVS (one
+    wave: every env runs exactly one episode), else the fewest waves of equal size.
+
+    Why: the envs step in lockstep until every env has run its share, so with 8 envs for
+    10 episodes two envs ran a second episode while six stepped idle: 16 episode-lengths
+    of stepping for 10 episodes, ~25% of a HalfCheetah run. With 10 envs it is 10. The
+    episodes evaluated change with it: each is now the first episode of its own env
+    (env i seeded seed + i at each evaluation), where two of the ten were second episodes
+    of envs 0 and 1 before (2026-12-06; the mujoco-core runs predate it)."""
+    if episodes <= MAX_EVAL_ENVS:
+        return max(episodes, 1)
+    waves = -(-episodes // MAX_EVAL_ENVS)
+    return -(-episodes // waves)
+
+
 def evaluate(learner: Learner, envs, episodes: int, seed: int, spec: EnvSpec) -> list[float]:
     """Returns of `episodes` episodes of the deterministic policy on `envs`.
 

@@ -4,7 +4,9 @@ The core-hours estimate divides each run's budget by a measured training through
 (agent env steps per second of one run, evaluation excluded) from `throughput.csv`,
 looked up by (algo, env), then (algo, suite family); a row marked `placeholder` is a
 conservative guess awaiting a benchmark, and the plan says which figures are
-placeholders. Core-hours = hours per run x cores per run (SLURM: cpus_per_task; local:
+placeholders. Evaluation is added (`eval_steps`: evaluations x eval envs x the env's
+time limit, at the env's fastest on-policy training rate: an upper bound where episodes
+end early), except to a row marked `includes_eval` (a whole run's measured rate). Core-hours = hours per run x cores per run (SLURM: cpus_per_task; local:
 one core per run). Each run also costs RUN_OVERHEAD_S of start-up (Python, torch and
 the envs; measured here), which matters for small budgets only.
 """
@@ -28,6 +30,7 @@ class Rate:
     steps_per_sec: float
     source: str
     placeholder: bool
+    includes_eval: bool = False  # a whole run's rate, its evaluations included
 
 
 def load_throughput(path: Path = THROUGHPUT) -> dict[tuple[str, str], Rate]:
@@ -43,8 +46,10 @@ def load_throughput(path: Path = THROUGHPUT) -> dict[tuple[str, str], Rate]:
             except (KeyError, TypeError, ValueError):
                 continue
             key = (row["algo"].strip(), (row.get("env") or "").strip() or row["suite"].strip())
+            yes = ("1", "yes", "true")
             table[key] = Rate(sps, (row.get("source") or "").strip(),
-                              (row.get("placeholder") or "").strip().lower() in ("1", "yes", "true"))
+                              (row.get("placeholder") or "").strip().lower() in yes,
+                              (row.get("includes_eval") or "").strip().lower() in yes)
     return table
 
 
@@ -52,12 +57,51 @@ def rate_for(run: Run, table: dict[tuple[str, str], Rate]) -> Rate | None:
     return table.get((run.algo, run.env)) or table.get((run.algo, run.suite))
 
 
+ONPOLICY = ("ppo", "trpo", "vmpo")
+DEFAULT_EPISODE_STEPS = 1000   # where the registry gives no time limit (Atari: real episodes)
+
+
+def _episode_steps(env: str) -> int:
+    import gymnasium as gym
+
+    import suites  # noqa: F401 - registers the envs
+
+    try:
+        return int(gym.spec(env).max_episode_steps or DEFAULT_EPISODE_STEPS)
+    except Exception:  # noqa: BLE001 - an env the registry lacks here (ALE without ale-py)
+        return DEFAULT_EPISODE_STEPS
+
+
+def eval_steps(run: Run) -> int:
+    """Env steps the run's evaluations take, at most: evaluations (one per eval_every
+    and one at the end) x waves x eval envs x the env's time limit (the eval envs step in
+    lockstep until the longest episode of a wave ends; `algos.rollout.eval_env_count`)."""
+    from algos.config import RunConfig
+    from algos.rollout import eval_env_count
+
+    every = int(run.overrides.get("eval_every", RunConfig.eval_every))
+    episodes = int(run.overrides.get("eval_episodes", RunConfig.eval_episodes))
+    n_evals = -(-run.steps // every) if every > 0 else 1
+    envs = eval_env_count(episodes)
+    return n_evals * -(-episodes // envs) * envs * _episode_steps(run.env)
+
+
+def eval_rate(run: Run, table: dict[tuple[str, str], Rate]) -> Rate | None:
+    """Evaluation steps/s: the env's fastest on-policy training figure (evaluation is bound
+    by the simulator as on-policy training is; MPO's figure is bound by its update)."""
+    rates = [r for a in ONPOLICY for r in (table.get((a, run.env)) or table.get((a, run.suite)),)
+             if r and not r.includes_eval]
+    return max(rates, key=lambda r: r.steps_per_sec) if rates else rate_for(run, table)
+
+
 def run_hours(run: Run, table: dict[tuple[str, str], Rate]) -> float | None:
-    """Estimated wall hours of one run (training + start-up), None without a figure."""
+    """Estimated wall hours of one run (training, evaluation and start-up), None without
+    a figure."""
     rate = rate_for(run, table)
     if rate is None:
         return None
-    return (run.steps / rate.steps_per_sec + RUN_OVERHEAD_S) / 3600
+    ev = 0.0 if rate.includes_eval else eval_steps(run) / eval_rate(run, table).steps_per_sec
+    return (run.steps / rate.steps_per_sec + ev + RUN_OVERHEAD_S) / 3600
 
 
 def _fmt_steps(n: float) -> str:
@@ -124,7 +168,7 @@ def plan_text(spec: Spec, executor: str, executor_why: str, parallelism: int, fo
     est = (f"~{core_h:.3g} core-hours" + (" for the runs with a throughput figure" if missing else "")
            if core_h else "no core-hours estimate")
     lines.append(f"total: {len(spec.runs)} runs, {_fmt_steps(total_steps)} env steps, {est}"
-                 + (" (training and start-up; evaluation not included)" if core_h else ""))
+                 + (" (training, evaluation and start-up)" if core_h else ""))
     if executor == "local" and core_h:
         lines.append(f"  wall clock on {parallelism} core(s): ~{_fmt_hours(max(core_h / parallelism, longest))}")
     if executor == "slurm":
