@@ -1,4 +1,4 @@
-"""vmpo-bench's learners (see DESIGN.md and README.md)."""
+"""vmpo-bench's learners (see docs/design.md and README.md)."""
 
 import os as _os
 

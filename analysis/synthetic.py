@@ -30,7 +30,7 @@ def _json(obj) -> str:
 def run_config(*, sweep: str, algo: str, variant: str, suite: str, env: str, seed: int,
                steps: int, frameskip: int = 1, commit: str = "0" * 40,
                config: Mapping | None = None) -> dict:
-    """A config.json object with every field DESIGN.md lists (provenance included);
+    """A config.json object with every field docs/design.md lists (provenance included);
     `config` adds to (or replaces) the resolved config's fields."""
     resolved = {"algo": algo, "variant": variant, "env": env, "seed": seed, "steps": steps}
     return {

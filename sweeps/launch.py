@@ -5,7 +5,7 @@
 
 SPEC is a path; a bare name (`quickstart`, `ablations.yaml`) is looked for in the
 current directory, then in the project's sweeps/ folder. Runs go to
-`<results>/<name>/<run_id>/` (DESIGN.md), with `spec.yaml` (the spec as launched) and
+`<results>/<name>/<run_id>/` (docs/design.md), with `spec.yaml` (the spec as launched) and
 `manifest.json` beside them (sweeps/state.py).
 
 --executor   auto (default): SLURM where `sinfo` reaches a controller, else local.

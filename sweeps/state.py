@@ -7,7 +7,7 @@
                            "executor", "job_id", "log", "host", "pid", "pid_start",
                            "submitted", "submitted_ts", "state", "step", "error"}, ...]}
                        (written atomically, under an flock on .manifest.lock)
-      <run_id>/        run directories (DESIGN.md): config.json, metrics.csv, status.json, ...
+      <run_id>/        run directories (docs/design.md): config.json, metrics.csv, status.json, ...
       logs/            the jobs' output: Submitit's folder per SLURM/debug job
                        (logs/<job_id>/) and one log per local run (logs/local/<run_id>.log)
       locks/           one lock file per run, held while a process trains it
