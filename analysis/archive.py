@@ -3,7 +3,7 @@
 A MuJoCo run directory holds ~4 MB of metrics (every training statistic at every update)
 and a checkpoint. What `analysis/report.py` reads of it is far less: config.json,
 status.json and, of metrics.csv, the evaluation rows (`eval/*`) and the dual-variable
-rows the duals figure draws (`analysis.duals.DUAL_METRICS`). `pack` keeps exactly that:
+rows the duals and diagnostics figures draw (`analysis.duals.ARCHIVED_METRICS`). `pack` keeps exactly that:
 every `eval/*` row, and of each dual metric at most `max_rows` block means of consecutive
 rows (the figure averages them over 20 spans of the budget, so 400 blocks keep 20 a
 span; `thin_metrics` says why means and not a stride). Only runs whose status is "done"
@@ -33,7 +33,7 @@ import tarfile
 from pathlib import Path, PurePosixPath
 
 from algos.results import CONFIG, METRICS, METRICS_HEADER, STATUS
-from analysis.duals import DUAL_METRICS
+from analysis.duals import ARCHIVED_METRICS
 from analysis.load import UsageError, read_status
 
 SWEEP_FILES = ("spec.yaml", "manifest.json")
@@ -42,7 +42,7 @@ RUN_FILES = (CONFIG, STATUS, METRICS)
 
 def thin_metrics(text: str, max_rows: int = 400) -> str:
     """metrics.csv text -> the rows the report reads: every `eval/*` row as it is, and of
-    each metric in DUAL_METRICS one row per block of k = ceil(n / max_rows) consecutive
+    each metric in ARCHIVED_METRICS one row per block of k = ceil(n / max_rows) consecutive
     rows: the block's mean value at the block's last step (and wall time). Block means,
     not every k-th row: a dual's KL is zero at each target refresh and so periodic in
     the learner step, and a stride equal to that period would keep only the zeros.
@@ -58,7 +58,7 @@ def thin_metrics(text: str, max_rows: int = 400) -> str:
             continue  # a partial last line of a crashed writer: the report skips it too
         if parts[1].startswith("eval/"):
             out[i] = line
-        elif parts[1] in DUAL_METRICS:
+        elif parts[1] in ARCHIVED_METRICS:
             rows_of.setdefault(parts[1], []).append((i, parts))
     for metric, rows in rows_of.items():
         k = -(-len(rows) // max_rows)

@@ -20,19 +20,28 @@ from analysis.load import METRICS, Runs, read_metrics
 
 DUAL_METRICS = ("dual/eta", "dual/alpha_mu", "dual/alpha_sigma", "dual/alpha",
                 "kl/mean", "kl/std", "kl")
+# Every learner's diagnostics (issue 24): how wide its policy is, how far each update moved
+# it (KL between consecutive policies on the update's states), and what it was allowed
+# (TRPO: max_kl per update; V-MPO and MPO: the bounds on kl/mean, kl/std against their
+# target policy).
+DIAG_METRICS = ("policy/std", "policy/entropy", "kl/step", "kl/allowed", "kl/allowed_mean",
+                "kl/allowed_std")
+ARCHIVED_METRICS = DUAL_METRICS + DIAG_METRICS
 
 
-def traces(runs: Runs, final: pd.DataFrame, variants: list[str], points: int = 20) -> pd.DataFrame:
+def traces(runs: Runs, final: pd.DataFrame, variants: list[str], points: int = 20,
+           metrics: tuple[str, ...] = DUAL_METRICS) -> pd.DataFrame:
     """Columns: suite, variant, metric, step (span end), median, q25, q75, n_runs (runs
-    with a value in that span). Only the metrics the runs logged; empty if none."""
+    with a value in that span), for `metrics`. Only the metrics the runs logged; empty if
+    none."""
     rows = []
     t = runs.table
     for (suite, variant), g in final[final["variant"].isin(variants)].groupby(["suite", "variant"], sort=True):
         paths = t["path"].to_numpy()[g["row"].to_numpy()]
         top = int(g["steps"].max())
         edges = np.linspace(0, top, points + 1)
-        logged = [read_metrics(os.path.join(path, METRICS), DUAL_METRICS) for path in paths]
-        for metric in DUAL_METRICS:
+        logged = [read_metrics(os.path.join(path, METRICS), metrics) for path in paths]
+        for metric in metrics:
             binned = []
             for per_run in logged:
                 s, v = per_run[metric]

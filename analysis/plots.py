@@ -302,3 +302,41 @@ def duals_figure(tr: pd.DataFrame, suite: str, style: Style, out: Path,
                       "quartiles over runs)\ndotted: the duals' 1e-8 floor; dashed: the KL bound ε")
     fig.tight_layout()
     return save(fig, out, f"duals_{suite}")
+
+
+_DIAG_PANELS = (
+    ("policy/std", "policy std (mean over action dims)", "linear"),
+    ("policy/entropy", "policy entropy (nats)", "linear"),
+    ("kl/step", "KL(π_before ‖ π_after) per update", "log"),
+)
+
+
+def diagnostics_figure(tr: pd.DataFrame, suite: str, style: Style, out: Path) -> list[str]:
+    """Every learner's policy width and step size over training (median and quartiles over
+    runs): diagnostics_<suite>. In the KL panel each variant's `kl/allowed` (TRPO's max_kl),
+    where logged, is drawn dashed in its colour."""
+    d = tr[tr["suite"] == suite]
+    panels = [p for p in _DIAG_PANELS if (d["metric"] == p[0]).any()]
+    if not panels:
+        return []
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels) + 1.8, 3.0), squeeze=False)
+    for ax, (m, title, scale) in zip(axes.ravel(), panels):
+        for v, g in d[d["metric"] == m].groupby("variant", sort=True):
+            c = style.colour[v]
+            ax.plot(g["step"], g["median"], color=c, lw=1.4, label=style.label(v, g["n_runs"].max()))
+            ax.fill_between(g["step"], g["q25"], g["q75"], color=c, alpha=0.2, lw=0)
+            if m == "kl/step":
+                allowed = d[(d["metric"] == "kl/allowed") & (d["variant"] == v)]
+                if len(allowed):
+                    ax.plot(allowed["step"], allowed["median"], color=c, ls="--", lw=1)
+        ax.set_yscale(scale)
+        ax.set_title(title)
+        ax.set_xlabel(steps_axis(ax, d["step"].max()))
+        ax.grid(alpha=0.3)
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="variant (runs)", frameon=False, loc="upper left",
+               bbox_to_anchor=(1.0, 0.9))
+    style.finish(fig, f"{suite_name(suite)}: every learner's policy width and step size (median, "
+                      "quartiles over runs)\ndashed: the KL an update was allowed (TRPO's max_kl)")
+    fig.tight_layout()
+    return save(fig, out, f"diagnostics_{suite}")

@@ -384,6 +384,14 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
             if (tr["suite"] == s).any():
                 bounds = _kl_bounds(runs, final, est.full or vmpo_variants[0], s)
                 figs[s]["duals"] = plots.duals_figure(tr, s, style, d, bounds)
+    diag = duals.traces(runs, final, sorted(set(final["variant"])), metrics=duals.DIAG_METRICS)
+    if not diag.empty:
+        files += W(d, "diagnostics", diag, None, "", complete, note)
+        for s in suites:
+            if (diag["suite"] == s).any():
+                f = plots.diagnostics_figure(diag, s, style, d)
+                if f:
+                    figs[s]["diagnostics"] = f
     for f in figs.values():
         for v in f.values():
             files += v
@@ -543,6 +551,13 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
                    "and the KLs they bound, per learner step (`duals.csv`). An alpha at its "
                    "1e-8 floor is an inactive trust region: the KL stayed below its bound."),
                   "", f"![duals {s}](duals_{s}.png)", ""]
+        if "diagnostics" in figs[s]:
+            L += ["### Every learner's policy width and step size", "",
+                  ("Median and quartiles over each variant's runs of its policy std, its "
+                   "entropy and the KL between the policies before and after each update on "
+                   "the update's states (`diagnostics.csv`); dashed, the KL an update was "
+                   "allowed where the learner bounds each update (TRPO)."),
+                  "", f"![diagnostics {s}](diagnostics_{s}.png)", ""]
         if not est.common.empty and (est.common["suite"] == s).any():
             cb = est.common[est.common["suite"] == s]
             L += [f"### All variants at {int(cb['step'].iloc[0]):,} steps", "",
