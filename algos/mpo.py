@@ -18,7 +18,9 @@ One update, on `batch_size` sequences of `nstep` steps sampled uniformly from re
 - E-step (on the sequences' first states s): N = `num_samples` actions a_j ~ pi'(.|s);
   weights q_j(s) = softmax_j(Q'(s, a_j) / eta) per state (log-sum-exp: no overflow);
   temperature dual  L_eta = eta * epsilon + eta * mean_s log mean_j exp(Q'(s, a_j) / eta),
-  whose minimiser makes mean_s KL(q(s) || pi'(s)) = epsilon (sample estimate).
+  whose minimiser makes mean_s KL(q(s) || pi'(s)) = epsilon (sample estimate); both
+  from `algos.ops`, shared with V-MPO (L_eta shifted by max_j Q'(s, a_j), so that its
+  gradient in eta stays accurate in float32 when Q' / eta is large).
   Action penalisation (Acme's default; MO-MPO, Abdolmaleki et al. 2020): a second E-step
   on the cost -|a - clip(a, low, high)| with its own temperature and `epsilon_penalty`;
   its weights are added to q.
@@ -40,6 +42,14 @@ One update, on `batch_size` sequences of `nstep` steps sampled uniformly from re
 The critic sees actions clipped to the action bounds (what the environment executed)
 and rescaled to [-1, 1]; the policy's log-likelihoods use the unclipped samples.
 
+Fast paths (`algos/fast/`), each used only while it equals its definition here, on the
+run's own inputs at construction and at intervals; on a mismatch it steps aside for the
+rest of the run with one line on stderr and a metric (fast/<name> = 0): the target
+critic on the sampled actions (`mpo_targets.SampledQ`, definition `QCritic.sampled`,
+metric fast/sampled_q), the update as one captured CUDA graph on a GPU
+(`cuda_graph.GraphedUpdate`, definition `learn`, metric fast/cuda_graph) and acting in
+numpy (`numpy_actor.NumpyActor`, definition the policy's forward).
+
 Choices where Acme and the papers leave room (see the config fields): a plain
 (non-distributional) critic, the shared policy torso of all algorithms, Adam steps of
 policy, critic and duals on one combined loss, no observation normalisation by default
@@ -51,28 +61,24 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from algos import ops
 from algos.base import Batch, EnvSpec
 from algos.buffers import SequenceReplay
 from algos.config import ConfigError
 from algos.distributions import categorical_kl, gaussian_kl_decoupled, gaussian_log_prob
 from algos.duals import Duals, make_optimizer
-from algos.networks import (
-    NumpyActor,
-    init_layer,
-    make_policy_head,
-    make_torso,
-    mlp,
-    sample_with_log_prob,
-)
+from algos.fast import cuda_graph
+from algos.fast.cuda_graph import CudaBackend, GraphedUpdate
+from algos.fast.mpo_targets import SampledQ, keep_freed_memory
+from algos.fast.numpy_actor import NumpyActor
+from algos.networks import MPOPolicy, QCritic, sample_with_log_prob
 from algos.normalize import ObsNormalizer
 from algos.onpolicy import adam
 from algos.returns import nstep_returns, retrace
@@ -202,163 +208,6 @@ class Config:
                 raise ConfigError(name, f"{msg}, got {getattr(self, name)!r}")
 
 
-def keep_freed_memory() -> None:
-    """Ask glibc to keep freed blocks for reuse instead of returning each large one to
-    the OS (M_MMAP_THRESHOLD 256 MB, M_TRIM_THRESHOLD 512 MB). An MPO update evaluates Q
-    on batch_size x num_samples pairs, a few MB per activation: with glibc's defaults
-    every update maps and page-faults those buffers afresh, which cost about a third of
-    the update's CPU time here. Process-wide and harmless elsewhere; a no-op off glibc."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
-# -- networks ----------------------------------------------------------------------------
-
-
-class Policy(nn.Module):
-    """pi(a|s): the shared torso and a policy head (Gaussian with state-dependent std, or
-    categorical). Attributes `policy_torso` and `head` as in `ActorCritic`, so the numpy
-    actor of `algos.networks` can act with it."""
-
-    def __init__(self, spec: EnvSpec, hidden, activation: str, init_std: float, min_std: float) -> None:
-        super().__init__()
-        self.policy_torso = make_torso(spec, hidden, activation)
-        self.head = make_policy_head(spec, self.policy_torso.out_dim, state_dependent_std=True,
-                                     init_std=init_std, min_std=min_std)
-
-    def forward(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.head(self.policy_torso(obs))
-
-    policy = forward
-
-
-class Critic(nn.Module):
-    """Q(s, a). Continuous actions: an MLP on [obs, action] -> [M] (actions clipped to
-    the bounds and rescaled to [-1, 1] inside). Discrete: a torso -> one Q per action
-    [M, N] (`forward(obs)`), `taken(obs, a)` -> [M]."""
-
-    SAMPLED_ROWS = 1024  # rows per pass of `sampled`
-
-    def __init__(self, spec: EnvSpec, hidden, activation: str) -> None:
-        super().__init__()
-        self.discrete = spec.discrete
-        if spec.discrete:
-            self.torso = make_torso(spec, hidden, activation)
-            self.out = init_layer(nn.Linear(self.torso.out_dim, spec.action_dim), gain=1.0)
-        else:
-            if spec.pixels:
-                raise ValueError("MPO's continuous critic takes vector observations only")
-            obs_dim = int(math.prod(spec.obs_shape))
-            self.net = mlp(obs_dim + spec.action_dim, hidden, activation, out_dim=1, out_gain=1.0)
-            low = torch.tensor(spec.action_low, dtype=torch.float32)
-            high = torch.tensor(spec.action_high, dtype=torch.float32)
-            finite = torch.isfinite(low) & torch.isfinite(high)
-            self.register_buffer("low", torch.where(finite, low, torch.full_like(low, -1e30)))
-            self.register_buffer("high", torch.where(finite, high, torch.full_like(high, 1e30)))
-            self.register_buffer("center", torch.where(finite, (high + low) / 2, torch.zeros_like(low)))
-            self.register_buffer("scale", torch.where(finite, (high - low).clamp_min(1e-6) / 2,
-                                                     torch.ones_like(low)))
-
-    def scale_action(self, action: torch.Tensor) -> torch.Tensor:
-        a = torch.minimum(torch.maximum(action, self.low), self.high)
-        return (a - self.center) / self.scale
-
-    def forward(self, obs: torch.Tensor, action: torch.Tensor | None = None) -> torch.Tensor:
-        if self.discrete:
-            return self.out(self.torso(obs))
-        x = torch.cat([obs.flatten(1), self.scale_action(action)], dim=-1)
-        return self.net(x).squeeze(-1)
-
-    def taken(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """Q(s, a) of the given actions, [M]."""
-        if self.discrete:
-            return self(obs).gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
-        return self(obs, action)
-
-    @torch.no_grad()
-    def sampled(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Q(s_m, a_jm) of N actions per state, without gradient: obs [M, O], actions
-        [N, M, A] -> [N, M], equal to `self(obs repeated N times, actions)`.
-
-        The first layer splits into the observation's and the action's columns,
-        W [s; a] + b = (W_s s + b) + W_a a, so W_s s is computed once per state instead of
-        once per sample, and no [N*M, O+A] input is built; activations run in place. (The
-        [N*M, H] x [H, H] product of the second layer is what remains: ~90% of the work
-        at MPO's defaults, see benchmarks/mpo_update.py.)"""
-        N, M = actions.shape[0], obs.shape[0]
-        linears = [m for m in self.net if isinstance(m, nn.Linear)]
-        if len(linears) == 1:  # no hidden layer: nothing to share
-            return self(obs.unsqueeze(0).expand(N, *obs.shape).flatten(0, 1),
-                        actions.flatten(0, 1)).view(N, M)
-        act_ = _INPLACE.get(type(self.net[1]), self.net[1])  # an unlisted one: out of place
-        first, last = linears[0], linears[-1]
-        o = obs.flatten(1)
-        k = o.shape[1]
-        w = first.weight
-        s = F.linear(o, w[:, :k], first.bias)  # [M, H]: once per state
-        a = self.scale_action(actions)
-        w_a = w[:, k:].t()
-        fused = obs.device.type == "cpu" and s.dtype == torch.float32 and ONEDNN_LINEAR is not None
-        attr = _ONEDNN_ATTR.get(type(self.net[1])) if fused else None
-        out = torch.empty(N, M, device=obs.device, dtype=s.dtype)
-        # on the CPU a few samples at a time: ~1k rows x H activations stay in the core's
-        # cache (1.5x faster here than one pass over all N*M rows); a GPU takes one pass
-        per = max(1, self.SAMPLED_ROWS // max(M, 1)) if obs.device.type == "cpu" else N
-        for i in range(0, N, per):
-            h = torch.matmul(a[i:i + per], w_a)  # [n, M, H]
-            h += s  # broadcast over the n samples
-            h = act_(h.view(-1, h.shape[-1]))
-            for layer in linears[1:-1]:
-                if attr:
-                    h = ONEDNN_LINEAR(h, layer.weight, layer.bias, attr, [], "")
-                else:
-                    h = act_(torch.addmm(layer.bias, h, layer.weight.t()))
-            torch.addmv(last.bias, h, last.weight[0], out=out[i:i + per].view(-1))
-        return out
-
-
-# in-place versions of the critic's activations (networks.ACTIVATIONS), for `Critic.sampled`
-_INPLACE = {nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_, nn.ELU: lambda x: F.elu_(x)}
-
-def _onednn_linear():
-    """oneDNN's linear with the activation fused into it, act(x W^T + b) (the kernel
-    torch's inductor emits for CPU linears; no autograd, so `Critic.sampled` only): the
-    same product as F.linear, 101 against addmm's 95 GFLOP/s at [1024, 256] x [256, 256]
-    on one core of the AMD EPYC here, the whole update 1.03-1.05x faster (medians of the
-    paired-block ratios of two runs; benchmarks/mpo_update.py --roofline prints both on
-    any CPU). A private op: None where this torch build lacks it or it does not answer a
-    probe as F.linear does, and `Critic.sampled` then takes addmm."""
-    op = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
-    if op is None:
-        return None
-    try:
-        x, w = torch.tensor([[1.0, -2.0, 3.0]]), torch.tensor([[1.0, 1.0, 1.0], [-1.0, 0.0, 0.0]])
-        ok = torch.equal(op(x, w, torch.tensor([0.5, 0.0]), "relu", [], ""), torch.tensor([[2.5, 0.0]]))
-    except (RuntimeError, TypeError):
-        return None
-    return op if ok else None
-
-
-ONEDNN_LINEAR = _onednn_linear()
-_ONEDNN_ATTR = {nn.ReLU: "relu", nn.Tanh: "tanh"}  # the activations it fuses (ELU: addmm)
-
-CUDA_GRAPH = os.environ.get("VMPO_MPO_CUDA_GRAPH", "1") != "0"
-"""On a CUDA device, each update is the replay of one captured CUDA graph (torch's
-whole-network capture recipe): the same kernels on the same inputs (tests/test_mpo.py
-holds it equal to the eager update), without the per-op launch cost that bounds MPO's
-small update there (benchmarks/mpo_update.py --device cuda: 1.06 against 11.2 ms on an
-H200). Not used on the CPU, nor with norm_obs (the normaliser's statistics are replaced
-each rollout, which a captured graph would not see). Like the CPU's fast paths it is no
-config field, since it changes no result (a field would change every MPO run's run_id);
-VMPO_MPO_CUDA_GRAPH=0 (or `Learner.cuda_graph = False`) takes the eager update."""
-
-
 # -- pure pieces ---------------------------------------------------------------------
 
 
@@ -367,20 +216,9 @@ def estep_weights(q: torch.Tensor, eta: torch.Tensor | float, epsilon: float
     """Sample-based E-step over q [N, B] (N actions per state, treated as constants).
 
     Returns (weights [N, B] detached: softmax over the N samples of q / eta, per state;
-    the temperature loss eta * epsilon + eta * mean_B log mean_N exp(q / eta), by
-    log-sum-exp so that no exponent overflows)."""
-    tempered = q.detach() / eta
-    weights = torch.softmax(tempered.detach(), dim=0)
-    log_mean = torch.logsumexp(tempered, dim=0) - math.log(q.shape[0])
-    loss = eta * epsilon + eta * log_mean.mean()
-    return weights.detach(), loss
-
-
-def nonparametric_kl(weights: torch.Tensor) -> torch.Tensor:
-    """KL(q || pi_target) per state from the E-step weights [N, B] of N samples of pi_target:
-    sum_j w_j log(N w_j) -> [B] (the dual's minimiser makes its mean epsilon)."""
-    n = weights.shape[0]
-    return (weights * torch.log(n * weights.clamp_min(1e-30))).sum(0)
+    the temperature loss eta * epsilon + eta * mean_B log mean_N exp(q / eta)), both
+    from `algos.ops` (overflow-safe, and accurate in float32 at large |q| / eta)."""
+    return ops.estep_weights(q, eta), ops.temperature_loss(q, eta, epsilon)
 
 
 def categorical_estep(q: torch.Tensor, target_logits: torch.Tensor, eta: torch.Tensor | float,
@@ -388,11 +226,14 @@ def categorical_estep(q: torch.Tensor, target_logits: torch.Tensor, eta: torch.T
     """Exact E-step for a categorical target policy: q [B, K] for every action.
 
     Returns (log q(a|s) [B, K] detached, q ~ pi_target exp(Q / eta); the temperature loss
-    eta * epsilon + eta * mean_B log sum_a pi_target(a|s) exp(Q(s,a) / eta))."""
-    logits = q.detach() / eta + F.log_softmax(target_logits.detach(), dim=-1)
-    log_norm = torch.logsumexp(logits, dim=-1)
-    loss = eta * epsilon + eta * log_norm.mean()
-    return (logits - log_norm.unsqueeze(-1)).detach(), loss
+    eta * epsilon + eta * mean_B log sum_a pi_target(a|s) exp(Q(s,a) / eta), i.e.
+    `ops.temperature_loss` over the K actions weighted by K pi_target(a|s))."""
+    log_prior = F.log_softmax(target_logits.detach(), dim=-1)
+    logits = q.detach() / (eta.detach() if torch.is_tensor(eta) else eta) + log_prior
+    log_q = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+    k = q.shape[-1]
+    loss = ops.temperature_loss(q, eta, epsilon, log_weights=log_prior + math.log(k), dim=-1)
+    return log_q.detach(), loss
 
 
 def action_penalty_cost(actions: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -413,16 +254,6 @@ def gaussian_mstep_kls(target: dict[str, torch.Tensor], online: dict[str, torch.
     return kl_mu, kl_sigma
 
 
-def kl_penalty_and_dual_loss(kl: torch.Tensor, alpha: torch.Tensor, epsilon: float
-                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """kl [B, D] (D constraints), alpha [D]. Returns (the penalty sum_d sg[alpha_d] mean_B kl_d,
-    the dual loss sum_d alpha_d (epsilon - sg[mean_B kl_d]), mean_B kl [D] detached)."""
-    mean_kl = kl.mean(0)
-    penalty = (alpha.detach() * mean_kl).sum()
-    dual = (alpha * (epsilon - mean_kl.detach())).sum()
-    return penalty, dual, mean_kl.detach()
-
-
 def gaussian_mpo_loss(online: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
                       actions: torch.Tensor, weights: torch.Tensor, alpha_mean: torch.Tensor,
                       alpha_stddev: torch.Tensor, epsilon_mean: float, epsilon_stddev: float,
@@ -430,16 +261,16 @@ def gaussian_mpo_loss(online: dict[str, torch.Tensor], target: dict[str, torch.T
     """The decoupled Gaussian M-step (2018b): weighted maximum likelihood of the sampled
     actions [N, B, A] under weights [N, B], the mean fitted with the target's std and the
     std with the target's mean, plus the alpha-weighted KL penalties and the alphas'
-    dual losses. online/target: {"mu","std"} [B, A]; alpha_* [D] (D = A per dimension, or 1).
-    Returns (loss, stats)."""
+    dual losses (`ops.kl_constraint_loss`). online/target: {"mu","std"} [B, A]; alpha_* [D]
+    (D = A per dimension, or 1). Returns (loss, stats)."""
     mu_t, std_t = target["mu"].detach(), target["std"].detach()
     w = weights.detach()
     logp_mean = gaussian_log_prob(online["mu"], std_t, actions)  # [N, B]: fixed std
     logp_std = gaussian_log_prob(mu_t, online["std"], actions)  # fixed mean
     loss_pi = -(w * logp_mean).sum(0).mean() - (w * logp_std).sum(0).mean()
     kl_mu, kl_sigma = gaussian_mstep_kls(target, online, per_dim)
-    pen_mu, dual_mu, mkl_mu = kl_penalty_and_dual_loss(kl_mu, alpha_mean, epsilon_mean)
-    pen_sigma, dual_sigma, mkl_sigma = kl_penalty_and_dual_loss(kl_sigma, alpha_stddev, epsilon_stddev)
+    pen_mu, dual_mu, mkl_mu = ops.kl_constraint_loss(kl_mu, alpha_mean, epsilon_mean)
+    pen_sigma, dual_sigma, mkl_sigma = ops.kl_constraint_loss(kl_sigma, alpha_stddev, epsilon_stddev)
     loss = loss_pi + pen_mu + pen_sigma + dual_mu + dual_sigma
     stats = {
         "loss/policy": loss_pi.detach(),
@@ -462,7 +293,7 @@ def categorical_mpo_loss(online_logits: torch.Tensor, target_logits: torch.Tenso
     logp = F.log_softmax(online_logits, dim=-1)
     loss_pi = -(log_q.detach().exp() * logp).sum(-1).mean()
     kl = categorical_kl(target_logits.detach(), online_logits).unsqueeze(-1)  # [B, 1]
-    pen, dual, mkl = kl_penalty_and_dual_loss(kl, alpha, epsilon_policy)
+    pen, dual, mkl = ops.kl_constraint_loss(kl, alpha, epsilon_policy)
     loss = loss_pi + pen + dual
     stats = {"loss/policy": loss_pi.detach(), "loss/kl_penalty": pen.detach(),
              "loss/alpha": dual.detach(), "kl": mkl.sum(), "kl/rel": mkl.sum() / epsilon_policy}
@@ -470,10 +301,10 @@ def categorical_mpo_loss(online_logits: torch.Tensor, target_logits: torch.Tenso
 
 
 def critic_loss(q: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """1/2 mean (Q(s, a) - G)^2 over [B]. Returns (loss, stats)."""
-    loss = 0.5 * (q - target.detach()).pow(2).mean()
-    return loss, {"loss/critic": loss.detach(), "critic/target_mean": target.detach().mean(),
-                  "critic/q_mean": q.detach().mean()}
+    """1/2 mean (Q(s, a) - G)^2 over [B] (`ops.value_loss`). Returns (loss, stats)."""
+    loss, stats = ops.value_loss(q, target, "loss/critic")
+    stats.update({"critic/target_mean": target.detach().mean(), "critic/q_mean": q.detach().mean()})
+    return loss, stats
 
 
 def bootstrap_index(terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
@@ -493,14 +324,18 @@ def bootstrap_index(terminated: torch.Tensor, truncated: torch.Tensor) -> torch.
 class Learner:
     """MPO on the shared learner interface (off-policy: replay through `observe`)."""
 
+    STATE_NAMES = ("policy", "critic", "target_policy", "target_critic", "duals",
+                   "policy_opt", "critic_opt", "dual_opt")
+    """What an update changes (the CUDA graph's eager check copies them)."""
+
     def __init__(self, cfg: Config, spec: EnvSpec, num_envs: int, total_steps: int,
                  device: torch.device) -> None:
         self.cfg, self.spec, self.device = cfg, spec, device
         self.num_envs, self.total_steps = num_envs, total_steps
         if device.type == "cpu":
             keep_freed_memory()
-        self.policy = Policy(spec, cfg.hidden, cfg.activation, cfg.init_std, cfg.min_std).to(device)
-        self.critic = Critic(spec, cfg.critic_hidden, cfg.critic_activation).to(device)
+        self.policy = MPOPolicy(spec, cfg.hidden, cfg.activation, cfg.init_std, cfg.min_std).to(device)
+        self.critic = QCritic(spec, cfg.critic_hidden, cfg.critic_activation).to(device)
         self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.policy_opt = adam(self.policy.parameters(), lr=cfg.policy_lr, eps=cfg.adam_eps)
@@ -534,14 +369,23 @@ class Learner:
         self.sample_rng = np.random.default_rng(seed + 1)
         self.np_actor = NumpyActor(self.policy, cfg.activation) if NumpyActor.supports(self.policy) else None
         self._actor_stale = True
-        self.cuda_graph = CUDA_GRAPH
-        self._drop_graph()
+        # fast paths, each used only while it equals its definition (algos/fast/)
+        self.sampled_q = SampledQ()
+        if not spec.discrete:
+            self.sampled_q.check_at_construction(self.target_critic, cfg.num_samples)
+        # the normaliser's statistics are replaced each rollout, which a graph would not see
+        self.graph = (GraphedUpdate(self, self.STATE_NAMES, CudaBackend(device))
+                      if device.type == "cuda" and cuda_graph.ENABLED and not self.obs_norm.enabled
+                      else None)
 
     def register_bounds(self) -> None:
         low = torch.tensor(self.spec.action_low, dtype=torch.float32, device=self.device)
         high = torch.tensor(self.spec.action_high, dtype=torch.float32, device=self.device)
         self.low = torch.where(torch.isfinite(low), low, torch.full_like(low, -1e30))
         self.high = torch.where(torch.isfinite(high), high, torch.full_like(high, 1e30))
+
+    def optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
+        return self.policy_opt, self.critic_opt, self.dual_opt
 
     # -- acting -------------------------------------------------------------------------
     def _refresh_actor(self) -> None:
@@ -587,8 +431,8 @@ class Learner:
 
     def update(self) -> dict[str, torch.Tensor | float]:
         cfg = self.cfg
-        if self.graphed():
-            stats = self._graphed_update()
+        if self.graph is not None and self.graph.active:
+            stats = self.graph()
         else:
             seq = self.buffer.sample(cfg.batch_size, cfg.nstep, self.sample_rng)
             stats = self.learn(seq)
@@ -597,72 +441,16 @@ class Learner:
             self.refresh_targets()
         self._actor_stale = True
         stats["replay/size"] = float(len(self.buffer))
+        if not self.spec.discrete:
+            stats.update(self.sampled_q.stats())
+        if self.graph is not None:
+            stats.update(self.graph.stats())
         return stats
 
     def refresh_targets(self) -> None:
         # in place (load_state_dict copies into the same tensors): a captured graph sees it
         self.target_policy.load_state_dict(self.policy.state_dict())
         self.target_critic.load_state_dict(self.critic.state_dict())
-
-    # -- CUDA graph ---------------------------------------------------------------------
-    GRAPH_WARMUP = 3
-    """Eager updates on a side stream before the capture (torch's recipe: lazy
-    initialisation, the optimisers' state, happens outside the graph)."""
-
-    def graphed(self) -> bool:
-        return self.device.type == "cuda" and self.cuda_graph and not self.obs_norm.enabled
-
-    def _optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
-        return self.policy_opt, self.critic_opt, self.dual_opt
-
-    def _graphed_update(self) -> dict[str, torch.Tensor | float]:
-        """`learn` as the replay of one CUDA graph. What changes between updates enters
-        through tensors the graph reads: the replay rows (host indices copied into fixed
-        device tensors) and the noise (drawn into a fixed tensor from the same generator
-        as the eager path, so both take the same draws). The parameters, optimiser states
-        and target networks are updated in place."""
-        cfg, dev = self.cfg, self.device
-        t, b = self.buffer.sample_starts(cfg.batch_size, cfg.nstep, self.sample_rng)
-        if self._graph is None and self._graph_warmups < self.GRAPH_WARMUP:
-            self._graph_warmups += 1
-            side, main = torch.cuda.Stream(dev), torch.cuda.current_stream(dev)
-            side.wait_stream(main)
-            with torch.cuda.stream(side):
-                stats = self.learn(self.buffer.gather(t, b, cfg.nstep))
-            main.wait_stream(side)
-            return stats
-        rows_o, rows_s = self.buffer.rows(t, b, cfg.nstep)
-        if self._graph is None:
-            self._capture(rows_o, rows_s)
-        self._rows_o.copy_(torch.from_numpy(rows_o).pin_memory(), non_blocking=True)
-        self._rows_s.copy_(torch.from_numpy(rows_s).pin_memory(), non_blocking=True)
-        if self._noise is not None:
-            torch.randn(self._noise.shape, out=self._noise)
-        self._graph.replay()
-        values = self._graph_out.clone()  # the next replay overwrites the graph's output
-        return {**dict(zip(self._graph_keys, values.unbind())), **self._graph_consts}
-
-    def _capture(self, rows_o: np.ndarray, rows_s: np.ndarray) -> None:
-        dev = self.device
-        self._rows_o = torch.from_numpy(rows_o).to(dev)
-        self._rows_s = torch.from_numpy(rows_s).to(dev)
-        shape = self.noise_shape()
-        self._noise = None if shape is None else torch.zeros(shape, device=dev)
-        for opt in self._optimizers():
-            opt.zero_grad(set_to_none=True)  # backward allocates the grads in the graph's pool
-            for group in opt.param_groups:
-                group["capturable"] = True  # the step counts and lr stay on the device
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            stats = self.learn(self.buffer.take(self._rows_o, self._rows_s), self._noise)
-            keys = [k for k, v in stats.items() if torch.is_tensor(v)]
-            out = torch.stack([stats[k].to(torch.float32).reshape(()) for k in keys])
-        self._graph, self._graph_out, self._graph_keys = graph, out, keys
-        self._graph_consts = {k: v for k, v in stats.items() if not torch.is_tensor(v)}
-
-    def _drop_graph(self) -> None:
-        self._graph = self._graph_out = self._rows_o = self._rows_s = self._noise = None
-        self._graph_keys, self._graph_consts, self._graph_warmups = [], {}, 0
 
     # -- learning -----------------------------------------------------------------------
     def _alphas(self, prefix: str) -> torch.Tensor:
@@ -691,7 +479,7 @@ class Learner:
             return v, params, None, q_all
         mu, std = params["mu"], params["std"]
         actions = mu + std * noise
-        q = self.target_critic.sampled(obs, actions)
+        q = self.sampled_q(self.target_critic, obs, actions)  # = target_critic.sampled
         return q.mean(0), params, actions, q
 
     def learn(self, seq: dict[str, torch.Tensor], noise: torch.Tensor | None = None
@@ -759,14 +547,14 @@ class Learner:
                 stats["dual/alpha"] = self.duals["alpha"].detach()
         else:
             weights, loss_eta = estep_weights(q_e, eta, cfg.epsilon)
-            kl_q = nonparametric_kl(weights).mean()
+            kl_q = ops.kl_to_uniform(weights).mean()
             if self.penalize:
                 cost = action_penalty_cost(samples, self.low, self.high)
                 w_pen, loss_pen = estep_weights(cost, self.duals["eta_penalty"], cfg.epsilon_penalty)
                 weights = weights + w_pen
                 loss_eta = loss_eta + loss_pen
                 stats["dual/eta_penalty"] = self.duals["eta_penalty"].detach()
-                stats["kl/penalty_rel"] = nonparametric_kl(w_pen).mean() / cfg.epsilon_penalty
+                stats["kl/penalty_rel"] = ops.kl_to_uniform(w_pen).mean() / cfg.epsilon_penalty
             loss_pi, s = gaussian_mpo_loss(online, tparams, samples, weights,
                                            self._alphas("alpha_mean"), self._alphas("alpha_stddev"),
                                            cfg.epsilon_mean, cfg.epsilon_stddev, cfg.per_dim_constraining)
@@ -830,6 +618,9 @@ class Learner:
             "env_steps": self.env_steps,
             "act_rng": self.act_rng.bit_generator.state,
             "sample_rng": self.sample_rng.bit_generator.state,
+            # a fast path that stepped aside stays aside in a resumed run
+            "fast": {"sampled_q": self.sampled_q.guard.state_dict(),
+                     **({"cuda_graph": self.graph.guard.state_dict()} if self.graph is not None else {})},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -850,7 +641,13 @@ class Learner:
         self._actor_stale = True
         # the loaded optimiser states are new tensors (a captured graph would update the
         # old ones), and a GPU run's `capturable` groups would fail on the CPU
-        for opt in self._optimizers():
+        for opt in self.optimizers():
             for group in opt.param_groups:
                 group["capturable"] = False
-        self._drop_graph()
+        fast = state.get("fast", {})
+        if "sampled_q" in fast:
+            self.sampled_q.guard.load_state_dict(fast["sampled_q"])
+        if self.graph is not None:
+            if "cuda_graph" in fast:
+                self.graph.guard.load_state_dict(fast["cuda_graph"])
+            self.graph.reset()

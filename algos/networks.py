@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -249,95 +248,82 @@ def sample_with_log_prob(head: nn.Module, params: dict[str, torch.Tensor]) -> tu
     return mu + std * z, logp
 
 
-class NumpyActor:
-    """A numpy snapshot of an MLP policy (and the observation normaliser) for acting.
+def policy_act(net: nn.Module, obs: torch.Tensor, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """How a policy acts: obs [B, *obs] (normalised) -> (its mode, None) or (a sample,
+    its log-prob [B]), through `net.policy` and its head. The definition that the numpy
+    actor (algos/fast/numpy_actor.py) is checked against and falls back to."""
+    params = net.policy(obs)
+    if deterministic:
+        return net.head.mode(params), None
+    return sample_with_log_prob(net.head, params)
 
-    Acting happens one env step at a time on a batch of a few observations, where each
-    torch op costs several microseconds of dispatch; the same maths in numpy costs about
-    a quarter of that (measured: benchmarks/throughput.py). Built from an `ActorCritic`
-    whose policy torso is an `MLPTorso`; `snapshot()` copies the current weights, and
-    must be called after every change to them (the learners do, after each update).
 
-    __call__(obs [B, *obs], deterministic, rng) -> (action [B, A] or [B], log_prob [B])
-    with the distribution of the torch head: Gaussian mu + std * z, z ~ N(0, I), and
-    log pi = -|z|^2/2 - sum log std - A/2 log 2pi with z = (action - mu) / std;
-    categorical by inverse-CDF sampling.
-    """
+# -- MPO's networks: a policy on its own, and a Q critic ----------------------------------
 
-    _ACT = {"tanh": np.tanh, "relu": lambda x, out=None: np.maximum(x, 0.0, out=out),
-            # elu ignores `out` and returns a new array (callers use the return value)
-            "elu": lambda x, out=None: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))}
 
-    def __init__(self, net: ActorCritic, activation: str) -> None:
-        self.net, self.act_fn = net, self._ACT[activation]
-        self.snapshot()
+class MPOPolicy(nn.Module):
+    """pi(a|s): the shared torso and a policy head (Gaussian with a state-dependent std,
+    or categorical), obs [B, *obs] -> params. Attributes `policy_torso` and `head` as in
+    `ActorCritic`, so the numpy actor can act with it."""
 
-    @staticmethod
-    def supports(net: ActorCritic) -> bool:
-        return isinstance(net.policy_torso, MLPTorso)
+    def __init__(self, spec: EnvSpec, hidden: Sequence[int], activation: str, init_std: float,
+                 min_std: float) -> None:
+        super().__init__()
+        self.policy_torso = make_torso(spec, hidden, activation)
+        self.head = make_policy_head(spec, self.policy_torso.out_dim, state_dependent_std=True,
+                                     init_std=init_std, min_std=min_std)
 
-    def snapshot(self, obs_mean: np.ndarray | None = None, obs_inv_std: np.ndarray | None = None,
-                 obs_clip: float = 10.0) -> None:
-        with torch.no_grad():
-            linears = [m for m in self.net.policy_torso.net if isinstance(m, nn.Linear)]
-            self.layers = [(m.weight.detach().cpu().numpy().T.copy(), m.bias.detach().cpu().numpy().copy())
-                           for m in linears]
-            head = self.net.head
-            self.discrete = head.discrete
-            if head.discrete:
-                self.out = (head.logits.weight.cpu().numpy().T.copy(), head.logits.bias.cpu().numpy().copy())
-            else:
-                self.out = (head.mu.weight.cpu().numpy().T.copy(), head.mu.bias.cpu().numpy().copy())
-                self.state_dependent_std = head.state_dependent_std
-                if head.state_dependent_std:
-                    self.std_layer = (head.std.weight.cpu().numpy().T.copy(), head.std.bias.cpu().numpy().copy())
-                    self.min_std = head.min_std
-                else:
-                    self.log_std = head.log_std.detach().cpu().numpy().copy()
-                    self.std = np.exp(self.log_std)
-                    self.log_std_sum = float(self.log_std.sum())
-        self.obs_mean, self.obs_inv_std, self.obs_clip = obs_mean, obs_inv_std, obs_clip
+    def forward(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.head(self.policy_torso(obs))
 
-    def __call__(self, obs: np.ndarray, deterministic: bool, rng: np.random.Generator):
-        # in-place ufuncs throughout: at a batch of one env each op is ~1 us of dispatch
-        x = obs.reshape(obs.shape[0], -1).astype(np.float32, copy=False)
-        if self.obs_mean is not None:
-            x = np.subtract(x, self.obs_mean)
-            x *= self.obs_inv_std
-            np.minimum(x, self.obs_clip, out=x)  # np.clip's Python wrapper costs more
-            np.maximum(x, -self.obs_clip, out=x)
-        for w, b in self.layers:
-            x = x @ w
-            x += b
-            x = self.act_fn(x, out=x)
-        out = x @ self.out[0]
-        out += self.out[1]
-        if self.discrete:
-            if deterministic:
-                return out.argmax(-1), None
-            logp_all = out - out.max(-1, keepdims=True)
-            logp_all -= np.log(np.exp(logp_all).sum(-1, keepdims=True))
-            cdf = np.exp(logp_all).cumsum(-1)
-            u = rng.random((out.shape[0], 1), dtype=np.float32) * cdf[:, -1:]
-            a = np.minimum((cdf < u).sum(-1), out.shape[-1] - 1)
-            return a, np.take_along_axis(logp_all, a[:, None], -1)[:, 0]
-        if deterministic:
-            return out, None
-        if self.state_dependent_std:
-            s = x @ self.std_layer[0] + self.std_layer[1]
-            std = np.logaddexp(0.0, s) + self.min_std  # softplus
-            log_std_sum = np.log(std).sum(-1)
+    policy = forward
+
+
+class QCritic(nn.Module):
+    """Q(s, a). Continuous actions: an MLP on [obs, action] -> [M], the actions clipped to
+    the bounds and rescaled to [-1, 1] inside (what the environment executed). Discrete: a
+    torso -> one Q per action, `forward(obs)` [M, K]; `taken(obs, a)` -> [M] for both."""
+
+    def __init__(self, spec: EnvSpec, hidden: Sequence[int], activation: str) -> None:
+        super().__init__()
+        self.discrete = spec.discrete
+        if spec.discrete:
+            self.torso = make_torso(spec, hidden, activation)
+            self.out = init_layer(nn.Linear(self.torso.out_dim, spec.action_dim), gain=1.0)
         else:
-            std, log_std_sum = self.std, self.log_std_sum
-        a = rng.standard_normal(out.shape, dtype=np.float32)
-        a *= std
-        a += out
-        # z recomputed from the float32 action, as the learner will: with a small std,
-        # mu + std*z loses digits of z
-        z = np.subtract(a, out)
-        z /= std
-        np.square(z, out=z)
-        logp = z.sum(-1)
-        logp *= -0.5
-        logp -= log_std_sum + 0.5 * D.LOG_2PI * out.shape[-1]
-        return a, logp.astype(np.float32, copy=False)
+            if spec.pixels:
+                raise ValueError("the continuous Q critic takes vector observations only")
+            obs_dim = int(math.prod(spec.obs_shape))
+            self.net = mlp(obs_dim + spec.action_dim, hidden, activation, out_dim=1, out_gain=1.0)
+            low = torch.tensor(spec.action_low, dtype=torch.float32)
+            high = torch.tensor(spec.action_high, dtype=torch.float32)
+            finite = torch.isfinite(low) & torch.isfinite(high)
+            self.register_buffer("low", torch.where(finite, low, torch.full_like(low, -1e30)))
+            self.register_buffer("high", torch.where(finite, high, torch.full_like(high, 1e30)))
+            self.register_buffer("center", torch.where(finite, (high + low) / 2, torch.zeros_like(low)))
+            self.register_buffer("scale", torch.where(finite, (high - low).clamp_min(1e-6) / 2,
+                                                     torch.ones_like(low)))
+
+    def scale_action(self, action: torch.Tensor) -> torch.Tensor:
+        a = torch.minimum(torch.maximum(action, self.low), self.high)
+        return (a - self.center) / self.scale
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor | None = None) -> torch.Tensor:
+        if self.discrete:
+            return self.out(self.torso(obs))
+        x = torch.cat([obs.flatten(1), self.scale_action(action)], dim=-1)
+        return self.net(x).squeeze(-1)
+
+    def taken(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Q(s, a) of the given actions, [M]."""
+        if self.discrete:
+            return self(obs).gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+        return self(obs, action)
+
+    def sampled(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q(s_m, a_nm) of N actions for each of M states: obs [M, *obs], actions [N, M, A]
+        -> [N, M], the forward on each state repeated N times (the definition that
+        `algos.fast.mpo_targets` computes faster)."""
+        N, M = actions.shape[0], obs.shape[0]
+        reps = obs.unsqueeze(0).expand(N, *obs.shape).flatten(0, 1)
+        return self(reps, actions.flatten(0, 1)).view(N, M)

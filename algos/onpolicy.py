@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from algos.base import Batch, EnvSpec
-from algos.networks import ActorCritic, NumpyActor, sample_with_log_prob
+from algos.fast.guard import Guard
+from algos.fast.numpy_actor import NumpyActor
+from algos.networks import ActorCritic, policy_act
 from algos.normalize import ObsNormalizer, RewardScaler
 
 
@@ -57,9 +59,10 @@ class OnPolicyLearner:
         self.reward_scaler = RewardScaler(num_envs, cfg.gamma, enabled=cfg.norm_reward)
         self.batch: Batch | None = None
         self.updates = 0
-        # numpy acting for MLP policies (see NumpyActor), with its own seeded generator
+        # numpy acting for MLP policies (algos/fast/numpy_actor.py: checked against the
+        # torch policy, which it falls back to), with its own seeded generator
         self.act_rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
-        self.np_actor = NumpyActor(self.net, cfg.activation) if NumpyActor.supports(self.net) else None
+        self.np_actor = self.make_numpy_actor(self.net)
         self._snapshot_actor(self.net)  # a subclass acting with another net calls refresh_actor()
 
     # -- acting ---------------------------------------------------------------
@@ -73,28 +76,25 @@ class OnPolicyLearner:
         observation statistics."""
         self._snapshot_actor(self.acting_net)
 
+    def make_numpy_actor(self, net: ActorCritic) -> NumpyActor | None:
+        """A numpy actor for `net` where it supports it (MLP torsos), else None."""
+        if not NumpyActor.supports(net):
+            return None
+        return NumpyActor(net, self.cfg.activation, normalize=self.obs_norm)
+
     def _snapshot_actor(self, net: ActorCritic) -> None:
-        if self.np_actor is None:
-            return
-        self.np_actor.net = net
-        if self.obs_norm.enabled:
-            self.np_actor.snapshot(self.obs_norm._mean.cpu().numpy(),
-                                   self.obs_norm._inv_std.cpu().numpy(), self.obs_norm.clip)
-        else:
-            self.np_actor.snapshot()
+        if self.np_actor is not None:
+            self.np_actor.net = net
+            self.np_actor.snapshot()  # the weights and obs_norm's statistics
 
     def act(self, obs: np.ndarray, deterministic: bool = False):
-        if self.np_actor is not None:
+        if self.np_actor is not None:  # numpy; through torch once its check failed
             action, logp = self.np_actor(obs, deterministic, self.act_rng)
             return action, ({} if deterministic else {"log_prob": logp})
         with torch.inference_mode():
             o = self.obs_norm(torch.from_numpy(obs).to(self.device, non_blocking=True))
-            net = self.acting_net
-            params = net.policy(o)
-            if deterministic:
-                return net.head.mode(params).cpu().numpy(), {}
-            action, logp = sample_with_log_prob(net.head, params)
-            return action.cpu().numpy(), {"log_prob": logp.cpu()}
+            action, logp = policy_act(self.acting_net, o, deterministic)
+            return action.cpu().numpy(), ({} if deterministic else {"log_prob": logp.cpu()})
 
     # -- the loop's calls -----------------------------------------------------
     def observe(self, batch: Batch) -> None:
@@ -110,6 +110,7 @@ class OnPolicyLearner:
         self.obs_norm.update_from(batch.obs[:-1][batch.valid])
         self.reward_scaler.update_from(batch.rewards, batch.done, batch.valid)
         self.refresh_actor()
+        stats.update(self.fast_stats())
         return stats
 
     def prepare(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -144,6 +145,15 @@ class OnPolicyLearner:
         v = v if v.dim() == 1 else v[:, 0]
         return v.view(obs.shape[0], obs.shape[1])
 
+    # -- fast paths (algos/fast) -----------------------------------------------
+    def fast_guards(self) -> list[Guard]:
+        """The guards of the fast paths this learner uses (a subclass adds its own)."""
+        return [self.np_actor.guard] if self.np_actor is not None else []
+
+    def fast_stats(self) -> dict[str, float]:
+        """fast/<name> (1 in use, 0 stepped aside) and fast/<name>_max_rel_err of each."""
+        return {k: v for g in self.fast_guards() for k, v in g.stats().items()}
+
     # -- checkpoints ----------------------------------------------------------
     def named_parameters(self):
         return self.net.named_parameters()
@@ -162,6 +172,7 @@ class OnPolicyLearner:
             "reward_scaler": self.reward_scaler.state_dict(),
             "updates": self.updates,
             "act_rng": self.act_rng.bit_generator.state,
+            "fast": {g.name: g.state_dict() for g in self.fast_guards()},
             **self.extra_state(),
         }
 
@@ -172,6 +183,10 @@ class OnPolicyLearner:
         self.updates = int(state["updates"])
         self.act_rng.bit_generator.state = state["act_rng"]
         self.load_extra_state(state)
+        fast = state.get("fast", {})  # absent from checkpoints written before the guards
+        for g in self.fast_guards():
+            if g.name in fast:
+                g.load_state_dict(fast[g.name])
         self.refresh_actor()
 
 

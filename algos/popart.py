@@ -19,10 +19,16 @@ The value loss is then taken on normalised targets, (n(s) - (G - mu)/sigma)^2, w
 advantages stay in unnormalised units, A = G - V(s).
 
 Batch form: one update per learner step folds in the batch means of G and G^2 (the form
-of Hessel et al. 2019, "Multi-task deep RL with PopArt", arXiv 1809.04474, with
-step size beta = 3e-4, the setting of the IMPALA/V-MPO agents). Statistics start at
-mu = 0, nu = 1 (sigma = 1: the identity until targets arrive). sigma is clamped to
-[std_min, std_max] (Hessel et al. 2019 use [1e-4, 1e6]).
+of Hessel et al. 2019, "Multi-task deep RL with PopArt", arXiv 1809.04474, PopArt-IMPALA).
+Statistics start at mu = 0, nu = 1 (sigma = 1: the identity until targets arrive).
+
+Defaults and where they come from: beta = 3e-4 and sigma clamped to [1e-4, 1e6] are
+attributed to PopArt-IMPALA (Hessel et al. 2019, its table of hyper-parameters), not to
+the V-MPO paper's tables. Issue 24 read the original PopArt paper (van Hasselt et al.
+2016, sec. 4.1) as beta = 1e-4 with a lower bound of 1e-2 on sigma. Neither figure has
+been checked against the PDFs in this repository's sessions (the search tool returned no
+text of either table): check them before citing. V-MPO's `popart_beta` sets beta per
+suite (`algos.vmpo.Config`); the MuJoCo and classic values (1e-2) are ours.
 
 Everything is a pure function of tensors except `PopArt`, which only holds the
 statistics (buffers: checkpointed with `state_dict`, moved with `.to`). The output

@@ -5,14 +5,14 @@ A from GAE(lambda), normalised per minibatch; L_V = 1/2 E[(V - R)^2] (optionally
 clipped form max((V-R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2), CleanRL);
 Adam with the learning rate annealed linearly to 0; gradient-norm clipping.
 
-Two implementations of the same minibatch step, chosen by the network, not by config:
-MLP actor-critics on the CPU (the MuJoCo and classic defaults) run forward, backward,
-clipping and Adam in numpy (`NumpyActorCritic`, `ppo_loss_grad`, `FlatAdam`), 4.7x
-faster per 64-sample minibatch than autograd (`benchmarks/ppo_minibatch.py`); anything
-else (the Nature CNN, a GPU, a state-dependent std) goes through `ppo_loss` and autograd. Both draw the same
-permutations from torch's generator, and `tests/test_numpy_ac.py` checks a whole update
-gives the same parameters either way. Diagnostics come from `ppo_loss` on the whole
-batch after the epochs, in both.
+The gradient is defined here, once: autograd of `ppo_loss` through `minibatch_loss`.
+On the CPU, MLP actor-critics (the MuJoCo and classic defaults) take the epochs through
+a numpy fast path (`algos.fast.ppo_step`, several times faster per 64-sample minibatch:
+benchmarks/ppo_minibatch.py) only while its gradient is shown equal to this one on the
+run's own batches and config (checked at construction and at intervals; on a mismatch
+the rest of the run is autograd, with a line on stderr and fast/ppo_numpy_step = 0).
+Both paths take the same permutations, drawn once per update. Diagnostics come from
+`ppo_loss` on the whole batch after the epochs.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 import torch
 
 from algos.base import EnvSpec
-from algos.flat_adam import FlatAdam
-from algos.numpy_ac import NumpyActorCritic
+from algos.fast.flat_adam import FlatAdam
+from algos.fast.ppo_step import NumpyPPOStep
 from algos.onpolicy import OnPolicyConfig, OnPolicyLearner
 from algos.returns import gae
 
@@ -129,62 +128,6 @@ def ppo_loss(
     return loss, stats
 
 
-def ppo_loss_grad(
-    log_ratio: np.ndarray,
-    advantages: np.ndarray,
-    value: np.ndarray,
-    old_value: np.ndarray,
-    returns: np.ndarray,
-    clip_coef: float,
-    vf_coef: float,
-    clip_value: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """dL/dlog pi and dL/dV [N] of `ppo_loss` (its entropy term has dL/dH = -c_e), by hand,
-    in numpy: the minibatch step of `NumpyActorCritic` back-propagates them.
-
-    d/dlog pi of -(1/N) min(r A, clip(r) A) is -(1/N) r A where the unclipped term is the
-    minimum (A > 0 and r <= 1+eps, or A < 0 and r >= 1-eps; where both terms are equal
-    inside the clip range torch splits the slope between them, summing to the same) and
-    0 elsewhere. dL_V/dV = c_v (V - R) / N; with clipping, 0 where V is outside
-    V_old +- eps and the clipped error is the larger (the clipped value is then constant).
-    """
-    n = log_ratio.shape[0]
-    ratio = np.exp(log_ratio)
-    unclipped = np.where(advantages > 0, ratio <= 1.0 + clip_coef, ratio >= 1.0 - clip_coef)
-    g_logp = ratio * advantages
-    g_logp *= unclipped
-    g_logp *= -1.0 / n
-    err = value - returns
-    if clip_value:
-        # inside the clip range the clipped value is V itself (whatever the rounding of
-        # V_old + (V - V_old)): the full slope; outside it, only where the unclipped
-        # error is the larger
-        moved = value - old_value
-        inside = np.abs(moved) <= clip_coef
-        err_clipped = old_value + np.clip(moved, -clip_coef, clip_coef) - returns
-        err *= inside | (np.abs(err) >= np.abs(err_clipped))
-    err *= vf_coef / n
-    return g_logp, err
-
-
-def normalized_chunks(x: np.ndarray, size: int) -> np.ndarray:
-    """x [N] standardised within each consecutive chunk of `size` (the last may be
-    shorter): (x - mean) / (std + 1e-8), std unbiased as torch's; a chunk of one is
-    left as it is. All full chunks in one vectorised pass."""
-    out = np.empty_like(x)
-    full = (x.shape[0] // size) * size
-    if full:
-        c = x[:full].reshape(-1, size)
-        out[:full].reshape(-1, size)[:] = (c - c.mean(1, keepdims=True)) / (
-            c.std(1, ddof=1, keepdims=True) + 1e-8)
-    tail = x[full:]
-    if tail.shape[0] > 1:
-        out[full:] = (tail - tail.mean()) / (tail.std(ddof=1) + 1e-8)
-    else:
-        out[full:] = tail
-    return out
-
-
 class Learner(OnPolicyLearner):
     """PPO on the shared on-policy interface."""
 
@@ -194,10 +137,8 @@ class Learner(OnPolicyLearner):
         # one flat parameter vector: the 320 minibatch steps per rollout are launch-bound
         self.opt = FlatAdam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
         self.total_updates = max(1, math.ceil(total_steps / (cfg.rollout_length * num_envs)))
-        # MLP nets on the CPU take their minibatch steps in numpy (numpy_ac.py: the same
-        # maths without autograd's per-op dispatch); others through autograd
-        self.np_net = (NumpyActorCritic(self.net, cfg.activation, cfg.minibatch_size)
-                       if NumpyActorCritic.supports(self.net, cfg.activation) else None)
+        # MLP nets on the CPU: the numpy epochs, while checked equal to autograd
+        self.fast = NumpyPPOStep(self) if NumpyPPOStep.supports(self) else None
 
     def learn(self, data: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg, net = self.cfg, self.net
@@ -213,15 +154,18 @@ class Learner(OnPolicyLearner):
             frac = 1.0 - self.updates / self.total_updates
             for g in self.opt.param_groups:
                 g["lr"] = cfg.lr * max(frac, 0.0)
-        # behaviour log-probs recomputed with the acting weights (unchanged since the
-        # rollout) in the same float32 maths as the update, so the first ratio is 1
-        if self.np_net is not None:
-            old_logp, grad_norms = self._epochs_numpy(obs, actions, old_v, adv, ret)
+        # one permutation per epoch, drawn before either path runs (so that an update
+        # the fast path's check turns down is autograd's with the same draws)
+        n, mb = obs.shape[0], cfg.minibatch_size
+        perms = [torch.randperm(n, device=obs.device) for _ in range(cfg.epochs)]
+        batch = (obs, actions, old_v, adv, ret)
+        if self.fast is not None and perms and self.fast.allowed(batch, perms[0][:mb],
+                                                                 f"at update {self.updates}"):
+            old_logp, grad_norms = self.fast.epochs(*batch, perms)
         else:
-            old_logp, grad_norms = self._epochs_torch(obs, actions, old_v, adv, ret)
+            old_logp, grad_norms = self._epochs_torch(*batch, perms)
         # Diagnostics once, on the whole batch with the updated policy (cheaper than per
         # minibatch, and kl/approx is then the KL the whole update moved the policy by).
-        n = obs.shape[0]
         with torch.no_grad():
             dist, v = net(obs)
             a = (adv - adv.mean()) / (adv.std() + 1e-8) if cfg.norm_adv and n > 1 else adv
@@ -238,64 +182,49 @@ class Learner(OnPolicyLearner):
         out["value/explained_variance"] = float(1 - (ret - old_v).var() / var_y) if var_y > 0 else 0.0
         return out
 
-    def _epochs_torch(self, obs, actions, old_v, adv, ret) -> tuple[torch.Tensor, list[float]]:
-        """The minibatch epochs through autograd; returns (old log-probs [N], grad norms)."""
+    def minibatch_loss(self, obs, actions, old_logp, old_v, adv, ret) -> torch.Tensor:
+        """The loss of one minibatch step, tensors [n, ...] (advantages normalised here when
+        norm_adv): what the autograd path back-propagates, and the definition the numpy
+        path is checked against."""
         cfg, net = self.cfg, self.net
+        if cfg.norm_adv and adv.numel() > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        dist, v = net(obs)
+        loss, _ = ppo_loss(
+            net.head.log_prob(dist, actions), old_logp, adv, v, old_v, ret,
+            net.head.entropy(dist), cfg.clip_coef, cfg.vf_coef, cfg.ent_coef,
+            cfg.clip_value, with_stats=False,
+        )
+        return loss
+
+    def _epochs_torch(self, obs, actions, old_v, adv, ret, perms) -> tuple[torch.Tensor, list[float]]:
+        """The minibatch epochs through autograd, one permutation of the batch per epoch;
+        returns (old log-probs [N], grad norms)."""
+        cfg, net = self.cfg, self.net
+        # behaviour log-probs recomputed with the acting weights (unchanged since the
+        # rollout) in the same float32 maths as the update, so the first ratio is 1
         with torch.no_grad():
             old_logp = net.head.log_prob(net.policy(obs), actions)
         n, mb = obs.shape[0], cfg.minibatch_size
         grad_norms = []
-        for _ in range(cfg.epochs):
+        for perm in perms:
             # one gather per epoch; minibatches are then slices (views), not gathers
-            perm = torch.randperm(n, device=obs.device)
             e_obs, e_act, e_logp, e_v, e_adv, e_ret = (
                 x[perm] for x in (obs, actions, old_logp, old_v, adv, ret))
             for i in range(0, n, mb):
                 s = slice(i, i + mb)
-                a = e_adv[s]
-                if cfg.norm_adv and a.numel() > 1:
-                    a = (a - a.mean()) / (a.std() + 1e-8)
-                dist, v = net(e_obs[s])
-                loss, _ = ppo_loss(
-                    net.head.log_prob(dist, e_act[s]), e_logp[s], a, v, e_v[s], e_ret[s],
-                    net.head.entropy(dist), cfg.clip_coef, cfg.vf_coef, cfg.ent_coef,
-                    cfg.clip_value, with_stats=False,
-                )
+                loss = self.minibatch_loss(e_obs[s], e_act[s], e_logp[s], e_v[s], e_adv[s], e_ret[s])
                 self.opt.zero_grad()
                 loss.backward()
                 grad_norms.append(self.opt.clip_grad_norm_(cfg.max_grad_norm))
                 self.opt.step()
         return old_logp, grad_norms
 
-    def _epochs_numpy(self, obs, actions, old_v, adv, ret) -> tuple[torch.Tensor, list[float]]:
-        """The same epochs as `_epochs_torch` (same permutations from torch's generator,
-        same minibatches), with forward/backward in numpy (`NumpyActorCritic`) and
-        `ppo_loss_grad` in place of autograd."""
-        cfg, nac = self.cfg, self.np_net
-        n, mb = obs.shape[0], cfg.minibatch_size
-        obs_np, act_np = obs.numpy(), actions.numpy()
-        old_v_np, adv_np, ret_np = old_v.numpy(), adv.numpy(), ret.numpy()
-        old_logp = np.empty(n, np.float32)
-        for i in range(0, n, mb):
-            nac.forward(obs_np[i:i + mb])
-            old_logp[i:i + mb] = nac.log_prob(act_np[i:i + mb])
-        grad_norms = []
-        for _ in range(cfg.epochs):
-            perm = torch.randperm(n).numpy()
-            e_obs, e_act, e_logp, e_v, e_ret = (
-                x[perm] for x in (obs_np, act_np, old_logp, old_v_np, ret_np))
-            e_adv = normalized_chunks(adv_np[perm], mb) if cfg.norm_adv else adv_np[perm]
-            for i in range(0, n, mb):
-                s = slice(i, i + mb)
-                _, v = nac.forward(e_obs[s])
-                log_ratio = nac.log_prob(e_act[s])
-                log_ratio -= e_logp[s]
-                g_logp, g_v = ppo_loss_grad(log_ratio, e_adv[s], v, e_v[s], e_ret[s],
-                                            cfg.clip_coef, cfg.vf_coef, cfg.clip_value)
-                nac.backward(g_logp, g_v, -cfg.ent_coef)
-                grad_norms.append(self.opt.clip_grad_norm_(cfg.max_grad_norm))
-                self.opt.step()
-        return torch.from_numpy(old_logp), grad_norms
+    def fast_guards(self) -> list:
+        guards = super().fast_guards()
+        if self.opt.flat.device.type == "cpu":  # FlatAdam's numpy step is CPU-only
+            guards.append(self.opt.guard)
+        return guards + ([self.fast.guard] if self.fast is not None else [])
 
     def extra_state(self) -> dict:
         return {"opt": self.opt.state_dict()}

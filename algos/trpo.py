@@ -36,9 +36,10 @@ from typing import ClassVar
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from algos import ops
 from algos.base import EnvSpec
 from algos.config import ConfigError
-from algos.networks import ActorCritic, NumpyActor
+from algos.networks import ActorCritic
 from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, adam
 from algos.returns import gae
 
@@ -186,12 +187,6 @@ def surrogate_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantage
     return loss, {"loss/policy": loss.detach()}
 
 
-def value_loss(value: torch.Tensor, returns: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """L_V = 1/2 mean (V - R)^2 over [N]. Returns (loss, stats)."""
-    loss = 0.5 * (value - returns.detach()).pow(2).mean()
-    return loss, {"loss/value": loss.detach()}
-
-
 @dataclass
 class LineSearchResult:
     params: torch.Tensor
@@ -240,7 +235,7 @@ class Learner(OnPolicyLearner):
             self.net = ActorCritic(spec, cfg.hidden, cfg.activation, shared=False,
                                    state_dependent_std=cfg.state_dependent_std,
                                    init_std=cfg.init_std).to(device)
-            self.np_actor = NumpyActor(self.net, cfg.activation) if NumpyActor.supports(self.net) else None
+            self.np_actor = self.make_numpy_actor(self.net)
             self.refresh_actor()
         self.policy_params = self.net.policy_parameters()
         self.vf_opt = adam(self.net.value_parameters(), lr=cfg.vf_lr, eps=cfg.adam_eps)
@@ -250,18 +245,17 @@ class Learner(OnPolicyLearner):
         values = self.values(data["obs"])
         adv, ret = gae(data["rewards"], values, data["terminated"], data["truncated"],
                        cfg.gamma, cfg.gae_lambda, data["valid"])
-        valid = data["valid"].reshape(-1)
-        obs = data["obs"][:-1].flatten(0, 1)[valid]
-        actions = data["actions"].flatten(0, 1)[valid]
-        adv, ret = adv.reshape(-1)[valid], ret.reshape(-1)[valid]
-        old_v = values[:-1].reshape(-1)[valid]
+        valid = data["valid"]
+        obs = ops.masked_flatten(data["obs"][:-1], valid)
+        actions = ops.masked_flatten(data["actions"], valid)
+        adv, ret = ops.masked_flatten(adv, valid), ops.masked_flatten(ret, valid)
+        old_v = ops.masked_flatten(values[:-1], valid)
         if cfg.norm_adv and adv.numel() > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
 
         stats = self.policy_step(obs, actions, adv)
         stats.update(self.fit_value(obs, ret))
-        var_y = ret.var() if ret.numel() > 1 else torch.zeros(())
-        stats["value/explained_variance"] = float(1 - (ret - old_v).var() / var_y) if var_y > 0 else 0.0
+        stats["value/explained_variance"] = float(ops.explained_variance(old_v, ret))
         return stats
 
     def policy_step(self, obs: torch.Tensor, actions: torch.Tensor, adv: torch.Tensor) -> dict[str, float]:
@@ -330,13 +324,13 @@ class Learner(OnPolicyLearner):
             perm = torch.randperm(n, device=obs.device)
             e_obs, e_ret = obs[perm], ret[perm]
             for i in range(0, n, mb):
-                loss, _ = value_loss(net.value(e_obs[i:i + mb]), e_ret[i:i + mb])
+                loss, _ = ops.value_loss(net.value(e_obs[i:i + mb]), e_ret[i:i + mb])
                 self.vf_opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.vf_opt.step()
                 losses.append(loss.detach())
         with torch.no_grad():
-            _, s = value_loss(net.value(obs), ret)
+            _, s = ops.value_loss(net.value(obs), ret)
         out = {"loss/value": float(s["loss/value"])}
         if losses:
             out["loss/value_fit_mean"] = float(torch.stack(losses).mean())

@@ -15,7 +15,9 @@ gradient step on the whole batch (the paper), or `epochs` passes of minibatches 
   100s: see tests/test_vmpo.py).
 - E-step: keep the top `topk_fraction` of the batch by advantage (D~);
   psi = softmax_{D~}(A / eta) (log-sum-exp shifted), and the temperature loss
-  L_eta = eta eps_eta + eta log mean_{D~} exp(A / eta) on the same samples.
+  L_eta = eta eps_eta + eta log mean_{D~} exp(A / eta) on the same samples (`algos.ops`,
+  shared with MPO: written as max A + eta log mean exp((A - max A) / eta), so that its
+  gradient in eta stays accurate in float32 at large A / eta).
 - M-step: L_pi = -sum_{D~} sg[psi] log pi_theta(a|s) and the trust region
   L_alpha = mean_D [alpha (eps_alpha - sg[KL]) + sg[alpha] KL] with
   KL = KL(pi_target || pi_theta); for Gaussians decoupled into a mean part (alpha_mu,
@@ -54,6 +56,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
+from algos import ops
 from algos.base import EnvSpec
 from algos.config import ConfigError
 from algos.distributions import categorical_kl, gaussian_kl, gaussian_kl_decoupled
@@ -96,29 +99,29 @@ class Config(OnPolicyConfig):
     popart_advantages: bool = True
     """With PopArt, the E-step takes the advantages in PopArt's normalised units, (G - V)/sigma = (G - mu)/sigma - n(s), as PopArt-IMPALA's policy update does (Hessel et al. 2019, arXiv 1809.04474, whose PopArt V-MPO uses): eta then lives on one scale whatever the rewards' (false: unnormalised A = G - V)."""
     popart_beta: float = 3e-4
-    """PopArt statistics step size beta (Hessel et al. 2019, arXiv 1809.04474: 3e-4, the PopArt setup V-MPO builds on)."""
+    """PopArt statistics step size beta (3e-4: PopArt-IMPALA's, Hessel et al. 2019, arXiv 1809.04474, not a value of the V-MPO paper's tables; the PopArt paper, van Hasselt et al. 2016 sec. 4.1, used 1e-4; suites override)."""
     # -- E-step
     topk_fraction: float = 0.5
     """Fraction of the batch, by highest advantage, kept in psi and L_eta (paper: the top half); 1.0 keeps all."""
     eps_eta: float = 0.02
-    """E-step KL bound epsilon_eta (paper: 0.01-0.1 by domain; 0.02 for single-task Atari)."""
+    """E-step KL bound epsilon_eta (paper's tables: DMLab 0.1 single-task, 0.5 multi-task; Atari 0.02 single-task, this default; suites override)."""
     eta_init: float = 1.0
     """Initial temperature eta (paper appendix tables: 1.0)."""
     learn_eta: bool = True
     """Learn eta through L_eta; false keeps eta fixed at eta_init (an ablation)."""
     importance_weighting: bool = False
-    """Weight psi and L_eta by rho = min(1, pi_target/pi_behaviour) (paper appendix; off in its experiments; rho = 1 while the target acts)."""
+    """Weight psi and L_eta by rho = min(1, pi_target/pi_behaviour) (paper appendix; off in its experiments; rho = 1 while the target acts): psi ~ rho exp(A/eta) over the kept samples, and L_eta's mean is the paper's rho-weighted sum over the kept samples divided by their number, eta log(1/|D~| sum rho exp(A/eta)) (as rlax; not divided by sum rho)."""
     # -- M-step
     trust_region: bool = True
     """The KL trust region L_alpha (paper's M-step); false drops L_alpha and the alphas (an ablation)."""
     decouple_kl: bool = True
     """Gaussian policies: separate (alpha_mu, eps_alpha_mu) and (alpha_sigma, eps_alpha_sigma); false: one alpha on the full KL."""
     eps_alpha: float = 0.01
-    """KL bound of the single alpha (categorical, or decouple_kl=false) (paper: log-uniform in [0.005, 0.01]; its upper end)."""
+    """KL bound of the single alpha (categorical, or decouple_kl=false). Paper, log-uniform by domain: DMLab [0.001, 0.01) single-task, [0.01, 0.1) multi-task; Atari [0.005, 0.01) single-task, [0.001, 0.01) multi-task. 0.01 (ours): the upper end of the single-task ranges, the lower end of DMLab multi-task's."""
     eps_alpha_mu: float = 0.0075
-    """KL bound of the mean part for Gaussians (paper: log-uniform in [0.005, 0.01]; the arithmetic middle, ours)."""
+    """KL bound of the mean part for Gaussians (paper, continuous control: log-uniform in [0.005, 0.01]; the arithmetic middle, ours)."""
     eps_alpha_sigma: float = 1e-5
-    """KL bound of the covariance part for Gaussians (paper: log-uniform in [5e-6, 5e-5]; ours, below its geometric middle 1.6e-5)."""
+    """KL bound of the covariance part for Gaussians (paper, continuous control: log-uniform in [5e-6, 5e-5]; ours, below its geometric middle 1.6e-5)."""
     alpha_init: float = 5.0
     """Initial alpha of the single-alpha trust region (paper appendix, discrete actions: 5.0)."""
     alpha_mu_init: float = 1.0
@@ -146,10 +149,11 @@ class Config(OnPolicyConfig):
         #
         # MuJoCo: 8 envs x 32 steps (256 samples per learner step; ours), lr 1e-3 (ours;
         # paper 1e-4), dual lr 1e-2 (ours; Acme's MPO dual lr), T_target 10 (paper: DMLab),
-        # eps_eta 0.1 (the upper end of the paper's 0.01-0.1 range), PopArt beta 1e-2 (ours).
+        # eps_eta 0.1 (paper: DMLab single-task), PopArt beta 1e-2 (ours).
         "mujoco": {"num_envs": 8, "rollout_length": 32, "lr": 1e-3, "dual_lr": 1e-2,
                    "target_period": 10, "eps_eta": 0.1, "popart_beta": 1e-2},
-        # Atari: paper's single-task Atari eps_eta 0.02 and eps_alpha (class default); T_target
+        # Atari: paper's single-task Atari eps_eta 0.02, eps_alpha 0.01 (class default: the
+        # upper end of single-task Atari's [0.005, 0.01)); T_target
         # 100 (paper: multi-task Atari; its single-task 1000 is for ~1e10 frames), 8 envs
         # x 128 steps like PPO (ours), no observation normalisation for pixels, rewards
         # clipped as in DQN/PPO's Atari setting, dual lr 1e-3 and PopArt beta 1e-3 (ours).
@@ -205,31 +209,12 @@ def topk_mask(adv: torch.Tensor, fraction: float) -> torch.Tensor:
     return mask
 
 
-def policy_weights(adv: torch.Tensor, eta: torch.Tensor | float,
-                   log_rho: torch.Tensor | None = None) -> torch.Tensor:
-    """psi [N] = softmax(A / eta) over the samples given (shifted by their max inside
-    the softmax, so large A/eta cannot overflow); with `log_rho`, psi ~ rho exp(A/eta)."""
-    logits = adv / eta
-    if log_rho is not None:
-        logits = logits + log_rho
-    return torch.softmax(logits, dim=0)
-
-
-def temperature_loss(adv: torch.Tensor, eta: torch.Tensor | float, eps_eta: float,
-                     log_rho: torch.Tensor | None = None) -> torch.Tensor:
-    """L_eta = eta eps_eta + eta log mean exp(A / eta) over the samples given (paper's E-step),
-    by log-sum-exp. With `log_rho` the mean is rho-weighted: log(sum rho e^{A/eta} / sum rho)."""
-    logits = adv / eta
-    if log_rho is None:
-        log_mean = torch.logsumexp(logits, 0) - math.log(adv.shape[0])
-    else:
-        log_mean = torch.logsumexp(logits + log_rho, 0) - torch.logsumexp(log_rho, 0)
-    return eta * eps_eta + eta * log_mean
-
-
 def estep(adv: torch.Tensor, eta: torch.Tensor, eps_eta: float, topk_fraction: float,
           log_rho: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """The E-step on a batch of advantages [N] (treated as constants).
+    """The E-step on a batch of advantages [N] (treated as constants): the top
+    `topk_fraction` kept (D~), psi = softmax_{D~}(A / eta + log rho) and
+    L_eta = eta eps_eta + eta log (1/|D~| sum_{D~} rho exp(A / eta)) (`algos.ops`; rho = 1
+    without `log_rho` [N]).
 
     Returns (L_eta, psi [N] detached, zero outside the kept set, stats).
     """
@@ -237,15 +222,15 @@ def estep(adv: torch.Tensor, eta: torch.Tensor, eps_eta: float, topk_fraction: f
     keep = topk_mask(adv, topk_fraction)
     a = adv[keep]
     lr_ = None if log_rho is None else log_rho.detach()[keep]
-    loss = temperature_loss(a, eta, eps_eta, lr_)
+    loss = ops.temperature_loss(a, eta, eps_eta, lr_)
     with torch.no_grad():
-        psi_kept = policy_weights(a, eta.detach() if torch.is_tensor(eta) else eta, lr_)
+        psi_kept = ops.estep_weights(a, eta, lr_)
         psi = torch.zeros_like(adv)
         psi[keep] = psi_kept
         n_kept = a.shape[0]
         ess = 1.0 / psi_kept.pow(2).sum()
         # KL(psi || uniform over the kept samples): eps_eta at L_eta's minimiser
-        kl_uniform = (psi_kept * (torch.log(psi_kept.clamp_min(1e-30)) + math.log(n_kept))).sum()
+        kl_uniform = ops.kl_to_uniform(psi_kept)
         stats = {
             "loss/eta": loss.detach(),
             "topk/fraction_kept": torch.tensor(n_kept / adv.shape[0]),
@@ -261,14 +246,6 @@ def policy_loss(log_prob: torch.Tensor, psi: torch.Tensor) -> tuple[torch.Tensor
     psi [N] is zero outside the kept samples, so the sum runs over them."""
     loss = -(psi.detach() * log_prob).sum()
     return loss, {"loss/policy": loss.detach()}
-
-
-def trust_region_loss(kl: torch.Tensor, alpha: torch.Tensor, eps_alpha: float
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """L_alpha = mean_i [alpha (eps_alpha - sg[KL_i]) + sg[alpha] KL_i] (paper's M-step),
-    over the whole batch. kl [N]; alpha a scalar tensor. Returns (loss, mean KL)."""
-    loss = (alpha * (eps_alpha - kl.detach()) + alpha.detach() * kl).mean()
-    return loss, kl.detach().mean()
 
 
 def kl_parts(target: dict[str, torch.Tensor], online: dict[str, torch.Tensor], discrete: bool,
@@ -287,20 +264,15 @@ def kl_parts(target: dict[str, torch.Tensor], online: dict[str, torch.Tensor], d
 
 def mstep_trust_region(kls: dict[str, torch.Tensor], duals: Duals, eps: dict[str, float]
                        ) -> tuple[torch.Tensor, dict]:
-    """Sum of the L_alpha terms, one per KL part, with their stats."""
+    """Sum over the KL parts [N] of L_alpha = mean_N [alpha (eps_alpha - sg[KL]) + sg[alpha] KL]
+    (paper's M-step, over the whole batch; `ops.kl_constraint_loss`), with their stats."""
     total = torch.zeros((), device=next(iter(kls.values())).device)
     stats: dict[str, torch.Tensor] = {}
     for name, kl in kls.items():
-        loss, _ = trust_region_loss(kl, duals[name], eps[name])
-        total = total + loss
+        penalty, dual, _ = ops.kl_constraint_loss(kl, duals[name], eps[name])
+        total = total + penalty + dual
     stats["loss/alpha"] = total.detach()
     return total, stats
-
-
-def value_loss(value: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """L_V = 1/2 mean (value - target)^2 (paper's policy evaluation), on normalised values with PopArt."""
-    loss = 0.5 * (value - target.detach()).pow(2).mean()
-    return loss, {"loss/value": loss.detach()}
 
 
 # -- learner ---------------------------------------------------------------------------
@@ -380,16 +352,15 @@ class Learner(OnPolicyLearner):
         else:
             _, ret = gae(data["rewards"], values, data["terminated"], data["truncated"],
                          cfg.gamma, cfg.gae_lambda, valid)
-        m = valid.reshape(-1)
-        adv = (ret - values[:-1]).reshape(-1)[m]
+        adv = ops.masked_flatten(ret - values[:-1], valid)
         if self.popart is not None and cfg.popart_advantages:
             adv_e = adv / self.popart.std[0]  # the statistics V was computed with
         else:
             adv_e = adv
-        ret = ret.reshape(-1)[m]
-        old_v = values[:-1].reshape(-1)[m]
-        obs = data["obs"][:-1].flatten(0, 1)[m]
-        actions = data["actions"].flatten(0, 1)[m]
+        ret = ops.masked_flatten(ret, valid)
+        old_v = ops.masked_flatten(values[:-1], valid)
+        obs = ops.masked_flatten(data["obs"][:-1], valid)
+        actions = ops.masked_flatten(data["actions"], valid)
 
         # PopArt: fold the targets in (preserving V's unnormalised outputs), then learn
         # the normalised value on normalised targets.
@@ -406,7 +377,7 @@ class Learner(OnPolicyLearner):
             log_rho = None
             if cfg.importance_weighting:
                 logp_target = self.acting_net.head.log_prob(target_params, actions)
-                log_rho = (logp_target - data["log_prob"].reshape(-1)[m]).clamp(max=0.0)
+                log_rho = (logp_target - ops.masked_flatten(data["log_prob"], valid)).clamp(max=0.0)
 
         n = adv.shape[0]
         size = cfg.minibatch_size if 0 < cfg.minibatch_size < n else n
@@ -431,8 +402,7 @@ class Learner(OnPolicyLearner):
             out["rho/mean"] = float(log_rho.exp().mean())
         if self.popart is not None:
             out["popart/mean"], out["popart/std"] = float(self.popart.mean[0]), float(self.popart.std[0])
-        var_y = ret.var() if ret.numel() > 1 else torch.zeros(())
-        out["value/explained_variance"] = float(1 - (ret - old_v).var() / var_y) if var_y > 0 else 0.0
+        out["value/explained_variance"] = float(ops.explained_variance(old_v, ret))
         return out
 
     def _step(self, obs: torch.Tensor, actions: torch.Tensor, adv: torch.Tensor,
@@ -453,7 +423,7 @@ class Learner(OnPolicyLearner):
             stats.update(s)
         else:
             loss_alpha = torch.zeros((), device=obs.device)
-        loss_v, s = value_loss(v, v_target)
+        loss_v, s = ops.value_loss(v, v_target)
         stats.update(s)
         if not cfg.learn_eta:
             loss_eta = loss_eta.detach()  # eta is a constant: L_eta only logged

@@ -1,7 +1,7 @@
 """MPO's update, timed piece by piece; optionally against another checkout, in one run.
 
     python benchmarks/mpo_update.py [--updates 200] [--repeats 3] [--compare PATH]
-                                    [--roofline] [--device cpu|cuda]
+                                    [--roofline] [--targets] [--device cpu|cuda]
 
 Builds MPO with its MuJoCo defaults on HalfCheetah-v5's shapes (obs 17, actions 6 in
 [-1, 1]; a 64x64 tanh policy, a 256x256 ReLU critic, batch 256, 20 sampled actions,
@@ -23,17 +23,33 @@ loop runs it. Each piece is timed by wrapping the function that does it:
 Prints the median per update of each piece (ms) over the repeats. `--roofline` adds the
 floor that arithmetic sets: the update's matrix-product FLOPs (counted by torch's
 FlopCounterMode) over the fastest rate this core reaches on the critic's hidden layer
-(addmm and oneDNN timed alternately), the whole update through each kernel in paired
-blocks, and the steps/s that floor allows. With `--compare PATH`
-it runs the same measurement on the checkout at PATH (e.g. `git worktree add
-/tmp/mpo-before <commit>`) in a subprocess, alternating with this checkout, and prints
-both side by side with their ratio.
+(addmm and oneDNN's fused linear timed alternately), and the steps/s that floor allows.
+With `--compare PATH` it runs the same measurement on the checkout at PATH (e.g.
+`git worktree add /tmp/mpo-before <commit>`) in a subprocess, alternating with this
+checkout, and prints both side by side with their ratio.
+
+`--targets` (only): the whole update through each way of computing the targets' Q'(s,
+a_n) (`target_variants`: the fast path `algos.fast.mpo_targets.sampled_split`, the plain
+forward on repeated states it is checked against, the split with oneDNN's fused linear
++ ReLU for the hidden layer, and torch.compile of the split), in paired blocks whose
+order rotates. Measured 2026-12-06, torch 2.13 CPU, one core of the Intel Xeon here with
+the other core busy (two runs; ratio = split / variant, median of 24 blocks, quartiles):
+
+    split     57.7 / 45.1 ms   1
+    plain     64.1 / 60.3 ms   0.902 (0.810-0.964) / 0.782 (0.725-0.871)
+    onednn    53.4 / 45.4 ms   1.025 (0.950-1.088) / 1.020 (0.916-1.121)
+    compile   52.4 / 44.6 ms   1.074 (1.007-1.161) / 1.034 (0.893-1.149); compiling 5-6 s
+
+The oneDNN kernel (a private op, 1.03-1.05x on the AMD EPYC this ran on before) does not
+pay for itself here and was dropped; torch.compile was not adopted (see the figures and
+mpo_targets' docstring); the split path pays against the plain forward and stays, under
+its guard.
 
 `--device cuda` (a GPU): the same pieces, the update run eagerly with the device waited
 for around each piece (attribution only: the waits cost time a queued update does not
 pay), then whole updates queued back to back as the training loop issues them, the host
 waiting once per block of `--updates`: eager, and as the replay of MPO's CUDA graph
-(`algos.mpo.CUDA_GRAPH`). Measured on an H200 (2026-12-04, torch 2.11): 11.2 ms eager,
+(`algos.fast.cuda_graph`). Measured on an H200 (2026-12-04, torch 2.11): 11.2 ms eager,
 1.06 ms graphed per update (10.6x): eager, the update is bound by launching its many
 small kernels, not by the GPU.
 """
@@ -55,7 +71,7 @@ PIECES = ("replay", "targets", "returns", "critic", "e-step", "m-step", "backwar
 def make_learner(seed: int = 0, device: str = "cpu", cuda_graph: bool = True):
     """MPO at its MuJoCo defaults on HalfCheetah's shapes, its replay holding 5,000
     synthetic steps (the `algos` on sys.path); `cuda_graph`: on a GPU, through the
-    captured graph (`algos.mpo.CUDA_GRAPH`) or eagerly."""
+    captured graph (`algos.fast.cuda_graph`) or eagerly."""
     import torch
 
     import algos.mpo as M
@@ -65,7 +81,8 @@ def make_learner(seed: int = 0, device: str = "cpu", cuda_graph: bool = True):
     torch.manual_seed(seed)
     spec = EnvSpec((17,), False, 6, (-1.0,) * 6, (1.0,) * 6)
     learner = M.Learner(M.Config(), spec, 1, 10**6, torch.device(device))
-    learner.cuda_graph = cuda_graph
+    if not cuda_graph:
+        learner.graph = None
     g = torch.Generator().manual_seed(seed)
     T = 250
     last = torch.randn(1, 17, generator=g)
@@ -85,16 +102,11 @@ def make_learner(seed: int = 0, device: str = "cpu", cuda_graph: bool = True):
 def update_flops(seed: int = 0) -> dict[str, float]:
     """Matrix-product FLOPs of one MPO update at its defaults, counted by
     torch.utils.flop_counter.FlopCounterMode (matmuls, forward and backward; elementwise
-    ops and matrix-vector products are not counted): {"total", "targets"}. Counted on the
-    addmm path, since FlopCounterMode has no formula for oneDNN's fused linear (the same
-    products)."""
+    ops and matrix-vector products are not counted): {"total", "targets"}."""
     from torch.utils.flop_counter import FlopCounterMode
-
-    import algos.mpo as M
 
     learner = make_learner(seed)
     learner.update()
-    kernel, M.ONEDNN_LINEAR = M.ONEDNN_LINEAR, None
     counts = {}
     target_values = learner._target_values
 
@@ -105,31 +117,40 @@ def update_flops(seed: int = 0) -> dict[str, float]:
         return out
 
     learner._target_values = counted_targets
-    try:
-        with FlopCounterMode(display=False) as fc:
-            learner.update()
-    finally:
-        M.ONEDNN_LINEAR = kernel
+    with FlopCounterMode(display=False) as fc:
+        learner.update()
     return {"total": float(fc.get_total_flops()), "targets": float(counts["targets"])}
+
+
+def _onednn_op():
+    """oneDNN's fused linear + activation (the kernel inductor emits for CPU linears), a
+    private op: None where this torch build lacks it."""
+    import torch
+
+    if not torch.backends.mkldnn.is_available():
+        return None
+    return getattr(torch.ops.mkldnn, "_linear_pointwise", None)
 
 
 def kernel_rates(rows: int = 1024, width: int = 256, calls: int = 30, repeats: int = 7
                  ) -> dict[str, float]:
     """GFLOP/s of the critic's hidden layer relu(x W^T + b), x [rows, width], W [width,
-    width], one torch thread, through each kernel `Critic.sampled` can take (medians of
-    `repeats` x `calls`, the kernels alternating): {"addmm": ..., "onednn": ...}."""
+    width], one torch thread, through addmm (what `algos.fast.mpo_targets` uses) and
+    oneDNN's fused linear (measured, not used: see `targets_ab`) (medians of `repeats` x
+    `calls`, the kernels alternating): {"addmm": ..., "onednn": ...}."""
     import torch
 
-    import algos.mpo as M
+    from algos.fast.mpo_targets import keep_freed_memory
 
     torch.set_num_threads(1)
-    M.keep_freed_memory()
+    keep_freed_memory()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(rows, width, generator=g).relu_()
     w, b = torch.randn(width, width, generator=g) / width**0.5, torch.randn(width, generator=g)
     kernels = {"addmm": lambda: torch.relu_(torch.addmm(b, x, w.t()))}
-    if M.ONEDNN_LINEAR is not None:
-        kernels["onednn"] = lambda: M.ONEDNN_LINEAR(x, w, b, "relu", [], "")
+    op = _onednn_op()
+    if op is not None:
+        kernels["onednn"] = lambda: op(x, w, b, "relu", [], "")
     times: dict[str, list[float]] = {k: [] for k in kernels}
     with torch.no_grad():
         for _ in range(repeats):
@@ -143,27 +164,87 @@ def kernel_rates(rows: int = 1024, width: int = 256, calls: int = 30, repeats: i
     return {k: flops / statistics.median(v) / 1e9 for k, v in times.items()}
 
 
-def kernel_ab(blocks: int = 30, per_block: int = 10, seed: int = 0) -> dict[str, float]:
-    """The whole update through either kernel of `Critic.sampled`'s hidden layers, paired:
-    one learner, blocks of `per_block` updates alternating between addmm and oneDNN
-    (the order swapping every block), so that a drift of the machine's speed falls on
-    both. Returns the median ms of each and the quartiles of the per-block ratio
-    addmm / oneDNN ({} where this build has no oneDNN linear)."""
-    import algos.mpo as M
+def _split_onednn(critic, obs, actions):
+    """`mpo_targets.sampled_split` with the hidden layers through oneDNN's fused linear +
+    ReLU (the kernel the fast path used until it was measured not to pay; kept here to
+    measure it again)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
 
-    op = M.ONEDNN_LINEAR
-    if op is None:
-        return {}
+    from algos.fast import mpo_targets
+
+    op = _onednn_op()
+    with torch.no_grad():
+        N, M = actions.shape[0], obs.shape[0]
+        linears = [m for m in critic.net if isinstance(m, nn.Linear)]
+        first, last = linears[0], linears[-1]
+        o = obs.flatten(1)
+        k = o.shape[1]
+        s = F.linear(o, first.weight[:, :k], first.bias)
+        a = critic.scale_action(actions)
+        w_a = first.weight[:, k:].t()
+        out = torch.empty(N, M, dtype=s.dtype)
+        per = max(1, mpo_targets.ROWS // M)
+        for i in range(0, N, per):
+            h = torch.matmul(a[i:i + per], w_a)
+            h += s
+            h = torch.relu_(h.view(-1, h.shape[-1]))
+            for layer in linears[1:-1]:
+                h = op(h, layer.weight, layer.bias, "relu", [], "")
+            torch.addmv(last.bias, h, last.weight[0], out=out[i:i + per].view(-1))
+        return out
+
+
+def target_variants() -> dict:
+    """Ways to compute the targets' Q'(s, a_n) for the whole-update comparison, each a
+    stand-in for `algos.fast.mpo_targets.sampled_split`: "split" (it: split first layer,
+    addmm), "plain" (the definition, `QCritic.sampled`: the forward on repeated states),
+    "onednn" (split, hidden layers through oneDNN's fused linear), "compile"
+    (torch.compile of the split; its compile time is reported apart)."""
+    import torch
+
+    from algos.fast import mpo_targets
+
+    out = {"split": mpo_targets.sampled_split,
+           "plain": lambda critic, obs, actions: critic.sampled(obs, actions)}
+    if _onednn_op() is not None:
+        out["onednn"] = _split_onednn
+    out["compile"] = torch.compile(mpo_targets.sampled_split)
+    return out
+
+
+def targets_ab(blocks: int = 24, per_block: int = 10, seed: int = 0) -> dict[str, dict[str, float]]:
+    """The whole update with each of `target_variants`, paired: one learner, blocks of
+    `per_block` updates per variant, the variants' order rotating every block, so that a
+    drift of the machine's speed falls on all. Returns per variant the median ms per
+    update and the quartiles of the per-block ratio split / variant (above 1: the
+    variant is faster than the split path), and "compile" its compile time (s)."""
+    import torch
+
+    from algos.fast import mpo_targets
+
+    torch.set_num_threads(1)
+    variants = target_variants()
     learner = make_learner(seed)
-    for _ in range(10):
+    for _ in range(5):
         learner.update()
-    times: dict[str, list[float]] = {"addmm": [], "onednn": []}
-    ratios = []
+    original = mpo_targets.sampled_split
+    compile_s = 0.0
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    ratios: dict[str, list[float]] = {k: [] for k in variants}
+    names = list(variants)
     try:
+        mpo_targets.sampled_split = variants["compile"]
+        t = time.perf_counter()
+        learner.update()  # compiles
+        compile_s = time.perf_counter() - t
         for block in range(blocks):
             med = {}
-            for name in (("addmm", "onednn") if block % 2 else ("onednn", "addmm")):
-                M.ONEDNN_LINEAR = op if name == "onednn" else None
+            order = names[block % len(names):] + names[:block % len(names)]
+            for name in order:
+                mpo_targets.sampled_split = variants[name]
+                learner.update()  # first call after the switch untimed
                 ts = []
                 for _ in range(per_block):
                     t = time.perf_counter()
@@ -171,13 +252,16 @@ def kernel_ab(blocks: int = 30, per_block: int = 10, seed: int = 0) -> dict[str,
                     ts.append(time.perf_counter() - t)
                 med[name] = statistics.median(ts)
                 times[name].append(med[name])
-            ratios.append(med["addmm"] / med["onednn"])
+            for name in names:
+                ratios[name].append(med["split"] / med[name])
     finally:
-        M.ONEDNN_LINEAR = op
-    q1, q2, q3 = statistics.quantiles(ratios, n=4)
-    return {"addmm_ms": 1e3 * statistics.median(times["addmm"]),
-            "onednn_ms": 1e3 * statistics.median(times["onednn"]),
-            "ratio_q1": q1, "ratio": q2, "ratio_q3": q3}
+        mpo_targets.sampled_split = original
+    out = {}
+    for name in names:
+        q1, q2, q3 = statistics.quantiles(ratios[name], n=4)
+        out[name] = {"ms": 1e3 * statistics.median(times[name]), "ratio_q1": q1, "ratio": q2, "ratio_q3": q3}
+    out["compile"]["compile_s"] = compile_s
+    return out
 
 
 def measure(updates: int, seed: int = 0, device: str = "cpu") -> dict[str, float]:
@@ -281,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--roofline", action="store_true",
                    help="also count the update's FLOPs, time the hidden layer's kernels and print "
                         "the floor they set on the update and on MPO's steps/s")
+    p.add_argument("--targets", action="store_true",
+                   help="only compare the whole update through each way of computing the targets "
+                        "(split/addmm, plain forward, oneDNN, torch.compile), in paired blocks")
     args = p.parse_args(argv)
     if args.compare is not None and not (args.compare / "algos" / "mpo.py").is_file():
         print(f"error: --compare: {args.compare} holds no algos/mpo.py (expected a checkout of this repository)",
@@ -289,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parents[1]
     if args.device == "cuda":
         return main_cuda(here, args.updates, args.repeats)
+    if args.targets:
+        print_targets_ab()
+        return 0
     names = ["this"] + (["compare"] if args.compare else [])
     repos = {"this": here, "compare": args.compare}
     results: dict[str, list[dict[str, float]]] = {n: [] for n in names}
@@ -345,26 +435,37 @@ def print_roofline(measured_ms: float) -> None:
     rate measured for the critic's hidden layer on this core, and the steps/s that floor
     allows at 1 / replay_ratio env steps per update (the env and acting taken as free)."""
     import algos.mpo as M
+    from algos.fast import mpo_targets
 
     fl = update_flops()
-    rates = kernel_rates(rows=M.Critic.SAMPLED_ROWS)
+    rates = kernel_rates(rows=mpo_targets.ROWS)
     best = max(rates.values())
     floor_ms = fl["total"] / best / 1e6
     per_update = 1 / M.Config().replay_ratio
     print(f"roofline: {fl['total'] / 1e9:.3f} GFLOP of matrix products per update "
           f"({fl['targets'] / 1e9:.3f} in the targets: {100 * fl['targets'] / fl['total']:.0f}%)")
-    print("  hidden layer [" + f"{M.Critic.SAMPLED_ROWS}, 256] x [256, 256] + ReLU, one thread: "
+    print("  hidden layer [" + f"{mpo_targets.ROWS}, 256] x [256, 256] + ReLU, one thread: "
           + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in rates.items()))
     print(f"  floor at {best:.0f} GFLOP/s: {floor_ms:.2f} ms per update; measured {measured_ms:.2f} ms "
           f"({100 * floor_ms / measured_ms:.0f}% of it arithmetic at that rate)")
-    ab = kernel_ab()
-    if ab:
-        print(f"  the whole update, paired blocks: addmm {ab['addmm_ms']:.2f} ms, onednn "
-              f"{ab['onednn_ms']:.2f} ms; addmm / onednn {ab['ratio']:.3f}x "
-              f"(quartiles {ab['ratio_q1']:.3f}-{ab['ratio_q3']:.3f})")
     print(f"  at {per_update:.0f} env steps per update, MPO's steps/s is at most "
           f"{1e3 * per_update / floor_ms:,.0f} at the floor, {1e3 * per_update / measured_ms:,.0f} "
           "at the measured update (env and acting free)")
+
+
+def print_targets_ab() -> None:
+    import platform
+
+    import torch
+
+    ab = targets_ab()
+    print(f"MPO update through each way of computing the targets, HalfCheetah shapes, MuJoCo "
+          f"defaults, one torch thread, torch {torch.__version__}, {platform.processor() or platform.machine()}")
+    print("paired blocks; ratio = split / variant per block (above 1: the variant is faster)")
+    print(f"{'variant':<9} {'ms':>8} {'ratio':>7}  quartiles")
+    for name, r in ab.items():
+        print(f"{name:<9} {r['ms']:>8.2f} {r['ratio']:>7.3f}  {r['ratio_q1']:.3f}-{r['ratio_q3']:.3f}")
+    print(f"torch.compile's first update (compiling): {ab['compile']['compile_s']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from algos.flat_adam import FlatAdam
+from algos.fast.flat_adam import FlatAdam
 from algos.networks import mlp
 
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 from torch.distributions import Categorical, Normal, kl_divergence
-import torch.nn.functional as F
 
 from algos import mpo
 from algos.base import Batch, EnvSpec
+from algos.fast import mpo_targets
+from algos.fast.cuda_graph import GraphedUpdate
 from algos.mpo import (
     Config,
-    Critic,
     Learner,
     action_penalty_cost,
     bootstrap_index,
@@ -25,8 +25,9 @@ from algos.mpo import (
     estep_weights,
     gaussian_mpo_loss,
     gaussian_mstep_kls,
-    nonparametric_kl,
 )
+from algos.networks import QCritic
+from algos.ops import kl_to_uniform as nonparametric_kl
 from algos.returns import nstep_returns, retrace
 
 CONT = EnvSpec((3,), False, 2, (-2.0, -1.0), (2.0, 1.0))
@@ -237,66 +238,102 @@ def test_categorical_mpo_on_a_bandit_moves_to_the_best_action():
 
 def test_critic_sees_actions_clipped_to_the_bounds():
     torch.manual_seed(0)
-    critic = Critic(CONT, (16,), "relu")
+    critic = QCritic(CONT, (16,), "relu")
     obs = torch.randn(5, 3)
     a = torch.tensor([[3.0, -5.0]] * 5)
     assert torch.equal(critic(obs, a), critic(obs, torch.tensor([[2.0, -1.0]] * 5)))
 
 
-@pytest.mark.parametrize("kernel", ["onednn", "addmm"])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "elu"])
 @pytest.mark.parametrize("hidden", [(16, 8), (16,), ()], ids=["2-layer", "1-layer", "linear"])
 @pytest.mark.parametrize("rows", [1024, 10, 1], ids=["one-pass", "2-samples", "1-sample"])
-def test_sampled_critic_equals_the_critic_on_repeated_states(kernel, activation, hidden, rows, monkeypatch):
+def test_sampled_critic_equals_the_critic_on_repeated_states(activation, hidden, rows, monkeypatch):
+    """The definition (`QCritic.sampled`) is the forward on each state repeated N times,
+    and the fast path (`mpo_targets.sampled_split`) equals it, in passes of 7, 2 (+1) and
+    1 samples."""
     torch.manual_seed(0)
-    monkeypatch.setattr(Critic, "SAMPLED_ROWS", rows)  # passes of 7, 2 (+1) and 1 samples
-    if kernel == "addmm":
-        monkeypatch.setattr(mpo, "ONEDNN_LINEAR", None)
-    elif mpo.ONEDNN_LINEAR is None:
-        pytest.skip("this torch build has no oneDNN linear")
-    critic = Critic(CONT, hidden, activation)
+    monkeypatch.setattr(mpo_targets, "ROWS", rows)
+    critic = QCritic(CONT, hidden, activation)
     N, M = 7, 5
     obs = torch.randn(M, 3)
     actions = torch.randn(N, M, 2) * 3  # many outside the bounds: clipped in both paths
-    expected = critic(obs.unsqueeze(0).expand(N, M, 3).reshape(N * M, 3),
-                      actions.reshape(N * M, 2)).view(N, M)
-    got = critic.sampled(obs, actions)
+    expected = torch.stack([critic(obs, actions[n]) for n in range(N)]).detach()
+    # the same rows, in one batch instead of N: BLAS may round differently
+    torch.testing.assert_close(critic.sampled(obs, actions), expected, rtol=1e-6, atol=1e-7)
+    got = mpo_targets.sampled_split(critic, obs, actions)
     assert got.shape == (N, M) and not got.requires_grad
-    torch.testing.assert_close(got, expected.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(mpo.ONEDNN_LINEAR is None, reason="this torch build has no oneDNN linear")
-@pytest.mark.parametrize("activation", ["relu", "tanh"])
-@pytest.mark.parametrize("rows", [1, 37, 1024])
-def test_onednn_linear_equals_torch_linear_and_activation(activation, rows):
-    """The fused kernel `Critic.sampled` uses against F.linear + the activation, at the
-    critic's width (256) and at odd sizes."""
-    g = torch.Generator().manual_seed(rows)
-    for n_in, n_out in ((256, 256), (23, 7)):
-        x = torch.randn(rows, n_in, generator=g) * 3
-        w, b = torch.randn(n_out, n_in, generator=g) / n_in**0.5, torch.randn(n_out, generator=g)
-        expected = getattr(torch, activation)(F.linear(x, w, b))
-        got = mpo.ONEDNN_LINEAR(x, w, b, activation, [], "")
-        assert got.shape == (rows, n_out)
-        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-        assert not torch.equal(got, torch.zeros_like(got))
+def _run_updates(learner, n):
+    return [learner.update() for _ in range(n)]
 
 
-@pytest.mark.parametrize("broken", ["missing", "raises", "wrong"])
-def test_onednn_linear_falls_back_to_addmm_when_the_op_is_not_as_expected(broken, monkeypatch):
-    class Namespace:
-        pass
+def test_the_sampled_critic_fast_path_is_checked_and_stays_on_when_equal():
+    torch.manual_seed(0)
+    learner = Learner(_small_cfg(), CONT, 2, 10_000, torch.device("cpu"))
+    guard = learner.sampled_q.guard
+    assert guard.active and guard.checks == 1  # at construction
+    _fill(learner, CONT, 6)
+    stats = _run_updates(learner, 3)[-1]
+    assert guard.checks == 2  # and on the first update's real batch
+    assert stats["fast/sampled_q"] == 1.0
+    assert 0 < stats["fast/sampled_q_max_rel_err"] < 1e-5
 
-    ns = Namespace()
-    if broken == "raises":
-        def op(*args):
-            raise RuntimeError("schema mismatch")
-        ns._linear_pointwise = op
-    elif broken == "wrong":  # no activation applied: the probe's negative output stays
-        ns._linear_pointwise = lambda x, w, b, attr, scalars, algo: F.linear(x, w, b)
-    monkeypatch.setattr(torch.ops, "mkldnn", ns)
-    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
-    assert mpo._onednn_linear() is None
+
+def test_checks_of_the_sampled_critic_change_no_number(monkeypatch):
+    """A check returns the fast path's values and draws no random number: a run checking
+    every update equals one checking only at construction and at the first update, bit
+    for bit."""
+    def run(every):
+        monkeypatch.setattr(mpo_targets.SampledQ, "EVERY", every)
+        torch.manual_seed(3)
+        learner = Learner(_small_cfg(), CONT, 2, 10_000, torch.device("cpu"))
+        _fill(learner, CONT, 6)
+        stats = _run_updates(learner, 6)
+        return learner, stats
+
+    a, sa = run(1)
+    b, sb = run(10**9)
+    assert a.sampled_q.guard.checks == 7 and b.sampled_q.guard.checks == 2
+    for x, y in zip(sa, sb):
+        for k in x:
+            if not k.startswith("fast/"):
+                assert torch.equal(torch.as_tensor(x[k]), torch.as_tensor(y[k])), k
+    for p, q in zip(a.policy.parameters(), b.policy.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_a_patched_critic_forward_makes_the_targets_take_the_definition(monkeypatch, capsys):
+    """A change to the critic's maths that the split path does not know (here +0.5 in the
+    forward) is seen at construction: the targets then come from `QCritic.sampled`, the
+    patched definition, one line says so on stderr and the metric is 0."""
+    real = QCritic.forward
+    monkeypatch.setattr(QCritic, "forward", lambda self, obs, action=None: real(self, obs, action) + 0.5)
+    torch.manual_seed(1)
+    learner = Learner(_small_cfg(), CONT, 2, 10_000, torch.device("cpu"))
+    err = capsys.readouterr().err
+    assert err.count("fast path off") == 1 and "sampled-action critic" in err and "at construction" in err
+    assert not learner.sampled_q.guard.active
+    _fill(learner, CONT, 6)
+    stats = learner.update()
+    assert stats["fast/sampled_q"] == 0.0 and stats["fast/sampled_q_max_rel_err"] > 1e-3
+    obs, actions = torch.randn(4, 3), torch.randn(5, 4, 2)
+    critic = learner.target_critic
+    torch.testing.assert_close(learner.sampled_q(critic, obs, actions), critic.sampled(obs, actions),
+                               rtol=0, atol=0)
+    assert (critic.sampled(obs, actions) - mpo_targets.sampled_split(critic, obs, actions)).abs().min() > 0.4
+    assert capsys.readouterr().err == ""  # said once
+
+
+def test_a_stepped_aside_fast_path_stays_aside_after_a_resume(capsys):
+    torch.manual_seed(2)
+    a = Learner(_small_cfg(), CONT, 2, 10_000, torch.device("cpu"))
+    a.sampled_q.guard.step_aside("in a test")
+    b = Learner(_small_cfg(), CONT, 2, 10_000, torch.device("cpu"))
+    b.load_state_dict(copy.deepcopy(a.state_dict()))
+    assert not b.sampled_q.guard.active
+    assert "had stepped aside before the checkpoint" in capsys.readouterr().err
 
 
 def test_action_penalty_is_zero_inside_the_bounds():
@@ -444,7 +481,8 @@ def test_an_update_reads_nothing_back_from_the_device():
 
     from torch.overrides import TorchFunctionMode
 
-    ours = ("algos/mpo.py", "algos/buffers.py", "algos/distributions.py", "algos/duals.py")
+    ours = ("algos/mpo.py", "algos/buffers.py", "algos/distributions.py", "algos/duals.py",
+            "algos/ops.py", "algos/networks.py", "algos/fast/mpo_targets.py", "algos/fast/cuda_graph.py")
 
     class Reads(TorchFunctionMode):
         def __init__(self):
@@ -657,7 +695,7 @@ def _cuda_pair(spec, cfg_kw, seed=7):
     dev = torch.device("cuda")
     torch.manual_seed(seed)
     eager = Learner(_small_cfg(**cfg_kw), spec, 2, 10_000, dev)
-    eager.cuda_graph = False
+    eager.graph = None
     _fill(eager, spec, 6)
     graphed = Learner(_small_cfg(**cfg_kw), spec, 2, 10_000, dev)
     graphed.load_state_dict(eager.state_dict())
@@ -671,17 +709,17 @@ def test_graphed_updates_equal_eager_updates_on_cuda(spec, retrace_):
     """The captured graph replays the eager update: same samples, same noise, same
     parameters and stats over warm-up, capture and replays, a target refresh included."""
     eager, graphed = _cuda_pair(spec, {"use_retrace": retrace_, "target_period": 4})
-    assert graphed.graphed() and not eager.graphed()
+    assert graphed.graph is not None and graphed.graph.active and eager.graph is None
     for i in range(10):
         torch.cuda.manual_seed(100 + i)
         se = eager.update()
         torch.cuda.manual_seed(100 + i)
         sg = graphed.update()
-        assert se.keys() == sg.keys()
+        assert set(sg) == set(se) | {"fast/cuda_graph", "fast/cuda_graph_max_rel_err"}
         for k in se:
             assert torch.allclose(torch.as_tensor(se[k]).float().cpu(), torch.as_tensor(sg[k]).float().cpu(),
                                   rtol=1e-4, atol=1e-5), (i, k, se[k], sg[k])
-    assert graphed._graph is not None  # it did capture and replay
+    assert graphed.graph.captured and graphed.graph.active  # it did capture and replay
     for (n, p), q in zip(eager.named_parameters(), dict(graphed.named_parameters()).values()):
         assert torch.allclose(p, q, rtol=1e-4, atol=1e-5), n
 
@@ -693,7 +731,7 @@ def test_an_update_never_waits_for_the_gpu(graph):
     every synchronising call), so a rollout's updates queue up on the GPU."""
     eager, graphed = _cuda_pair(CONT, {})
     learner = graphed if graph else eager
-    for _ in range(Learner.GRAPH_WARMUP + 2):  # past warm-up and capture
+    for _ in range(GraphedUpdate.WARMUP + 2):  # past warm-up and capture
         learner.update()
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -711,14 +749,156 @@ def test_a_graphed_learner_resumes_from_a_checkpoint_on_the_cpu():
     """A GPU run's checkpoint (its optimisers marked capturable) loads into a CPU learner,
     which then updates; the GPU learner re-captures after a load."""
     _, graphed = _cuda_pair(CONT, {})
-    for _ in range(Learner.GRAPH_WARMUP + 2):
+    for _ in range(GraphedUpdate.WARMUP + 2):
         graphed.update()
     state = graphed.state_dict()
     cpu = Learner(_small_cfg(), CONT, 2, 10_000, torch.device("cpu"))
     cpu.load_state_dict(copy.deepcopy(state))
     assert all(math.isfinite(float(v)) for v in cpu.update().values())
     graphed.load_state_dict(state)
-    assert graphed._graph is None
-    for _ in range(Learner.GRAPH_WARMUP + 2):
+    assert not graphed.graph.captured
+    for _ in range(GraphedUpdate.WARMUP + 2):
         stats = graphed.update()
-    assert graphed._graph is not None and all(math.isfinite(float(v)) for v in stats.values())
+    assert graphed.graph.captured and all(math.isfinite(float(v)) for v in stats.values())
+
+
+# -- the CUDA graph's guard, on the CPU: a stand-in that freezes Python values -------------
+
+
+class FrozenBackend:
+    """A CPU stand-in for a CUDA graph: `capture` records the update, and each replay runs
+    it with algos.mpo's module-level values and the optimisers' hyper-parameters as they
+    were at capture (a graph replays the kernels it recorded, with the scalars it recorded,
+    whatever Python would do now); the rest as CudaBackend."""
+
+    def warmup(self, fn):
+        return fn()
+
+    def prepare(self, optimizers):
+        self.optimizers = optimizers
+
+    def tensor(self, src):
+        return torch.from_numpy(src).clone()
+
+    def upload(self, dst, src):
+        dst.copy_(torch.from_numpy(src))
+
+    def capture(self, fn):
+        frozen = dict(vars(mpo))
+        groups = [g for opt in self.optimizers for g in opt.param_groups]
+        frozen_groups = [dict(g) for g in groups]
+
+        def replay():
+            live, live_groups = dict(vars(mpo)), [dict(g) for g in groups]
+            vars(mpo).update(frozen)
+            for g, f in zip(groups, frozen_groups):
+                g.update(f)
+            try:
+                return fn()
+            finally:
+                vars(mpo).update(live)
+                for g, f in zip(groups, live_groups):
+                    g.update(f)
+
+        return replay
+
+
+def _graphed_and_eager(seed=11, **kw):
+    """A learner updating through the stand-in graph and an eager one, same weights and replay."""
+    out = []
+    for graphed in (True, False):
+        torch.manual_seed(seed)
+        learner = Learner(_small_cfg(**kw), CONT, 2, 10_000, torch.device("cpu"))
+        assert learner.graph is None  # never on the CPU by itself
+        if graphed:
+            learner.graph = GraphedUpdate(learner, Learner.STATE_NAMES, FrozenBackend())
+        _fill(learner, CONT, 6)
+        out.append(learner)
+    return out
+
+
+def _update_both(graphed, eager, i):
+    torch.manual_seed(100 + i)  # the noise of the sampled actions
+    sg = graphed.update()
+    torch.manual_seed(100 + i)
+    se = eager.update()
+    return sg, se
+
+
+def _same_parameters(a, b):
+    return all(torch.equal(p, q) for (_, p), (_, q) in zip(a.named_parameters(), b.named_parameters()))
+
+
+def test_the_graph_guard_keeps_a_graph_equal_to_the_eager_update(monkeypatch):
+    monkeypatch.setattr(GraphedUpdate, "EVERY", 2)
+    graphed, eager = _graphed_and_eager(target_period=4)
+    for i in range(10):
+        sg, se = _update_both(graphed, eager, i)
+        assert set(sg) == set(se) | {"fast/cuda_graph", "fast/cuda_graph_max_rel_err"}
+        for k in se:
+            assert torch.equal(torch.as_tensor(sg[k]).float(), torch.as_tensor(se[k]).float()), (i, k)
+    assert graphed.graph.captured and graphed.graph.active and graphed.graph.guard.checks == 4
+    assert sg["fast/cuda_graph"] == 1.0 and sg["fast/cuda_graph_max_rel_err"] == 0.0
+    assert _same_parameters(graphed, eager)
+
+
+def test_a_change_the_graph_cannot_see_makes_it_step_aside(monkeypatch, capsys):
+    """After capture, a function of the update changes (here the critic's loss doubled):
+    the replay would run the old one. The comparison with the eager update on a copy sees
+    it at the next check, the eager result is taken, and the run goes on eagerly: equal
+    to a run that was eager throughout, bit for bit."""
+    monkeypatch.setattr(GraphedUpdate, "EVERY", 1)
+    graphed, eager = _graphed_and_eager()
+    for i in range(5):  # 3 warm-ups, the capture and a replay
+        _update_both(graphed, eager, i)
+    assert graphed.graph.captured and graphed.graph.active
+    real = mpo.critic_loss
+    monkeypatch.setattr(mpo, "critic_loss", lambda q, g: (lambda loss, s: (2 * loss, s))(*real(q, g)))
+    for i in range(5, 9):
+        sg, _ = _update_both(graphed, eager, i)
+    err = capsys.readouterr().err
+    assert err.count("fast path off") == 1 and "CUDA graph" in err and "at update 6" in err
+    assert not graphed.graph.active and sg["fast/cuda_graph"] == 0.0
+    assert sg["fast/cuda_graph_max_rel_err"] > 1e-3
+    assert _same_parameters(graphed, eager)
+
+
+def test_a_python_value_changed_after_capture_stops_the_graph_before_it_replays(capsys):
+    """An lr schedule (here the policy's lr halved after capture) is a Python value the
+    graph froze: the graph steps aside before replaying it, without waiting for a check."""
+    graphed, eager = _graphed_and_eager()
+    for i in range(5):
+        _update_both(graphed, eager, i)
+    for learner in (graphed, eager):
+        learner.policy_opt.param_groups[0]["lr"] *= 0.5
+    sg, _ = _update_both(graphed, eager, 5)
+    err = capsys.readouterr().err
+    assert err.count("fast path off") == 1 and "froze at capture" in err and "at update 6" in err
+    assert sg["fast/cuda_graph"] == 0.0 and graphed.graph.guard.checks == 1  # only the first replay's
+    for i in range(6, 8):
+        _update_both(graphed, eager, i)
+    assert _same_parameters(graphed, eager)
+
+
+@cuda
+def test_an_lr_changed_after_capture_makes_the_cuda_graph_step_aside(capsys):
+    """On the device: a Python value the graph froze changes (an lr schedule's step); the
+    graph steps aside before replaying it and the run continues as the eager one."""
+    eager, graphed = _cuda_pair(CONT, {})
+    for i in range(GraphedUpdate.WARMUP + 2):
+        torch.cuda.manual_seed(200 + i)
+        eager.update()
+        torch.cuda.manual_seed(200 + i)
+        graphed.update()
+    assert graphed.graph.captured
+    for learner in (eager, graphed):
+        learner.policy_opt.param_groups[0]["lr"] *= 0.5
+    for i in range(3):
+        torch.cuda.manual_seed(300 + i)
+        eager.update()
+        torch.cuda.manual_seed(300 + i)
+        stats = graphed.update()
+    assert not graphed.graph.active and stats["fast/cuda_graph"] == 0.0
+    assert "froze at capture" in capsys.readouterr().err
+    for (n, p), q in zip(eager.named_parameters(), dict(graphed.named_parameters()).values()):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-5), n

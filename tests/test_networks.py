@@ -110,7 +110,7 @@ def test_reward_scaler_carries_returns_across_rollouts_and_skips_invalid_steps()
 
 
 def test_numpy_actor_samples_the_torch_heads_distribution():
-    from algos.networks import NumpyActor
+    from algos.fast.numpy_actor import NumpyActor
 
     torch.manual_seed(1)
     rng = np.random.default_rng(0)

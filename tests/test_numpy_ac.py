@@ -1,5 +1,6 @@
-"""The numpy forward/backward (algos/numpy_ac.py) and PPO's hand-derived loss gradient
-against torch autograd through the same network and `ppo_loss`."""
+"""The numpy forward/backward (algos/fast/numpy_ac.py) and PPO's hand-derived loss
+gradient (algos/fast/ppo_step.py) against torch autograd through the same network and
+`ppo_loss`."""
 
 import numpy as np
 import pytest
@@ -7,10 +8,11 @@ import torch
 
 from algos import ppo
 from algos.base import EnvSpec
-from algos.flat_adam import FlatAdam
+from algos.fast.flat_adam import FlatAdam
+from algos.fast.numpy_ac import NumpyActorCritic
+from algos.fast.ppo_step import normalized_chunks, ppo_loss_grad
 from algos.networks import ActorCritic
-from algos.numpy_ac import NumpyActorCritic
-from algos.ppo import normalized_chunks, ppo_loss, ppo_loss_grad
+from algos.ppo import ppo_loss
 
 CONT = EnvSpec((17,), False, 6, (-1.0,) * 6, (1.0,) * 6)
 DISC = EnvSpec((4,), True, 3)
@@ -126,14 +128,14 @@ def test_numpy_update_equals_the_autograd_update(spec, clip_value):
         torch.manual_seed(0)
         learner = ppo.Learner(cfg, spec, 1, 10_000, torch.device("cpu"))
         if not use_numpy:
-            learner.np_net = None
+            learner.fast = None
         torch.manual_seed(1)  # the same permutations
         learner.stats = learner.learn(_data(spec))
         learners.append(learner)
     fast, ref = learners
     torch.manual_seed(0)
     before = ppo.Learner(cfg, spec, 1, 10_000, torch.device("cpu"))
-    assert fast.np_net is not None
+    assert fast.fast is not None and fast.fast.guard.active
     moved = float((ref.opt.flat - FlatAdam(before.net.parameters(), 1e-3).flat).abs().max().detach())
     assert moved > 1e-3  # the update did move the parameters
     torch.testing.assert_close(fast.opt.flat, ref.opt.flat, rtol=1e-4, atol=2e-5)

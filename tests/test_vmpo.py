@@ -12,9 +12,12 @@ import torch
 from scipy.optimize import minimize_scalar
 from torch.distributions import Categorical, Independent, Normal, kl_divergence
 
+from algos import ops
 from algos.base import EnvSpec
 from algos.config import ConfigError, RunConfig, build, field_types
 from algos.duals import Duals
+from algos.ops import estep_weights as policy_weights
+from algos.ops import temperature_loss
 from algos.rollout import Collector
 from algos.vmpo import (
     Config,
@@ -23,11 +26,15 @@ from algos.vmpo import (
     kl_parts,
     mstep_trust_region,
     policy_loss,
-    policy_weights,
-    temperature_loss,
     topk_mask,
-    trust_region_loss,
 )
+
+
+def trust_region_loss(kl, alpha, eps):
+    """V-MPO's L_alpha = mean_i [alpha (eps - sg[KL_i]) + sg[alpha] KL_i], the sum of
+    `ops.kl_constraint_loss`'s two parts. Returns (L_alpha, mean KL)."""
+    penalty, dual, mean_kl = ops.kl_constraint_loss(kl, alpha, eps)
+    return penalty + dual, mean_kl
 
 # -- top-k -----------------------------------------------------------------------------
 
@@ -160,14 +167,16 @@ def test_estep_importance_weights():
     l1, p1, _ = estep(adv, eta, 0.1, 0.5, log_rho=torch.zeros(20, dtype=torch.float64))
     torch.testing.assert_close(l0, l1)
     torch.testing.assert_close(p0, p1)
-    # psi ~ rho exp(A/eta) and a rho-weighted mean, on the kept samples
+    # psi ~ rho exp(A/eta) on the kept samples; L_eta takes the paper's rho-weighted sum
+    # over the kept samples divided by their number (rlax), not by the sum of rho
     rho = torch.rand(20, dtype=torch.float64) * 0.9 + 0.1
     l2, p2, _ = estep(adv, eta, 0.1, 0.5, log_rho=rho.log())
     keep = topk_mask(adv, 0.5)
     w = rho[keep] * torch.exp(adv[keep] / eta)
     torch.testing.assert_close(p2[keep], w / w.sum())
-    expected = 0.9 * 0.1 + 0.9 * torch.log(w.sum() / rho[keep].sum())
+    expected = 0.9 * 0.1 + 0.9 * torch.log(w.sum() / int(keep.sum()))
     torch.testing.assert_close(l2, expected)
+    assert float(l2) != pytest.approx(float(0.9 * 0.1 + 0.9 * torch.log(w.sum() / rho[keep].sum())))
 
 
 # -- M-step: the stop-gradients --------------------------------------------------------

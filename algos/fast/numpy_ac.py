@@ -4,11 +4,12 @@ PPO on MuJoCo takes 320 minibatch steps of 64 samples per 2048-step rollout. On 
 CPU each step of a 64x64 MLP is bound by per-op dispatch, not arithmetic: a whole
 minibatch step (forward, backward, clipping, Adam) costs about 790 us through autograd
 here and about 170 us in numpy, 4.7x less (`benchmarks/ppo_minibatch.py`, medians of
-one run). This module is that maths for the one network family where it pays:
+one run). This module is that maths for the one network family where it pays
+(`algos.fast.ppo_step` runs PPO's epochs with it, checked against autograd):
 `ActorCritic` with separate MLP torsos of the same layer sizes (what `hidden` builds),
 a Gaussian head with a state-independent log-std or a categorical head, and one value
 output, float32 on the CPU. `NumpyActorCritic.supports(net, activation)` says whether
-a net is one.
+a net is one. (A float64 copy of such a net also works: the guard's checks run there.)
 
 It owns no parameters. It reads the net's parameters and writes their gradients
 through numpy views of the torch tensors (`FlatAdam` makes both one flat vector), so
@@ -67,7 +68,7 @@ class NumpyActorCritic:
     `[2, out, in]` view (`_pair`) and every torso op is one numpy call for the two."""
 
     def __init__(self, net: ActorCritic, activation: str, max_n: int) -> None:
-        if not self.supports(net, activation):
+        if not self.supports(net, activation, (torch.float32, torch.float64)):
             raise ValueError("NumpyActorCritic needs separate MLP torsos of one shape, a Gaussian "
                              "head with a state-independent std or a categorical head, one value "
                              f"output, the CPU, float32 and an activation in {ACTIVATIONS}")
@@ -82,9 +83,10 @@ class NumpyActorCritic:
         self.gw = [_pair(p.weight.grad.numpy(), v.weight.grad.numpy()) for p, v in pairs]
         self.gb = [_pair(p.bias.grad.numpy(), v.bias.grad.numpy()) for p, v in pairs]
         sizes = [w.shape[1] for w in self.w]
-        self.h = [np.empty((2, max_n, k), np.float32) for k in sizes]    # layer outputs
-        self.dh = [np.empty((2, max_n, k), np.float32) for k in sizes]
-        self.tmp = [np.empty((2, max_n, k), np.float32) for k in sizes]
+        dt = self.w[0].dtype
+        self.h = [np.empty((2, max_n, k), dt) for k in sizes]    # layer outputs
+        self.dh = [np.empty((2, max_n, k), dt) for k in sizes]
+        self.tmp = [np.empty((2, max_n, k), dt) for k in sizes]
         head = net.head
         self.discrete = head.discrete
         lin = head.logits if self.discrete else head.mu
@@ -95,22 +97,21 @@ class NumpyActorCritic:
             self.log_std, self.g_log_std = _np(head.log_std), head.log_std.grad.numpy()
         self.w_v, self.b_v = _np(net.value_head.weight), _np(net.value_head.bias)
         self.gw_v, self.gb_v = net.value_head.weight.grad.numpy(), net.value_head.bias.grad.numpy()
-        self.out = np.empty((max_n, k), np.float32)
-        self.d_out = np.empty((max_n, k), np.float32)
-        self.z = np.empty((max_n, k), np.float32)  # Gaussian: (a - mu)/std; categorical: log p
-        self.v = np.empty((max_n, 1), np.float32)
-        self.ones = np.ones(max_n, np.float32)
+        self.out = np.empty((max_n, k), dt)
+        self.d_out = np.empty((max_n, k), dt)
+        self.z = np.empty((max_n, k), dt)  # Gaussian: (a - mu)/std; categorical: log p
+        self.v = np.empty((max_n, 1), dt)
+        self.ones = np.ones(max_n, dt)
         self._n = 0
 
     @staticmethod
-    def supports(net: ActorCritic, activation: str) -> bool:
+    def supports(net: ActorCritic, activation: str, dtypes=(torch.float32,)) -> bool:
         head = net.head
         gaussian = isinstance(head, GaussianHead) and not head.state_dependent_std
         if not (activation in ACTIVATIONS and not net.shared and net.value_outputs == 1
                 and isinstance(net.policy_torso, MLPTorso) and isinstance(net.value_torso, MLPTorso)
                 and (gaussian or isinstance(head, CategoricalHead))
-                and all(p.device.type == "cpu" and p.dtype == torch.float32
-                        for p in net.parameters())):
+                and all(p.device.type == "cpu" and p.dtype in dtypes for p in net.parameters())):
             return False
         shapes = [[m.weight.shape for m in _linears(t)] for t in (net.policy_torso, net.value_torso)]
         return shapes[0] == shapes[1] and len(shapes[0]) > 0
