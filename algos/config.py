@@ -194,3 +194,94 @@ def build(cls: type, overrides: dict[str, Any], path: str = "", from_string: boo
 
 def as_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
+
+
+# -- describing a config: `--help` and `--print-config` ------------------------------
+
+
+def type_label(tp: Any) -> str:
+    """A short name of an annotation: `float`, `int | None`, `"nstep" | "gae"`, `list of int`."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) if not isinstance(a, str) else f'"{a}"' for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_label(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "None"
+    if origin in (tuple, list):
+        inner = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return f"list of {type_label(inner[0])}" if inner else "list"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _value_text(value: Any) -> str:
+    """A value as it is written after `--set key=` (YAML: true, null, [64, 64], 0.0003)."""
+    if isinstance(value, tuple):
+        value = list(value)
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("\n...").strip()
+
+
+@dataclass
+class FieldHelp:
+    """One config field as `--help` shows it. `overrides`: (suite or env id, value) from
+    the algorithm's SUITE_DEFAULTS, in the table's order."""
+
+    name: str
+    type: str
+    default: str
+    doc: str
+    overrides: list[tuple[str, str]]
+
+
+def describe_fields(cls: type, suite_defaults: dict[str, dict] | None = None) -> list[FieldHelp]:
+    """Every field of the dataclass `cls` with its type, default, one-line doc (`doc_of`)
+    and the SUITE_DEFAULTS entries (`suite_defaults`, default: cls's own) that set it."""
+    table = getattr(cls, "SUITE_DEFAULTS", {}) if suite_defaults is None else suite_defaults
+    docs, hints = doc_of(cls), field_types(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            default = None
+        out.append(FieldHelp(f.name, type_label(hints[f.name]), _value_text(default),
+                             docs.get(f.name, ""),
+                             [(k, _value_text(v[f.name])) for k, v in table.items() if f.name in v]))
+    return out
+
+
+def format_fields(title: str, fields_: list[FieldHelp], width: int = 100) -> str:
+    """`--help`'s listing of `fields_`: per field a line `name (type) = default`, the suite
+    overrides on the next (`mujoco: 8; atari: 8`), then the doc, wrapped."""
+    lines = [title]
+    for f in fields_:
+        lines.append(f"  {f.name} ({f.type}) = {f.default}")
+        if f.overrides:
+            lines.extend(textwrap.wrap("; ".join(f"{k}: {v}" for k, v in f.overrides), width,
+                                       initial_indent="      suite defaults: ",
+                                       subsequent_indent="        ", break_on_hyphens=False,
+                                       break_long_words=False))
+        if f.doc:
+            # no breaks inside words: "multi-task", "Pendulum-v1" and 1e-3 stay whole
+            lines.extend(textwrap.wrap(f.doc, width, initial_indent="      ",
+                                       subsequent_indent="      ", break_on_hyphens=False,
+                                       break_long_words=False))
+    return "\n".join(lines)
+
+
+def to_yaml(obj: Any) -> str:
+    """Block-style YAML of a mapping in its own key order (lists of numbers inline), which
+    `yaml.safe_load` and the sweep spec read back as the same values."""
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _list(dumper, data):
+        flow = all(not isinstance(x, (dict, list, tuple)) for x in data)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+    _Dumper.add_representer(list, _list)
+    _Dumper.add_representer(tuple, _list)
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=10**6)

@@ -1,7 +1,10 @@
 """The training loop: one run of one algorithm on one env, written to a run directory.
 
     python -m algos.train --algo ppo --env HalfCheetah-v5 --seed 0 --steps 1000000 \
-        --out RUN_DIR [--set key=value ...] [--variant NAME]
+        --out RUN_DIR [--set key=value ...] [--variant NAME] [--track]
+    python -m algos.train --algo vmpo --help          # every config field: default, suite defaults, doc
+    python -m algos.train --algo vmpo --env HalfCheetah-v5 --print-config [--set ...]
+                                                      # the resolved config as a spec's runs entry (YAML)
 
 The loop knows no algorithm: it builds `algos.<algo>.Learner`, lets the collector fill
 a rollout, hands it to `observe`, and calls `update()` while `ready()`. It evaluates the
@@ -23,6 +26,13 @@ row at the checkpoint's step) and checkpoint.pt. A damaged file is an error nami
 writer that was killed. A write that fails mid-run (a full disk) fails the run with the
 error; the last checkpoint is intact and the same command resumes from it.
 
+Beside metrics.csv every run writes TensorBoard event files (`RUN_DIR/tb/<variant>.<env>.seed<k>/`:
+`tensorboard --logdir results/<sweep>` shows a sweep), and `--track` (or VMPO_BENCH_TRACK=wandb)
+logs to Weights & Biases; neither is part of the config (run ids stay); see `algos.tracking`.
+The progress bar shows steps/s, `ret` (the mean training episode return of the last 100
+episodes, as SB3's ep_rew_mean) and `eval` (the last evaluation return).
+`python -m algos.enjoy RUN_DIR` replays the trained policy (and records videos).
+
 Exit status: 0 done; 1 the run failed (divergence, a failed write; status.json says
 "failed" where it could be written); 2 a usage error or a damaged RUN_DIR, nothing
 written; 3 another process is training RUN_DIR.
@@ -35,10 +45,12 @@ evaluates a last time.
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib
 import importlib.util
 import random
 import sys
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,7 +61,17 @@ import torch
 
 import suites
 from algos.base import EnvSpec
-from algos.config import ConfigError, RunConfig, build, field_types, unknown_key
+from algos import tracking
+from algos.config import (
+    ConfigError,
+    RunConfig,
+    build,
+    describe_fields,
+    field_types,
+    format_fields,
+    to_yaml,
+    unknown_key,
+)
 from algos.results import (
     CorruptFile,
     RunDir,
@@ -66,6 +88,8 @@ ALGOS: tuple[str, ...] = tuple(
 )
 CHECKPOINT_VERSION = 1
 MAX_SEED = 2**32 - 1  # numpy's seed range; torch and Gymnasium take it too
+EVAL_SEED = 1_000_003  # evaluation envs are seeded apart from the training envs' seeds
+RETURN_WINDOW = 100  # the console's training return: the mean of the last 100 episodes (SB3's ep_rew_mean)
 CHECKPOINT_EXPECTED = (f"a checkpoint algos.train wrote (version {CHECKPOINT_VERSION}); restore it, "
                        "or delete checkpoint.pt and metrics.csv to train the run from step 0")
 
@@ -180,12 +204,27 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def _configs(mod, resolved: dict) -> tuple[RunConfig, Any]:
+def configs(mod, resolved: dict) -> tuple[RunConfig, Any]:
+    """(RunConfig, the algorithm's Config) of a resolved run (config.json's content)."""
     c = resolved["config"]
     run_types, algo_types = field_types(RunConfig), field_types(mod.Config)
     run_cfg = build(RunConfig, {k: v for k, v in c.items() if k in run_types})
     algo_cfg = build(mod.Config, {k: v for k, v in c.items() if k in algo_types})
     return run_cfg, algo_cfg
+
+
+def eval_seed(seed: int, k: int) -> int:
+    """The seed the run's k-th evaluation (k = 0, 1, ...) resets its eval envs with."""
+    return seed + EVAL_SEED + 7919 * k
+
+
+def make_eval_envs(env: str, eval_episodes: int, seed: int, vectorization: str):
+    """The evaluation vector env: `rollout.eval_env_count(eval_episodes)` copies
+    (`rollout.evaluate` spreads the episodes over them)."""
+    from algos.rollout import eval_env_count
+
+    return suites.make(env, eval_env_count(eval_episodes), seed + EVAL_SEED,
+                       vectorization=vectorization)
 
 
 def pick_device(name: str) -> torch.device:
@@ -199,7 +238,8 @@ def _same_run(existing: dict, resolved: dict) -> bool:
 
 
 def run(spec: RunSpec, out_dir: str | Path, progress: bool = False,
-        from_strings: bool = False) -> dict:
+        from_strings: bool = False, track: str | None = None,
+        wandb_project: str | None = None, wandb_entity: str | None = None) -> dict:
     """Train `spec` in `out_dir`, resuming from its checkpoint; return the final status.
 
     Validates everything before writing anything: ConfigError (RunDirConflict for a
@@ -207,8 +247,16 @@ def run(spec: RunSpec, out_dir: str | Path, progress: bool = False,
     `out_dir`, RunBusy when another process trains it. On a later exception the status
     becomes "failed" with the error (where it can be written), and the exception
     propagates.
+
+    Besides metrics.csv the run writes TensorBoard event files and, with `track="wandb"`
+    (None: what VMPO_BENCH_TRACK says), logs to Weights & Biases (`wandb_project`,
+    `wandb_entity`: default WANDB_PROJECT or "vmpo-bench", WANDB_ENTITY); see
+    `algos.tracking`. Neither changes the run or its run_id.
     """
     resolved = resolve(spec, from_strings=from_strings)
+    track = tracking.tracker_from_env() if track is None else tracking.tracker_from_env(track)
+    if track == "wandb":
+        tracking.require_wandb()
     problem = writable_dir_problem(out_dir) if str(out_dir) else "the path is empty"
     if problem:
         raise ConfigError("out", f"{problem}; expected a folder for the run (made if absent)")
@@ -231,7 +279,9 @@ def run(spec: RunSpec, out_dir: str | Path, progress: bool = False,
         try:
             # kept across resumes; a run trained again from step 0 (no checkpoint) starts afresh
             resumed_at = [*(status or {}).get("resumed_at", []), int(ckpt["step"])] if ckpt else []
-            return _train(spec, resolved, rd, existing is None, ckpt, progress, resumed_at)
+            return _train(spec, resolved, rd, existing is None, ckpt, progress, resumed_at,
+                          dict(track=track, wandb_project=wandb_project,
+                               wandb_entity=wandb_entity))
         except KeyboardInterrupt:
             _mark_failed(rd, "KeyboardInterrupt: interrupted")
             raise
@@ -269,7 +319,7 @@ def _read_run_dir(rd: RunDir, resolved: dict) -> tuple[dict | None, dict | None,
     if status and status.get("state") == "done":
         return existing, status, None
     rows = rd.read_metrics(strict=True)
-    ckpt = _load_checkpoint(rd) if rd.checkpoint_path.exists() else None
+    ckpt = load_checkpoint(rd) if rd.checkpoint_path.exists() else None
     if ckpt is not None and not any(r[0] == ckpt["step"] for r in rows):
         last = rows[-1][0] if rows else None
         raise CorruptFile(rd.metrics_path, f"has no row at step {ckpt['step']}, the checkpoint's "
@@ -280,10 +330,11 @@ def _read_run_dir(rd: RunDir, resolved: dict) -> tuple[dict | None, dict | None,
     return existing, status, ckpt
 
 
-def _load_checkpoint(rd: RunDir) -> dict:
+def load_checkpoint(rd: RunDir, map_location: str | torch.device = "cpu") -> dict:
+    """`rd`'s checkpoint.pt, checked; CorruptFile naming what is wrong."""
     path = rd.checkpoint_path
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # noqa: BLE001 - truncated or not a torch file: say which file
         raise CorruptFile(path, f"cannot be loaded ({type(e).__name__}: {e})", CHECKPOINT_EXPECTED) from None
     if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
@@ -322,9 +373,9 @@ def _close_all(closers, raise_error: bool) -> None:
 
 
 def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, ckpt: dict | None,
-           progress: bool, resumed_at: list[int]) -> dict:
+           progress: bool, resumed_at: list[int], views_kw: dict | None = None) -> dict:
     mod = algo_module(spec.algo)
-    run_cfg, algo_cfg = _configs(mod, resolved)
+    run_cfg, algo_cfg = configs(mod, resolved)
     torch.set_num_threads(run_cfg.torch_threads)
     device = pick_device(run_cfg.device)
     seed, budget = spec.seed, spec.steps
@@ -339,8 +390,7 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, ckpt: dict | 
     np.random.seed((seed + step) % 2**32)
     torch.manual_seed(seed + step)
     envs = suites.make(spec.env, run_cfg.num_envs, seed, vectorization=run_cfg.vectorization)
-    n_eval = min(run_cfg.eval_episodes, 8)
-    eval_envs = suites.make(spec.env, n_eval, seed + 1_000_003, vectorization=run_cfg.vectorization)
+    eval_envs = make_eval_envs(spec.env, run_cfg.eval_episodes, seed, run_cfg.vectorization)
     env_spec = EnvSpec.from_vector_env(envs)
     learner = mod.Learner(algo_cfg, env_spec, run_cfg.num_envs, budget, device)
     wall0, evals_done = 0.0, 0
@@ -357,6 +407,15 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, ckpt: dict | 
     per_iter = algo_cfg.rollout_length * run_cfg.num_envs
 
     writer = rd.open_metrics()
+    closers = [writer.close, envs.close, eval_envs.close]
+    try:
+        # the first step this process writes: TensorBoard hides what a killed one wrote from there
+        views = tracking.open_trackers(rd.path, resolved, spec.sweep,
+                                       purge_step=step + 1 if ckpt else 0, **(views_kw or {}))
+    except BaseException:
+        _close_all(closers, raise_error=False)
+        raise
+    closers += views.closers()
     t_start = time.perf_counter()
     wall = lambda: wall0 + time.perf_counter() - t_start  # noqa: E731
     last_eval_step = step if ckpt and ckpt.get("evaluated_at_step") else -1
@@ -365,6 +424,7 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, ckpt: dict | 
     next_ckpt = _next_multiple(step, run_cfg.checkpoint_every)
 
     bar = _progress_bar(progress, budget, step, resolved)
+    recent_returns: collections.deque[float] = collections.deque(maxlen=RETURN_WINDOW)
     log_t, log_step = time.perf_counter(), step
     finished = False
     try:
@@ -380,6 +440,7 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, ckpt: dict | 
             _check_finite(stats, learner, step)
             episodes = collector.pop_episodes()
             if episodes:
+                recent_returns.extend(r for r, _ in episodes)
                 stats["train/episode_return"] = float(np.mean([r for r, _ in episodes]))
                 stats["train/episode_length"] = float(np.mean([n for _, n in episodes]))
                 stats["train/episodes"] = float(len(episodes))
@@ -388,32 +449,43 @@ def _train(spec: RunSpec, resolved: dict, rd: RunDir, fresh: bool, ckpt: dict | 
             stats["time/updates"] = float(n_updates)
             log_t, log_step = now, step
             writer.write(step, stats, wall())
+            views.write(step, stats)
 
             done = step >= budget
             if (next_eval is not None and step >= next_eval) or done:
                 returns = evaluate(learner, eval_envs, run_cfg.eval_episodes,
-                                   seed=seed + 1_000_003 + 7919 * evals_done, spec=env_spec)
+                                   seed=eval_seed(seed, evals_done), spec=env_spec)
                 evals_done += 1
                 last_eval_return = float(np.mean(returns))
-                writer.write(step, {"eval/return": last_eval_return,
-                                    "eval/return_std": float(np.std(returns)),
-                                    "eval/episodes": float(len(returns))}, wall())
+                row = {"eval/return": last_eval_return, "eval/return_std": float(np.std(returns)),
+                       "eval/episodes": float(len(returns))}
+                writer.write(step, row, wall())
+                views.write(step, row)
                 last_eval_step = step
                 next_eval = _next_multiple(step, run_cfg.eval_every)
             if (next_ckpt is not None and step >= next_ckpt) or done:
                 _save(rd, learner, step, wall(), evals_done, last_eval_step == step, last_eval_return)
                 next_ckpt = _next_multiple(step, run_cfg.checkpoint_every)
                 rd.write_status("running", step, resumed_at=resumed_at)
+                views.flush()
             if bar is not None:
+                bar.set_postfix_str(console_line(stats["time/sps"], recent_returns,
+                                                 last_eval_return), refresh=False)
                 bar.update(per_iter)
-                bar.set_postfix_str(f"sps={stats['time/sps']:.0f} eval={last_eval_return:.1f}")
         finished = True
     finally:
         # every one closed; a close error is raised only if nothing else is in flight
-        _close_all([writer.close, envs.close, eval_envs.close] + ([bar.close] if bar else []),
-                   raise_error=finished)
+        _close_all(closers + ([bar.close] if bar else []), raise_error=finished)
     rd.write_status("done", step, resumed_at=resumed_at)
     return rd.read_status()
+
+
+def console_line(sps: float, recent_returns, last_eval_return: float) -> str:
+    """The progress bar's postfix: steps/s, the mean training episode return over the
+    last RETURN_WINDOW episodes (`ret`, "-" before the first episode ends) and the last
+    evaluation return (`eval`, nan before the first)."""
+    ret = f"{float(np.mean(recent_returns)):.1f}" if recent_returns else "-"
+    return f"sps={sps:.0f} ret={ret} eval={last_eval_return:.1f}"
 
 
 def mean_stats(updates: list[dict[str, Any]]) -> dict[str, float]:
@@ -489,28 +561,106 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m algos.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--algo", required=True, help=f"one of {', '.join(ALGOS)}")
+def config_help(algo: str | None) -> str:
+    """The fields `--help` lists: those of `algo`'s Config and of RunConfig, each with its
+    type, default, suite defaults (the algorithm's SUITE_DEFAULTS) and one-line doc; without
+    an algorithm, the algorithms and how to see their fields."""
+    if algo is None:
+        return (f"algorithms: {', '.join(ALGOS)}. Pass --algo NAME with --help to list every "
+                "field of that algorithm's config and of the run (defaults, suite defaults, "
+                "docs), e.g. python -m algos.train --algo vmpo --help")
+    if algo not in ALGOS:
+        return f"unknown --algo {algo!r}; valid: {', '.join(ALGOS)}"
+    cls = algo_module(algo).Config
+    table = getattr(cls, "SUITE_DEFAULTS", {})
+    head = ("Every field below is set with --set KEY=VALUE (values read as YAML: 3e-4, true, "
+            "null, [64, 64]). \"suite defaults\" replace the default on that suite or env id "
+            "(SUITE_DEFAULTS, the env id's entry winning); --set wins over both. "
+            "--print-config shows the result for an env.")
+    return "\n\n".join([
+        textwrap.fill(head, 100),
+        format_fields(f"{algo} config ({cls.__module__}.Config):", describe_fields(cls)),
+        format_fields("run config (algos.config.RunConfig):", describe_fields(RunConfig, table)),
+    ])
+
+
+def print_config(spec: RunSpec, with_steps: bool, out=None) -> None:
+    """The resolved config of `spec` as a sweep spec's `runs.<variant>` entry, in YAML:
+    every field of the algorithm's Config and of RunConfig with the suite's and env's
+    defaults and the overrides applied (and `steps` where `with_steps`)."""
+    out = out or sys.stdout
+    resolved = resolve(spec, from_strings=True)
+    entry = {"algo": spec.algo, **({"steps": spec.steps} if with_steps else {}),
+             **resolved["config"]}
+    budget = f", {spec.steps} steps" if with_steps else ""
+    name = resolved["variant"] + ("" if resolved["variant"] == spec.algo else f" ({spec.algo})")
+    out.write(f"# {name} on {spec.env} (suite {resolved['suite']}), "
+              f"seed {spec.seed}{budget}: run_id {resolved['run_id']}\n"
+              "# resolved: the defaults of the config classes, then SUITE_DEFAULTS of the suite "
+              "and of the env id, then --set\n"
+              "# a sweep spec's `runs:` entry (sweeps/spec.py); the spec's envs, seeds and "
+              "budgets give the env, seed and budget\n")
+    out.write(to_yaml({"runs": {resolved["variant"]: entry}}))
+
+
+def _parser(epilog: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m algos.train", description=__doc__.split("\n\n")[0],
+        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algo", required=True, help=f"one of {', '.join(ALGOS)}; with --help: "
+                                                  "list its config fields")
     p.add_argument("--env", required=True, help="env id (e.g. CartPole-v1, HalfCheetah-v5, ALE/Pong-v5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, required=True, help="budget in agent env steps")
-    p.add_argument("--out", required=True, help="run directory (resumed if it holds this run)")
+    p.add_argument("--steps", type=int, help="budget in agent env steps (required to train)")
+    p.add_argument("--out", help="run directory, resumed if it holds this run (required to train)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field of the algorithm's config or of the run")
+                   help="override a field of the algorithm's config or of the run (listed "
+                        "below with --algo)")
     p.add_argument("--variant", default=None, help="name reports show (default: the algorithm)")
     p.add_argument("--sweep", default=None)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config as YAML for a sweep spec's runs.<variant> "
+                        "and exit, training and writing nothing")
+    p.add_argument("--track", action="store_true",
+                   help=f"also log to Weights & Biases (needs `{tracking.WANDB_HINT}`; offline "
+                        f"without credentials; also {tracking.TRACK_ENV}=wandb); not part "
+                        "of the config: run ids do not change")
+    p.add_argument("--wandb-project", default=None, help="W&B project (default: WANDB_PROJECT "
+                                                          "or vmpo-bench)")
+    p.add_argument("--wandb-entity", default=None, help="W&B entity (default: WANDB_ENTITY)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pre = argparse.ArgumentParser(add_help=False)  # --help's field list needs --algo first
+    pre.add_argument("--algo", default=None)
+    pre.add_argument("-h", "--help", action="store_true")
+    first = pre.parse_known_args(argv)[0]
+    p = _parser(config_help(first.algo) if first.help else None)
     args = p.parse_args(argv)
+    if not args.print_config:
+        missing = [f"--{k}" for k in ("steps", "out") if getattr(args, k) is None]
+        if missing:
+            p.error(f"the following arguments are required: {', '.join(missing)}")
     try:
-        spec = RunSpec(args.algo, args.env, args.seed, args.steps, parse_sets(args.sets),
-                       args.variant, args.sweep)
+        spec = RunSpec(args.algo, args.env, args.seed, 1 if args.steps is None else args.steps,
+                       parse_sets(args.sets), args.variant, args.sweep)
+        if args.print_config:
+            print_config(spec, with_steps=args.steps is not None)
+            return 0
         resolve(spec, from_strings=True)  # every usage error before anything is written
+        track = "wandb" if args.track else tracking.tracker_from_env()
+        if track == "wandb":
+            tracking.require_wandb()
     except (ConfigError, suites.UnknownEnvError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        status = run(spec, args.out, progress=not args.no_progress, from_strings=True)
+        status = run(spec, args.out, progress=not args.no_progress, from_strings=True,
+                     track=track or "", wandb_project=args.wandb_project,
+                     wandb_entity=args.wandb_entity)
     except ConfigError as e:  # the run directory: another run's, or not a writable folder
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -536,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _checkpoint_step(out: Path) -> int | None:
     try:
-        return _load_checkpoint(RunDir(out))["step"]
+        return load_checkpoint(RunDir(out))["step"]
     except (CorruptFile, OSError):
         return None
 

@@ -10,4 +10,16 @@ estimate as a table), tables (CSV/Markdown/LaTeX), plots (PNG/PDF), published (p
 figures to compare with), report (the CLI), synthetic (run directories for tests and
 benchmarks). Analysis reads only run directories and never imports the learning code
 beyond `algos.results`' file-format constants.
+
+In a notebook, `load_runs(path)` gives every evaluation of every run under a results
+root, a sweep folder or a run directory as one pandas DataFrame (the learning curves,
+with raw and normalised returns):
+
+    from analysis import load_runs
+    df = load_runs("results/quickstart")
+    df.groupby(["variant", "env", "step"])["return"].mean()
 """
+
+from analysis.load import RUN_COLUMNS, load_runs
+
+__all__ = ["RUN_COLUMNS", "load_runs"]

@@ -1,4 +1,4 @@
-"""Find sweeps and read their run directories (DESIGN.md's contract) into one table.
+"""Find sweeps and read their run directories (docs/design.md's contract) into one table.
 
 A RESULTS path may be a results root (a folder of sweeps), a sweep folder (a folder of
 run directories, perhaps with `spec.yaml` and `manifest.csv`/`manifest.json`), or, for
@@ -268,6 +268,30 @@ def _provenance(cfg: dict) -> dict[str, str]:
     }
 
 
+def _read_run(sweep: str, rd: str) -> tuple[dict, list[int], list[float]]:
+    """One run directory: its row of `Runs.table` and its eval/return (steps, values)."""
+    cfg = read_config(rd)
+    state, sstep, err, resumed = read_status(rd)
+    problems: list[str] = []
+    steps, values = read_eval(os.path.join(rd, METRICS), problems)
+    if steps:
+        last = max(range(len(steps)), key=lambda k: (steps[k], k))
+        score, score_step = values[last], steps[last]
+    else:
+        score, score_step = float("nan"), -1
+    record = {
+        "sweep": sweep, "path": rd, "run_id": cfg["run_id"],
+        "algo": cfg["algo"], "variant": cfg["variant"], "suite": cfg["suite"],
+        "env": cfg["env"], "seed": cfg["seed"], "steps": cfg["steps"],
+        "frameskip": cfg.get("frameskip") or 1, "state": state,
+        "status_step": sstep, "error": err, "resumed_at": resumed, "score": score,
+        "score_step": score_step, "n_evals": len(steps),
+        "problem": problems[0] if problems else "", **_provenance(cfg),
+        "config": json.dumps(cfg.get("config") or {}, sort_keys=True),
+    }
+    return record, steps, values
+
+
 # ----------------------------------------------------------------------------------
 # Manifests
 # ----------------------------------------------------------------------------------
@@ -342,25 +366,8 @@ def load(paths: list[str | os.PathLike]) -> Runs:
         for rd in _child_dirs(os.fspath(sweep)):
             if not _is_run_dir(rd):
                 continue
-            cfg = read_config(rd)
-            state, sstep, err, resumed = read_status(rd)
-            problems: list[str] = []
-            steps, values = read_eval(os.path.join(rd, METRICS), problems)
-            if steps:
-                last = max(range(len(steps)), key=lambda k: (steps[k], k))
-                score, score_step = values[last], steps[last]
-            else:
-                score, score_step = float("nan"), -1
-            records.append({
-                "sweep": sweep.name, "path": rd, "run_id": cfg["run_id"],
-                "algo": cfg["algo"], "variant": cfg["variant"], "suite": cfg["suite"],
-                "env": cfg["env"], "seed": cfg["seed"], "steps": cfg["steps"],
-                "frameskip": cfg.get("frameskip") or 1, "state": state,
-                "status_step": sstep, "error": err, "resumed_at": resumed, "score": score,
-                "score_step": score_step, "n_evals": len(steps),
-                "problem": problems[0] if problems else "", **_provenance(cfg),
-                "config": json.dumps(cfg.get("config") or {}, sort_keys=True),
-            })
+            record, steps, values = _read_run(sweep.name, rd)
+            records.append(record)
             curves.append((steps, values))
     columns = ["sweep", "path", "run_id", "algo", "variant", "suite", "env", "seed",
                "steps", "frameskip", "state", "status_step", "error", "resumed_at", "score",
@@ -392,3 +399,81 @@ def load(paths: list[str | os.PathLike]) -> Runs:
             values_all[a:b] = values_all[a:b][o]
     return Runs(table, offsets, steps_all, values_all, manifests,
                 {s.name: str(s) for s in sweeps}, notes)
+
+
+# ----------------------------------------------------------------------------------
+# Every evaluation row, for notebooks
+# ----------------------------------------------------------------------------------
+RUN_COLUMNS = ["sweep", "run_id", "algo", "variant", "env", "suite", "seed", "step", "frames",
+               "return", "normalised_score", "state", "path"]
+
+
+def load_runs(path: str | os.PathLike | list[str | os.PathLike],
+              config: bool = False) -> pd.DataFrame:
+    """Every evaluation of every run under `path`, one row per `eval/return` row: the curves.
+
+    path: a results root (a folder of sweeps), a sweep folder, a single run directory
+    (a folder with config.json), or a list of these.
+
+    Columns (RUN_COLUMNS):
+        sweep (the sweep folder's name), run_id, algo, variant, env, suite, seed (int),
+        step (int, agent env steps), frames (int, step * frameskip), return (float, the
+        mean return of that evaluation's episodes), normalised_score (float: the suite's
+        normalisation, `(return - random) / (reference - random)`, as the report uses;
+        NaN where the env has no reference pair), state ("done" | "running" | "failed" |
+        "" without status.json), path (the run directory).
+    config=True adds one column per field of the resolved config, named `config.<field>`.
+
+    Rows are sorted by sweep, variant, env, seed, run_id, step. A run without an
+    evaluation yet has no row. Raises UsageError for a path that is not a folder or
+    holds no runs, or a damaged config.json (naming the file).
+
+        from analysis import load_runs
+        df = load_runs("results/quickstart")
+        curves = df.groupby(["variant", "env", "step"])["return"].agg(["mean", "std"])
+        final = df.sort_values("step").groupby("run_id").tail(1)   # each run's last evaluation
+    """
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    runs: list[tuple[dict, list[int], list[float]]] = []
+    sweeps = []
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p) and _is_run_dir(p):
+            runs.append(_read_run(os.path.basename(os.path.dirname(os.path.abspath(p))), p))
+        else:
+            sweeps.append(p)
+    if sweeps:
+        loaded = load(sweeps)
+        for i, row in enumerate(loaded.table.to_dict("records")):
+            steps, values = loaded.curve(i)
+            runs.append((row, steps.tolist(), values.tolist()))
+    frames = []
+    for rec, steps, values in runs:
+        if not steps:
+            continue
+        order = np.argsort(np.asarray(steps, dtype=np.int64), kind="stable")
+        st = np.asarray(steps, dtype=np.int64)[order]
+        df = pd.DataFrame({
+            "sweep": rec["sweep"], "run_id": rec["run_id"], "algo": rec["algo"],
+            "variant": rec["variant"], "env": rec["env"], "suite": rec["suite"],
+            "seed": int(rec["seed"]), "step": st, "frames": st * int(rec["frameskip"] or 1),
+            "return": np.asarray(values, dtype=np.float64)[order],
+            "state": rec["state"], "path": rec["path"],
+        })
+        if config:
+            for key, value in json.loads(rec["config"]).items():
+                df[f"config.{key}"] = [value] * len(df)
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in RUN_COLUMNS})
+    out = pd.concat(frames, ignore_index=True)
+    out["normalised_score"] = np.nan
+    from analysis.scores import normalise, reference  # scores imports this module
+
+    for env, idx in out.groupby("env").groups.items():
+        if reference(env) is not None:
+            out.loc[idx, "normalised_score"] = normalise(env, out.loc[idx, "return"].to_numpy())
+    extra = [c for c in out.columns if c not in RUN_COLUMNS]
+    out = out[RUN_COLUMNS + extra]
+    out = out.sort_values(["sweep", "variant", "env", "seed", "run_id", "step"], kind="stable")
+    return out.reset_index(drop=True)

@@ -140,10 +140,11 @@ def make_ale_vector(env_id: str, num_envs: int, protocol: AtariProtocol = ATARI)
     return envs
 
 
-def make_gym_env(env_id: str, protocol: AtariProtocol = ATARI):
+def make_gym_env(env_id: str, protocol: AtariProtocol = ATARI, render_mode: str | None = None):
     """One Gymnasium Atari env under `protocol`: obs [4, 84, 84] uint8.
 
     A module-level function (not a lambda) so that AsyncVectorEnv can pickle it.
+    `render_mode="rgb_array"`: `render()` gives the screen (algos.enjoy records videos).
     """
     import_ale()
     import gymnasium as gym
@@ -158,7 +159,7 @@ def make_gym_env(env_id: str, protocol: AtariProtocol = ATARI):
         env_id, frameskip=1,  # AtariPreprocessing does the frame skip and the max-pool
         repeat_action_probability=p.repeat_action_probability,
         max_num_frames_per_episode=p.max_num_frames_per_episode,
-        full_action_space=p.full_action_space,
+        full_action_space=p.full_action_space, render_mode=render_mode,
     )
     env = AtariPreprocessing(
         env, noop_max=p.noop_max, frame_skip=p.frameskip, screen_size=p.screen_size,

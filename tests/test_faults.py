@@ -141,7 +141,7 @@ def relaunch_until_done(base: Path, attempts: int = 5) -> int:
 
 def check_run(rd: Path) -> dict[str, int]:
     """Assert everything the trial promises of one run directory; return lost/doubled."""
-    assert {p.name for p in rd.iterdir()} == RUN_FILES, sorted(p.name for p in rd.iterdir())
+    assert {p.name for p in rd.iterdir()} == RUN_FILES | {"tb"}, sorted(p.name for p in rd.iterdir())
     text = (rd / "metrics.csv").read_text()
     assert text.endswith("\n"), "metrics.csv ends in a partial row"
     rows = RunDir(rd).read_metrics(strict=True)

@@ -63,7 +63,7 @@ def _assert_resumable(out: Path, ckpt_step: int) -> None:
     assert (out / "metrics.csv").read_bytes().endswith(b"\n")
     RunDir(out).read_metrics(strict=True)
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json",
-                                                     "metrics.csv", "status.json"]
+                                                     "metrics.csv", "status.json", "tb"]
     assert RunDir(out).read_status()["state"] in ("running", "failed")
 
 
@@ -235,7 +235,7 @@ def test_temp_files_of_killed_writers_are_removed_by_the_next_run(tmp_path, monk
     (out / ".keep.tmp").write_text("not ours")  # names another file: left alone
     assert train.main(ARGV + ["--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [".keep.tmp", "checkpoint.pt", "config.json",
-                                                     "metrics.csv", "status.json"]
+                                                     "metrics.csv", "status.json", "tb"]
     _assert_complete(out, [512])
 
 

@@ -56,15 +56,15 @@ def test_run_dir_format_and_conflict(tmp_path):
     assert len(cfg["provenance"]["cpu"]) > len(" (torch AVX2)")  # a model name before it
     assert cfg["run_id"] == resolve(spec)["run_id"]
     assert metric_steps(tmp_path)["eval/return"] == [256, 512]
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    before = {str(p): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     res = train_cli("--algo", "ppo", "--env", "CartPole-v1", "--seed", "3", "--steps", "512",
                     "--out", str(tmp_path), "--set", "eval_every=256", "--set", "eval_episodes=2",
                     "--set", "lr=0.01")
     assert res.returncode == 2 and "another config" in res.stderr and "config.lr" in res.stderr
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert {str(p): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
     # the same config again: already done, nothing rewritten
     assert run(spec, tmp_path)["state"] == "done"
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert {str(p): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize("poison,needle", [("stats", "loss/policy is nan"),
