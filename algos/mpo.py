@@ -182,6 +182,9 @@ class Config:
         "classic": {"num_envs": 1, "rollout_length": 50, "replay_ratio": 1.0,
                     "policy_lr": 3e-4, "critic_lr": 3e-4, "target_period": 25,
                     "critic_hidden": (64, 64)},
+        # MinAtar and other images (untuned, ours): the Atari entry.
+        "minatar": {"num_envs": 8, "rollout_length": 32, "replay_capacity": 100_000},
+        "gym-pixels": {"num_envs": 8, "rollout_length": 32, "replay_capacity": 100_000},
     }
 
     def validate(self) -> None:
@@ -367,7 +370,8 @@ class Learner:
         seed = int(torch.randint(0, 2**62, ()).item())
         self.act_rng = np.random.default_rng(seed)
         self.sample_rng = np.random.default_rng(seed + 1)
-        self.np_actor = NumpyActor(self.policy, cfg.activation) if NumpyActor.supports(self.policy) else None
+        self.np_actor = (NumpyActor(self.policy, cfg.activation, normalize=self.obs_norm)
+                         if NumpyActor.supports(self.policy) else None)
         self._actor_stale = True
         # fast paths, each used only while it equals its definition (algos/fast/)
         self.sampled_q = SampledQ()
@@ -445,6 +449,8 @@ class Learner:
             stats.update(self.sampled_q.stats())
         if self.graph is not None:
             stats.update(self.graph.stats())
+        if self.np_actor is not None:
+            stats.update(self.np_actor.guard.stats())
         return stats
 
     def refresh_targets(self) -> None:
@@ -543,7 +549,6 @@ class Learner:
                                               self.duals["alpha"].view(1), cfg.epsilon_policy)
             with torch.no_grad():
                 kl_q = (log_q.exp() * (log_q - F.log_softmax(tparams["logits"], -1))).sum(-1).mean()
-                stats["policy/entropy"] = self.policy.head.entropy(online).mean()
                 stats["dual/alpha"] = self.duals["alpha"].detach()
         else:
             weights, loss_eta = estep_weights(q_e, eta, cfg.epsilon)
@@ -581,6 +586,17 @@ class Learner:
         self.duals.project_()
 
         with torch.no_grad():
+            # how far this update moved the policy on its states, and what it was allowed
+            # (the bounds on the KL against the target policy)
+            after = self.policy(obs0)
+            head = self.policy.head
+            stats["kl/step"] = head.kl({k: x.detach() for k, x in online.items()}, after).mean()
+            stats["policy/entropy"] = head.entropy(after).mean()
+            if self.spec.discrete:  # constants: Python floats (no host-to-device copy)
+                stats["kl/allowed_target"] = cfg.epsilon_policy
+            else:
+                stats["kl/allowed_mean"] = cfg.epsilon_mean
+                stats["kl/allowed_std"] = cfg.epsilon_stddev
             stats["loss/eta"] = loss_eta.detach()
             stats["loss/total"] = loss.detach()
             stats["dual/eta"] = eta.detach()
@@ -620,7 +636,8 @@ class Learner:
             "sample_rng": self.sample_rng.bit_generator.state,
             # a fast path that stepped aside stays aside in a resumed run
             "fast": {"sampled_q": self.sampled_q.guard.state_dict(),
-                     **({"cuda_graph": self.graph.guard.state_dict()} if self.graph is not None else {})},
+                     **({"cuda_graph": self.graph.guard.state_dict()} if self.graph is not None else {}),
+                     **({"numpy_actor": self.np_actor.guard.state_dict()} if self.np_actor is not None else {})},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -647,6 +664,8 @@ class Learner:
         fast = state.get("fast", {})
         if "sampled_q" in fast:
             self.sampled_q.guard.load_state_dict(fast["sampled_q"])
+        if "numpy_actor" in fast and self.np_actor is not None:
+            self.np_actor.guard.load_state_dict(fast["numpy_actor"])
         if self.graph is not None:
             if "cuda_graph" in fast:
                 self.graph.guard.load_state_dict(fast["cuda_graph"])

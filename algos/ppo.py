@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import torch
 
+from algos import ops
 from algos.base import EnvSpec
 from algos.fast.flat_adam import FlatAdam
 from algos.fast.ppo_step import NumpyPPOStep
@@ -81,6 +82,19 @@ class Config(OnPolicyConfig):
         "Pendulum-v1": {"num_envs": 4, "rollout_length": 1024, "minibatch_size": 64,
                         "gae_lambda": 0.95, "gamma": 0.9, "epochs": 10, "ent_coef": 0.0,
                         "lr": 1e-3, "norm_obs": True, "norm_reward": True},
+        # MinAtar (ours): the Atari collector and passes above (8 envs x 128 steps, 4
+        # epochs of 256, lr 2.5e-4, c_e 0.01; PPO paper Table 5, CleanRL ppo_atari.py)
+        # on MinAtar's small CNN; clip 0.2 (the PPO paper's default), raw 0/1 observations,
+        # rewards neither clipped nor scaled (already +1 per event).
+        "minatar": {"num_envs": 8, "rollout_length": 128, "lr": 2.5e-4, "epochs": 4,
+                    "minibatch_size": 256, "ent_coef": 0.01, "norm_obs": False,
+                    "norm_reward": False},
+        # Other Gymnasium ids (suites.anyenv): vectors ("gym") take the class defaults;
+        # uint8 images ("gym-pixels") the Atari collector and passes, without Atari's
+        # reward clipping (ours).
+        "gym-pixels": {"num_envs": 8, "rollout_length": 128, "lr": 2.5e-4, "epochs": 4,
+                       "minibatch_size": 256, "clip_coef": 0.1, "ent_coef": 0.01,
+                       "norm_obs": False, "norm_reward": False},
     }
 
 
@@ -145,11 +159,11 @@ class Learner(OnPolicyLearner):
         values = self.values(data["obs"])
         adv, ret = gae(data["rewards"], values, data["terminated"], data["truncated"],
                        cfg.gamma, cfg.gae_lambda, data["valid"])
-        valid = data["valid"].reshape(-1)
-        obs = data["obs"][:-1].flatten(0, 1)[valid]
-        actions = data["actions"].flatten(0, 1)[valid]
-        old_v = values[:-1].reshape(-1)[valid]
-        adv, ret = adv.reshape(-1)[valid], ret.reshape(-1)[valid]
+        valid = data["valid"]
+        obs = ops.masked_flatten(data["obs"][:-1], valid)
+        actions = ops.masked_flatten(data["actions"], valid)
+        old_v = ops.masked_flatten(values[:-1], valid)
+        adv, ret = ops.masked_flatten(adv, valid), ops.masked_flatten(ret, valid)
         if cfg.anneal_lr:
             frac = 1.0 - self.updates / self.total_updates
             for g in self.opt.param_groups:
@@ -158,6 +172,8 @@ class Learner(OnPolicyLearner):
         # the fast path's check turns down is autograd's with the same draws)
         n, mb = obs.shape[0], cfg.minibatch_size
         perms = [torch.randperm(n, device=obs.device) for _ in range(cfg.epochs)]
+        with torch.no_grad():
+            before = net.policy(obs)  # for kl/step: how far this update moves the policy
         batch = (obs, actions, old_v, adv, ret)
         if self.fast is not None and perms and self.fast.allowed(batch, perms[0][:mb],
                                                                  f"at update {self.updates}"):
@@ -177,9 +193,11 @@ class Learner(OnPolicyLearner):
         out["lr"] = self.opt.param_groups[0]["lr"]
         if not self.spec.discrete:
             out["policy/std"] = float(dist["std"].mean())
+        with torch.no_grad():
+            out["policy/entropy"] = float(net.head.entropy(dist).mean())
+            out["kl/step"] = float(net.head.kl(before, dist).mean())
         # explained variance of the value targets (CleanRL's diagnostic)
-        var_y = ret.var()
-        out["value/explained_variance"] = float(1 - (ret - old_v).var() / var_y) if var_y > 0 else 0.0
+        out["value/explained_variance"] = float(ops.explained_variance(old_v, ret))
         return out
 
     def minibatch_loss(self, obs, actions, old_logp, old_v, adv, ret) -> torch.Tensor:

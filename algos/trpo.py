@@ -97,6 +97,11 @@ class Config(OnPolicyConfig):
                         "vf_lr": 1e-3, "vf_epochs": 20},
         "Pendulum-v1": {"num_envs": 2, "rollout_length": 1024, "gamma": 0.9,
                         "vf_epochs": 15, "norm_obs": True, "norm_reward": True},
+        # MinAtar and other images (ours): the Atari collector above, raw rewards.
+        "minatar": {"num_envs": 8, "rollout_length": 128, "norm_obs": False,
+                    "norm_reward": False, "vf_epochs": 4, "vf_minibatch_size": 256},
+        "gym-pixels": {"num_envs": 8, "rollout_length": 128, "norm_obs": False,
+                       "norm_reward": False, "vf_epochs": 4, "vf_minibatch_size": 256},
     }
 
     def validate(self) -> None:
@@ -310,10 +315,12 @@ class Learner(OnPolicyLearner):
         })
         with torch.no_grad():
             p = net.policy(obs)
-            if self.spec.discrete:
-                stats["policy/entropy"] = float(head.entropy(p).mean())
-            else:
+            stats["policy/entropy"] = float(head.entropy(p).mean())
+            if not self.spec.discrete:
                 stats["policy/std"] = float(p["std"].mean())
+        # the KL this update moved the policy by (0 when the line search kept the old
+        # parameters) and the bound it was allowed
+        stats["kl/step"], stats["kl/allowed"] = result.kl, cfg.max_kl
         return stats
 
     def fit_value(self, obs: torch.Tensor, ret: torch.Tensor) -> dict[str, float]:

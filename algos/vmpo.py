@@ -170,6 +170,15 @@ class Config(OnPolicyConfig):
         # target period. With these passes the trust region binds and seeds 0-3 reached
         # -120..-200 between 200k and 300k steps (lr 3e-3 instead: 2 of 3 seeds).
         "Pendulum-v1": {"epochs": 4, "minibatch_size": 64},
+        # MinAtar (ours): the Atari entry's duals and collector, raw rewards (+1 per event)
+        # and raw 0/1 observations; lr 1e-3 as for the other small-budget suites.
+        "minatar": {"num_envs": 8, "rollout_length": 128, "eps_eta": 0.02,
+                    "target_period": 100, "lr": 1e-3, "norm_obs": False, "dual_lr": 1e-3,
+                    "popart_beta": 1e-3},
+        # Other uint8-image Gymnasium ids (ours): the Atari entry without reward clipping.
+        "gym-pixels": {"num_envs": 8, "rollout_length": 128, "eps_eta": 0.02,
+                       "target_period": 100, "norm_obs": False, "dual_lr": 1e-3,
+                       "popart_beta": 1e-3},
     }
 
     def validate(self) -> None:
@@ -379,6 +388,8 @@ class Learner(OnPolicyLearner):
                 logp_target = self.acting_net.head.log_prob(target_params, actions)
                 log_rho = (logp_target - ops.masked_flatten(data["log_prob"], valid)).clamp(max=0.0)
 
+        with torch.no_grad():
+            before = net.policy(obs)  # for kl/step: how far this learner step moves the policy
         n = adv.shape[0]
         size = cfg.minibatch_size if 0 < cfg.minibatch_size < n else n
         steps = []
@@ -393,6 +404,13 @@ class Learner(OnPolicyLearner):
             self.target.load_state_dict(net.state_dict())
 
         out = {k: sum(st[k] for st in steps) / len(steps) for k in steps[0]}
+        with torch.no_grad():
+            out["kl/step"] = float(net.head.kl(before, net.policy(obs)).mean())
+        # what the trust region allows each KL part against the target (per target period)
+        for name, metric in (("alpha_mu", "kl/allowed_mean"), ("alpha_sigma", "kl/allowed_std"),
+                             ("alpha", "kl/allowed_target")):
+            if cfg.trust_region and name in self.eps:
+                out[metric] = self.eps[name]
         out["dual/eta"] = float(self._eta().detach())
         for name in ("alpha", "alpha_mu", "alpha_sigma"):
             if name in self.duals:

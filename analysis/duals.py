@@ -25,7 +25,7 @@ DUAL_METRICS = ("dual/eta", "dual/alpha_mu", "dual/alpha_sigma", "dual/alpha",
 # (TRPO: max_kl per update; V-MPO and MPO: the bounds on kl/mean, kl/std against their
 # target policy).
 DIAG_METRICS = ("policy/std", "policy/entropy", "kl/step", "kl/allowed", "kl/allowed_mean",
-                "kl/allowed_std")
+                "kl/allowed_std", "kl/allowed_target")
 ARCHIVED_METRICS = DUAL_METRICS + DIAG_METRICS
 
 

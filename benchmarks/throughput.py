@@ -30,7 +30,7 @@ FlopCounterMode around one MPO update, one SAC gradient step) and its median tim
 100 updates of benchmarks/mpo_update.py, queued back to back on a GPU; SAC: 50 gradient
 steps after each `learn`). `--set KEY=VALUE` overrides a field of our runs' configs as
 `algos.train --set` does (e.g. `--set batch_size=512`); VMPO_MPO_CUDA_GRAPH=0 in the
-environment takes MPO's eager update on a GPU (`algos.mpo.CUDA_GRAPH`).
+environment takes MPO's eager update on a GPU (`algos.fast.cuda_graph.ENABLED`).
 
 The project does not depend on SB3: the peers are imported only under `--peers`, and
 are best installed in a venv of their own next to the project, with the same torch:
