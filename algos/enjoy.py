@@ -109,16 +109,12 @@ def make_single_env(env_id: str, render_mode: str | None = None):
         from suites.atari import make_gym_env
 
         return make_gym_env(env_id, render_mode=render_mode)
-    import gymnasium as gym
+    from suites.envs import make_env
 
-    from suites.envs import MAKE_KWARGS, require_mujoco
-
-    if suites.suite_of(env_id) == "mujoco":
-        require_mujoco()
     if render_mode is not None:
         # pygame (classic control) starts SDL's audio, which complains on a headless machine
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    return gym.make(env_id, render_mode=render_mode, **MAKE_KWARGS.get(env_id, {}))
+    return make_env(env_id, render_mode)
 
 
 def load_policy(run_dir: str | os.PathLike, device: str = "cpu") -> Policy:

@@ -6,7 +6,10 @@ comparison differs only in the algorithm:
 - vector observations: an MLP torso, hidden sizes `(64, 64)` with tanh by default (the
   PPO paper's MuJoCo network, Schulman et al. 2017, sec. 6.1; CleanRL; SB3's default);
 - pixels (`[4, 84, 84]` uint8): the Nature CNN torso (Mnih et al. 2015) -> 512 units,
-  the input divided by 255 inside the torso.
+  the input divided by 255 inside the torso;
+- small images (MinAtar's `[C, 10, 10]` 0/1 floats, and any rank-3 float observation or
+  uint8 image under 36x36, too small for the Nature CNN's strides): `SmallCNN`, MinAtar's
+  network (Young and Tian 2019: one 3x3 conv of 16 channels, stride 1, then 128 units).
 
 Initialisation is orthogonal (Saxe et al. 2014) with gain sqrt(2) on hidden layers,
 0.01 on the policy output and 1 on value outputs (Andrychowicz et al. 2021; CleanRL).
@@ -53,22 +56,55 @@ def mlp(in_dim: int, hidden: Sequence[int], activation: str = "tanh",
     return nn.Sequential(*layers)
 
 
-class NatureCNN(nn.Module):
-    """Mnih et al. 2015: conv 32x8/4, 64x4/2, 64x3/1, dense 512, ReLU. [B,C,84,84] -> [B,512]."""
+def _conv_out(n: int, kernel: int, stride: int) -> int:
+    return (n - kernel) // stride + 1
 
-    def __init__(self, in_channels: int = 4, out_dim: int = 512) -> None:
+
+class NatureCNN(nn.Module):
+    """Mnih et al. 2015: conv 32x8/4, 64x4/2, 64x3/1, dense 512, ReLU. [B,C,84,84] -> [B,512]
+    (another `hw` >= 36x36: the same layers, the dense layer sized to the conv output)."""
+
+    MIN_SIDE = 36  # the smallest side the three convolutions leave >= 1 cell of
+
+    def __init__(self, in_channels: int = 4, out_dim: int = 512,
+                 hw: tuple[int, int] = (84, 84)) -> None:
         super().__init__()
+        h, w = (_conv_out(_conv_out(_conv_out(n, 8, 4), 4, 2), 3, 1) for n in hw)
         self.net = nn.Sequential(
             init_layer(nn.Conv2d(in_channels, 32, 8, stride=4)), nn.ReLU(),
             init_layer(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
             init_layer(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(),
             nn.Flatten(),
-            init_layer(nn.Linear(64 * 7 * 7, out_dim)), nn.ReLU(),
+            init_layer(nn.Linear(64 * h * w, out_dim)), nn.ReLU(),
         )
         self.out_dim = out_dim
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs.float() / 255.0)
+
+
+class SmallCNN(nn.Module):
+    """MinAtar's torso (Young and Tian 2019, sec. 4; their DQN and AC examples): conv 16x3/1,
+    ReLU, dense `out_dim` (128), ReLU. [B, C, H, W] -> [B, out_dim]; the input times
+    `scale` (1 for MinAtar's 0/1 channels, 1/255 for uint8 images)."""
+
+    def __init__(self, in_channels: int, hw: tuple[int, int], out_dim: int = 128,
+                 scale: float = 1.0) -> None:
+        super().__init__()
+        h, w = (_conv_out(n, 3, 1) for n in hw)
+        if h < 1 or w < 1:
+            raise ValueError(f"SmallCNN needs images of at least 3x3, got {tuple(hw)}")
+        self.net = nn.Sequential(
+            init_layer(nn.Conv2d(in_channels, 16, 3, stride=1)), nn.ReLU(),
+            nn.Flatten(),
+            init_layer(nn.Linear(16 * h * w, out_dim)), nn.ReLU(),
+        )
+        self.out_dim = out_dim
+        self.scale = scale
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.float()
+        return self.net(x * self.scale if self.scale != 1.0 else x)
 
 
 class MLPTorso(nn.Module):
@@ -84,9 +120,18 @@ class MLPTorso(nn.Module):
 
 
 def make_torso(spec: EnvSpec, hidden: Sequence[int] = (64, 64), activation: str = "tanh") -> nn.Module:
-    """Nature CNN for pixels, else an MLP of `hidden` sizes. Has `.out_dim`."""
+    """The torso by observation shape. Has `.out_dim`.
+
+    uint8 images [C, H, W] (`spec.pixels`): the Nature CNN, or `SmallCNN` (input / 255)
+    under 36x36; other rank-3 observations [C, H, W] (MinAtar's 0/1 floats): `SmallCNN`;
+    anything else: an MLP of `hidden` sizes on the flattened observation."""
+    if len(spec.obs_shape) == 3:
+        c, h, w = spec.obs_shape
+        if spec.pixels and min(h, w) >= NatureCNN.MIN_SIDE:
+            return NatureCNN(c, hw=(h, w))
+        return SmallCNN(c, (h, w), scale=1 / 255 if spec.pixels else 1.0)
     if spec.pixels:
-        return NatureCNN(spec.obs_shape[0])
+        raise ValueError(f"an image observation must be [C, H, W], got {spec.obs_shape}")
     return MLPTorso(int(math.prod(spec.obs_shape)), tuple(hidden), activation)
 
 

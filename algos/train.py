@@ -6,8 +6,9 @@
     python -m algos.train --algo vmpo --env HalfCheetah-v5 --print-config [--set ...]
                                                       # the resolved config as a spec's runs entry (YAML)
 
-The loop knows no algorithm: it builds `algos.<algo>.Learner`, lets the collector fill
-a rollout, hands it to `observe`, and calls `update()` while `ready()`. It evaluates the
+The loop knows no algorithm: it builds the registered algorithm's `Learner` (the
+contract and the registry `ALGOS` are in `algos/base.py`; docs/adding-an-algorithm.md),
+lets the collector fill a rollout, hands it to `observe`, and calls `update()` while `ready()`. It evaluates the
 deterministic policy on separate eval envs every `eval_every` steps and at the end,
 checkpoints atomically every `checkpoint_every` steps and at the end, and resumes from
 RUN_DIR's checkpoint when RUN_DIR holds the same config (a different config there is an
@@ -46,8 +47,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib
-import importlib.util
 import random
 import sys
 import textwrap
@@ -60,6 +59,7 @@ import numpy as np
 import torch
 
 import suites
+from algos import base
 from algos.base import EnvSpec
 from algos import tracking
 from algos.config import (
@@ -72,7 +72,8 @@ from algos.config import (
     to_yaml,
     unknown_key,
 )
-from algos.results import (
+from algos.rollout import Collector, evaluate
+from rundir import (
     CorruptFile,
     RunDir,
     atomic_torch_save,
@@ -81,11 +82,8 @@ from algos.results import (
     stable_hash,
     writable_dir_problem,
 )
-from algos.rollout import Collector, evaluate
 
-ALGOS: tuple[str, ...] = tuple(
-    a for a in ("ppo", "trpo", "vmpo", "mpo") if importlib.util.find_spec(f"algos.{a}") is not None
-)
+ALGOS = base.ALGOS  # the registry (name -> module), one object: `name in ALGOS`, `", ".join(ALGOS)`
 CHECKPOINT_VERSION = 1
 MAX_SEED = 2**32 - 1  # numpy's seed range; torch and Gymnasium take it too
 EVAL_SEED = 1_000_003  # evaluation envs are seeded apart from the training envs' seeds
@@ -117,12 +115,14 @@ class RunSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
     variant: str | None = None
     sweep: str | None = None
+    reference: dict[str, Any] | None = None
+    """A normalisation pair {random, reference, source} from a spec's `references:`
+    (sweeps.spec checks it); recorded in config.json only when given (run ids unchanged)."""
 
 
 def algo_module(name: str):
-    if name not in ALGOS:
-        raise ConfigError("algo", f"unknown algorithm {name!r}; valid: {', '.join(ALGOS)}")
-    return importlib.import_module(f"algos.{name}")
+    """The registered algorithm's module (`base.algorithm`): ConfigError for an unknown name."""
+    return base.algorithm(name)
 
 
 def _defaults(config_cls: type, suite: str, env: str) -> dict[str, Any]:
@@ -178,6 +178,8 @@ def resolve(spec: RunSpec, from_strings: bool = False) -> dict[str, Any]:
 
     if MAKE_KWARGS.get(spec.env):
         resolved["env_kwargs"] = dict(MAKE_KWARGS[spec.env])
+    if spec.reference is not None:
+        resolved["reference"] = dict(spec.reference)
     resolved["run_id"] = stable_hash(resolved)
     return resolved
 

@@ -8,8 +8,8 @@ vs present runs), scores (normalised final scores, rliable matrices, curves), bo
 (rliable's stratified bootstrap and a vectorised engine equal to it), aggregate (every
 estimate as a table), tables (CSV/Markdown/LaTeX), plots (PNG/PDF), published (published
 figures to compare with), report (the CLI), synthetic (run directories for tests and
-benchmarks). Analysis reads only run directories and never imports the learning code
-beyond `algos.results`' file-format constants.
+benchmarks). Analysis reads only run directories, through `rundir` (the format), and never
+imports the learning code (`algos`) or torch.
 
 In a notebook, `load_runs(path)` gives every evaluation of every run under a results
 root, a sweep folder or a run directory as one pandas DataFrame (the learning curves,

@@ -32,7 +32,7 @@ import sys
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from algos.results import CONFIG, METRICS, METRICS_HEADER, STATUS
+from rundir import CONFIG, METRICS, METRICS_HEADER, STATUS
 from analysis.duals import ARCHIVED_METRICS
 from analysis.load import UsageError, read_status
 

@@ -4,7 +4,7 @@ A RESULTS path may be a results root (a folder of sweeps), a sweep folder (a fol
 run directories, perhaps with `spec.yaml` and `manifest.csv`/`manifest.json`), or, for
 convenience, several of either. A run directory is a child folder holding `config.json`.
 
-Speed: `algos.results.parse_metrics` turns every row of metrics.csv into a tuple, which
+Speed: `rundir.parse_metrics` turns every row of metrics.csv into a tuple, which
 costs about a microsecond a row: 10,000 runs with a thousand rows each would take far
 longer than the 10 s the report allows for loading. `read_eval` here looks only for the
 `eval/return` rows (a `bytes.find` per row it keeps) and returns what `parse_metrics`
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from algos.results import CONFIG, EVAL_RETURN, METRICS, STATES, STATUS
+from rundir import CONFIG, EVAL_RETURN, METRICS, STATES, STATUS
 
 MANIFESTS = ("manifest.json", "manifest.csv")
 REQUIRED = {"run_id": str, "algo": str, "variant": str, "suite": str, "env": str,

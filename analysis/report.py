@@ -44,10 +44,10 @@ except ModuleNotFoundError as _e:
 
 import pandas as pd
 
-from algos.results import writable_dir_problem
+from rundir import writable_dir_problem
 from analysis import completeness, duals, published, tables
 from analysis.load import Runs, UsageError, load
-from analysis.scores import final_scores, mixed_budgets, reference
+from analysis.scores import final_scores, mixed_budgets, reference, without_pair
 from analysis.scores import groups as make_groups
 
 DEFAULT_REPS = 50_000
@@ -246,6 +246,15 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
     if final.empty:
         raise UsageError("no finished run with an eval/return to aggregate "
                          f"({len(runs.table)} run directories, none ok)")
+    raw_only = without_pair(final)
+    if len(raw_only) == final["env"].nunique():
+        from suites.reference import NO_PAIR_HINT
+
+        raise UsageError(f"nothing to normalise: {', '.join(raw_only)} ({NO_PAIR_HINT}); "
+                         "`python -c \"from analysis import load_runs\"` gives their raw returns")
+    # The normalised aggregates take the envs with a reference pair; the per-env table
+    # shows every env's raw returns (est.per_env below, from `final` whole).
+    full_final, final = final, final[final["score"].notna()].reset_index(drop=True)
     groups = make_groups(final)
     variants = sorted(set(final["variant"]))
     if baseline is not None and baseline not in variants:
@@ -256,6 +265,12 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
 
     est = agg_mod.estimate(runs, final, groups, baseline=base, reps=reps, seed=seed,
                            engine=engine, curve_points=curve_points, n_jobs=n_jobs)
+    if raw_only:
+        from suites.reference import NO_PAIR_HINT
+
+        est.per_env = agg_mod.per_env(full_final)
+        est.notes.append(f"Normalised aggregates leave out {', '.join(raw_only)}: "
+                         f"{NO_PAIR_HINT}. Their raw returns are in the per-env table.")
     note = _incomplete_note(status)
     complete = note is None
     summary = completeness.summary(status)

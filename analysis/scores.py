@@ -2,7 +2,10 @@
 
 A run's score is its eval/return at its last evaluation (largest step). Scores are
 normalised with `suites.normalise(env_id, score)` (Atari: human-normalised with DQN
-Zoo's random/human table; other suites: their own reference pair, see `suites`).
+Zoo's random/human table; other suites: their own reference pair, see `suites`), or with
+the pair a sweep spec's `references:` recorded in the runs' config.json ("reference")
+for an env `suites` has none for. An env with neither keeps its raw returns: its `score`
+is NaN, and `without_pair` names it for the report.
 
 rliable wants, per suite and variant, a (num_runs, num_tasks) matrix with the same
 number of runs on every task. Where an incomplete grid (--allow-incomplete) leaves a
@@ -24,6 +27,51 @@ from analysis.load import Runs, UsageError
 FULL_VMPO = "vmpo"
 
 
+# env -> (random, reference, source) read from runs' config.json by `final_scores`:
+# the spec's `references:`, for envs without a pair in `suites`.
+_RUN_PAIRS: dict[str, tuple[float, float, str]] = {}
+
+
+def _suite_pair(env: str) -> bool:
+    import suites
+
+    try:
+        suites.reference(env)
+        return True
+    except ValueError:  # NoReferenceError, UnknownEnvError
+        return False
+
+
+def learn_pairs(runs: Runs, rows) -> None:
+    """Record the "reference" pair of the runs `rows` (indices into runs.table) for envs
+    `suites` has no pair for. UsageError when two runs of one env carry different pairs."""
+    import json
+    from pathlib import Path
+
+    t = runs.table
+    for r in rows:
+        env = str(t["env"].iloc[int(r)])
+        if _suite_pair(env):
+            continue
+        try:
+            cfg = json.loads((Path(t["path"].iloc[int(r)]) / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        pair = cfg.get("reference")
+        if not isinstance(pair, dict):
+            continue
+        key = (float(pair["random"]), float(pair["reference"]), str(pair.get("source", "")))
+        if _RUN_PAIRS.get(env, key) != key:
+            raise UsageError(f"runs of {env} carry different reference pairs ({_RUN_PAIRS[env]} "
+                             f"and {key}, {t['path'].iloc[int(r)]}): one env, one pair")
+        _RUN_PAIRS[env] = key
+
+
+def has_pair(env: str) -> bool:
+    """True when `env`'s scores can be normalised (a `suites` pair or a runs' one)."""
+    return env in _RUN_PAIRS or _suite_pair(env)
+
+
 @cache
 def _vectorised_ok(env: str) -> bool:
     import suites
@@ -40,11 +88,15 @@ def _vectorised_ok(env: str) -> bool:
 def normalise(env: str, values) -> np.ndarray:
     """suites.normalise applied to an array of raw returns of `env`; same shape back.
 
-    Raises UsageError when `suites` does not know the env.
+    Raises UsageError when `suites` does not know the env (nor its runs' configs: see
+    `learn_pairs`).
     """
     import suites
 
     x = np.asarray(values, dtype=np.float64)
+    if env in _RUN_PAIRS and not _suite_pair(env):
+        rnd, ref, _ = _RUN_PAIRS[env]
+        return (x - rnd) / (ref - rnd)
     try:
         if _vectorised_ok(env):
             return np.asarray(suites.normalise(env, x), dtype=np.float64)
@@ -57,9 +109,12 @@ def normalise(env: str, values) -> np.ndarray:
 
 
 def reference(env: str):
-    """suites.reference(env): (random, reference, source), or None if suites lacks it."""
+    """suites.reference(env) (or the runs' pair, `learn_pairs`): (random, reference,
+    source), or None if there is none."""
     import suites
 
+    if env in _RUN_PAIRS and not _suite_pair(env):
+        return suites.Reference(*_RUN_PAIRS[env])
     try:
         return suites.reference(env)
     except Exception:  # noqa: BLE001 - only a label in the report
@@ -84,12 +139,19 @@ def final_scores(runs: Runs, status: pd.DataFrame) -> pd.DataFrame:
         "row": ok["row"].to_numpy(),
     })
     df["score"] = np.nan
+    learn_pairs(runs, df["row"].to_numpy())
     for env, idx in df.groupby("env").groups.items():
-        df.loc[idx, "score"] = normalise(env, df.loc[idx, "raw"].to_numpy())
+        if has_pair(env):  # else raw returns only (score NaN): see without_pair
+            df.loc[idx, "score"] = normalise(env, df.loc[idx, "raw"].to_numpy())
     df = df[["suite", "variant", "algo", "env", "seed", "sweep", "run_id", "steps",
              "frameskip", "raw", "score", "row"]]
     return df.sort_values(["suite", "variant", "env", "seed"], kind="stable"
                           ).reset_index(drop=True)
+
+
+def without_pair(final: pd.DataFrame) -> list[str]:
+    """The envs of `final_scores` with raw returns only (no reference pair), sorted."""
+    return sorted(set(final.loc[final["score"].isna() & final["raw"].notna(), "env"]))
 
 
 @dataclass

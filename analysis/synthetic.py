@@ -4,9 +4,9 @@
 evaluation returns; `write_sweep` writes a variant x env x seed grid whose final scores
 come from a function, so tests know every score. Files are written plainly (no fsync):
 these are fixtures, and the benchmark writes 10,000 of them. The formats are those of
-`algos.results` (`atomic_write_json`'s indent-2 sorted JSON; metrics rows
+`rundir` (`atomic_write_json`'s indent-2 sorted JSON; metrics rows
 `step,metric,repr(value),wall_time:.3f`); tests/test_analysis_load.py reads them back
-with `algos.results.RunDir`.
+with `rundir.RunDir`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from algos.results import CONFIG, METRICS, METRICS_HEADER, STATUS, stable_hash
+from rundir import CONFIG, METRICS, METRICS_HEADER, STATUS, stable_hash
 
 # Metrics a training loop logs besides evaluations (names as algos/ logs them).
 TRAIN_METRICS = ("loss/total", "loss/policy", "loss/value", "loss/eta", "loss/alpha",

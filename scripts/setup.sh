@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up vmpo-bench in a virtual environment inside the repo (.venv), idempotently.
 #
-#   bash scripts/setup.sh            # torch, the package with its mujoco, atari and dev extras
+#   bash scripts/setup.sh            # torch, the package with its mujoco, atari, minatar and dev extras
 #
 # torch comes first and pinned: `pip install torch==2.13.0` takes the CPU wheel on a
 # machine without CUDA where one is provided locally (and the CUDA build where CUDA is
@@ -22,5 +22,5 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+
     "${PIP[@]}" install torch==2.13.0
   fi
 fi
-"${PIP[@]}" install -e '.[mujoco,atari,dev]'
-.venv/bin/python -c "import torch, gymnasium, mujoco, ale_py, submitit, rliable; print('vmpo-bench ready: torch', torch.__version__, '| cuda' if torch.cuda.is_available() else '| cpu')"
+"${PIP[@]}" install -e '.[mujoco,atari,minatar,dev]'
+.venv/bin/python -c "import torch, gymnasium, mujoco, ale_py, minatar, submitit, rliable; print('vmpo-bench ready: torch', torch.__version__, '| cuda' if torch.cuda.is_available() else '| cpu')"

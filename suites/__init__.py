@@ -2,9 +2,9 @@
 
 The rest of the project uses only this module's names:
 
-    SUITES                      {"classic", "mujoco", "atari5", "atari57"} -> env ids
+    SUITES                      {"classic", "mujoco", "atari5", "atari57", "minatar"} -> env ids
     resolve(name) -> list[str]  suite name -> its env ids; env id -> [env id]
-    suite_of(env_id) -> str     "classic" | "mujoco" | "atari"
+    suite_of(env_id) -> str     "classic" | "mujoco" | "atari" | "minatar" | "gym" | "gym-pixels"
     frameskip(env_id) -> int    4 for Atari, 1 otherwise (frames = agent steps * frameskip)
     make(env_id, num_envs, seed, *, vectorization="auto") -> gymnasium.vector.VectorEnv
     reference(env_id) -> Reference(random, reference, source)
@@ -23,6 +23,25 @@ Machado et al. 2018 sticky actions, 30 no-op starts, 108k-frame cap, raw rewards
 MuJoCo and ale-py are imported only when such an env is made; a missing extra raises an
 ImportError that says what to `pip install`.
 
+`minatar`: MinAtar's five games (`MinAtar/<Game>-v1`, the minimal action sets; minatar
+1.0.15, the `minatar` extra), observations [C, 10, 10] float32 0/1 (channels first, for
+`algos.networks.SmallCNN`), capped at 108,000 steps (`suites.envs.MINATAR_MAX_STEPS`).
+No reference pair yet: no published table of final scores could be verified (the paper
+gives curves only), so MinAtar reports raw returns unless a spec's `references:` gives one.
+
+Any other Gymnasium id: a registered id (`CartPole-v0`, `LunarLander-v3`) or
+`module:EnvId` (the module is imported and registers EnvId, as `gym.make` does). Its
+family comes from its spaces (`suites.anyenv`, one `gym.make` per process): "gym-pixels"
+for a uint8 image (channels-last images are transposed to [C, H, W]; the Nature CNN from
+36x36, SmallCNN below), "gym" otherwise (the MLP; SmallCNN for a rank-3 float
+observation). SUITE_DEFAULTS: "gym" takes each algorithm's class defaults (the MuJoCo-
+tuned settings: we did not guess classic's for small discrete envs, whose tuned values
+are per env); "gym-pixels" takes the Atari collector without reward clipping. Such envs
+have no reference pair: the report shows their raw returns and says why the normalised
+aggregates leave them out; a spec's `references:` gives a pair. ale-py's ids other than
+ALE/<Game>-v5 stay unknown (they would skip the Atari protocol). An unknown id's error
+names the closest named ids and Gymnasium's registered ones.
+
 Choices:
 - Known env ids are exactly the classic and mujoco lists and every ALE v5 id of ale-py
   0.12.1 (other versions such as `Hopper-v4` or `PongNoFrameskip-v4` are unknown, and
@@ -36,11 +55,12 @@ Choices:
   ALE game raises NoReferenceError (a ValueError).
 """
 
+from suites import anyenv
 from suites.envs import make
 from suites.reference import NoReferenceError, Reference, normalise, reference
-from suites.registry import SUITES, UnknownEnvError, frameskip, resolve, suite_of
+from suites.registry import SUITES, EnvMakeError, UnknownEnvError, frameskip, resolve, suite_of
 
 __all__ = [
-    "SUITES", "NoReferenceError", "Reference", "UnknownEnvError", "frameskip", "make",
+    "SUITES", "EnvMakeError", "NoReferenceError", "anyenv", "Reference", "UnknownEnvError", "frameskip", "make",
     "normalise", "reference", "resolve", "suite_of",
 ]

@@ -1,7 +1,12 @@
 """`make`: the one way to build a suite's vector env.
 
-MuJoCo and ale-py are imported only when one of their envs is made, so the classic suite
-works without the `mujoco` / `atari` extras.
+MuJoCo, ale-py and minatar are imported only when one of their envs is made, so the
+classic suite works without the `mujoco` / `atari` / `minatar` extras.
+
+MinAtar and any other Gymnasium id (`suites.anyenv`) are built here per sub-env by
+`make_env`, which also serves `algos.enjoy`: MinAtar's [10, 10, C] bool observation
+becomes [C, 10, 10] float32 (channels first, for the CNN); a channels-last uint8 image of
+another env becomes [C, H, W] uint8.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ import functools
 import warnings
 
 import gymnasium as gym
+import numpy as np
 
-from suites.registry import suite_of
+from suites import anyenv
+from suites.registry import MINATAR_ALL, suite_of
 from suites.sync_vector import LeanSyncVectorEnv
 
 MUJOCO_HINT = "MuJoCo envs need the mujoco extra: pip install -e '.[mujoco]'"
@@ -25,8 +32,15 @@ VECTORIZATIONS = ("auto", "sync", "async", "ale")
 # sparse spikes that swamp a running observation normaliser: PPO with its MuJoCo
 # defaults reached an eval return of 308 at 1M steps with them and 1,313 by 500k without
 # (seed 0, this machine, 2026-12-02). Ant here is Ant-v5's physics with v4's observation.
+#
+# MinAtar registers no time limit, and Breakout, Asterix and Space Invaders can go on for
+# ever under a good (or a stuck deterministic) policy: an evaluation would never end. The
+# cap is the Atari protocol's 108,000 frames (Machado et al. 2018), one MinAtar step being
+# one frame; Freeway ends itself at 2,500. Recorded in each run's config as env_kwargs.
+MINATAR_MAX_STEPS = 108_000
 MAKE_KWARGS: dict[str, dict] = {
     "Ant-v5": {"include_cfrc_ext_in_observation": False},
+    **{e: {"max_episode_steps": MINATAR_MAX_STEPS} for e in MINATAR_ALL},
 }
 
 
@@ -59,6 +73,36 @@ def require_mujoco() -> None:
         mujoco.set_mju_user_warning(_mujoco_warning)
 
 
+def _channels_first(env: gym.Env, dtype) -> gym.Env:
+    """[H, W, C] observations -> [C, H, W] of `dtype` (bool -> float32 0/1 for MinAtar)."""
+    space = env.observation_space
+    h, w, c = space.shape
+    new = gym.spaces.Box(0 if dtype == np.float32 else space.low.min(),
+                         1 if dtype == np.float32 else space.high.max(),
+                         (c, h, w), dtype=dtype)
+    return gym.wrappers.TransformObservation(
+        env, lambda o: np.ascontiguousarray(np.moveaxis(o, -1, 0), dtype=dtype), new)
+
+
+def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
+    """One env of a classic, MuJoCo, MinAtar or other Gymnasium id, as `make` builds each
+    of its sub-envs (not Atari: `suites.atari`). Not reset."""
+    kind = suite_of(env_id)
+    if kind == "atari":
+        raise ValueError("make_env does not build Atari envs: suites.atari.make_gym_env does")
+    if kind == "mujoco":
+        require_mujoco()
+    if kind == "minatar":
+        anyenv.register_minatar()
+    kw = {} if render_mode is None else {"render_mode": render_mode}
+    env = gym.make(env_id, **kw, **MAKE_KWARGS.get(env_id, {}))
+    if kind == "minatar":
+        return _channels_first(env, np.float32)
+    if kind == "gym-pixels" and anyenv.channels_last(env.observation_space.shape):
+        return _channels_first(env, env.observation_space.dtype)
+    return env
+
+
 def make(env_id: str, num_envs: int, seed: int, *, vectorization: str = "auto") -> gym.vector.VectorEnv:
     """A Gymnasium 1.x vector env of `num_envs` copies of `env_id`, NEXT_STEP autoreset.
 
@@ -75,13 +119,15 @@ def make(env_id: str, num_envs: int, seed: int, *, vectorization: str = "auto") 
             `gym.make_vec(env_id, num_envs, vectorization_mode="async")`; "auto" = "sync"
             (faster than async on two cores: HalfCheetah x8 11,300 vs 5,450 steps/s). Atari: "auto" = "ale" = ale-py's AtariVectorEnv, "sync"/"async"
             = Gymnasium's Sync/AsyncVectorEnv over AtariPreprocessing; see `suites.atari`.
+            MinAtar and other Gymnasium ids: sync or async over `make_env`.
 
     Returns:
         The vector env. Observations are batched `[num_envs, *obs_shape]`:
         classic/mujoco keep the env's own dtype (float32 for the classic tasks, float64
         for MuJoCo) -- casting is the caller's job (`algos.rollout.Collector` casts to
         float32 once per step, one `astype` on the batch); Atari gives
-        `[num_envs, 4, 84, 84]` uint8. Rewards are raw (never clipped or scaled) so that
+        `[num_envs, 4, 84, 84]` uint8; MinAtar `[num_envs, C, 10, 10]` float32 (0/1);
+        other ids their own, images channels first. Rewards are raw (never clipped or scaled) so that
         episode returns are the scores reported. On the step an episode ends, the
         observation is its final observation; that env's next step only resets it.
 
@@ -100,6 +146,11 @@ def make(env_id: str, num_envs: int, seed: int, *, vectorization: str = "auto") 
         from suites.atari import make_atari
 
         envs = make_atari(env_id, num_envs, vectorization)
+    elif kind not in ("classic", "mujoco"):
+        # MinAtar and any Gymnasium id: each sub-env through make_env (its wrappers)
+        fns = [functools.partial(make_env, env_id)] * num_envs
+        envs = (gym.vector.AsyncVectorEnv(fns) if vectorization == "async"
+                else LeanSyncVectorEnv(fns))
     else:
         if kind == "mujoco":
             require_mujoco()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from suites.registry import ATARI57_GAMES, ale_game, suite_of
+from suites.registry import _ALE_ID_TO_GAME, _KIND, ATARI57_GAMES, UnknownEnvError, ale_game
 
 DATA = Path(__file__).resolve().parent / "data"
 ATARI_SOURCE = ("DQN Zoo (google-deepmind/dqn_zoo, dqn_zoo/atari_data.py): random and "
@@ -46,7 +46,12 @@ class Reference:
 
 
 class NoReferenceError(ValueError):
-    """A known env without reference scores (an ALE game outside the atari57 table)."""
+    """An env without reference scores: an ALE game outside the atari57 table, MinAtar
+    (no verified published table yet), or any other Gymnasium id. A sweep spec's
+    `references:` can give one (recorded in each run's config.json)."""
+
+
+NO_PAIR_HINT = "no reference pair: give one in the spec's `references:`"
 
 
 def _read(name: str) -> list[dict[str, str]]:
@@ -79,10 +84,17 @@ def _references() -> dict[str, Reference]:
 def reference(env_id: str) -> Reference:
     """The (random, reference, source) pair that `normalise` uses for `env_id`.
 
-    Raises UnknownEnvError for an unknown env and NoReferenceError for an ALE game
-    outside atari57.
+    Raises NoReferenceError for an env without a pair (an ALE game outside atari57,
+    MinAtar, any other Gymnasium id). Decided by name alone: nothing is made or imported.
     """
-    kind = suite_of(env_id)
+    kind = "atari" if env_id in _ALE_ID_TO_GAME else _KIND.get(env_id)
+    if kind is None and ":" not in str(env_id):
+        from suites import anyenv
+
+        if not anyenv.registered(env_id):
+            raise UnknownEnvError(env_id)
+    if kind not in ("atari", "classic", "mujoco"):
+        raise NoReferenceError(f"{env_id}: {NO_PAIR_HINT}")
     if kind == "atari":
         game = ale_game(env_id)
         if game not in atari_table():

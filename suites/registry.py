@@ -14,6 +14,14 @@ Suites (`SUITES`):
   al. 2020), i.e. the games of DQN Zoo's random/human table
   (`suites/data/atari57_random_human.csv`).
 
+- `minatar`: MinAtar's five games (Young and Tian 2019, arXiv 1903.03176), the
+  `minatar` package's Gymnasium ids with the minimal action set (`MinAtar/<Game>-v1`;
+  `-v0`, all 6 actions, is of the `minatar` kind too).
+
+Any other id that Gymnasium can make (a registered id, or `module:EnvId`) is accepted;
+its family, "gym" or "gym-pixels", comes from its spaces (`suites.anyenv`, which makes
+the env once to read them).
+
 `atari` is a suite *kind*, not a list: any `ALE/<Game>-v5` id that ale-py 0.12.1
 registers belongs to it (`ALE_GAMES`, 104 games). Asked to list it, `resolve("atari")`
 returns atari57.
@@ -26,6 +34,7 @@ PascalCase (`battle_zone` <-> `ALE/BattleZone-v5`; ale-py's own rule,
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
 
 CLASSIC: tuple[str, ...] = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCarContinuous-v0")
@@ -73,6 +82,11 @@ ATARI57_GAMES: tuple[str, ...] = (
 
 ATARI5_GAMES: tuple[str, ...] = ("battle_zone", "double_dunk", "name_this_game", "phoenix", "qbert")
 
+# MinAtar 1.0.15's games (minatar/gym.py registers MinAtar/<Game>-v0 and -v1 for each).
+MINATAR_GAMES: tuple[str, ...] = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
+MINATAR: tuple[str, ...] = tuple(f"MinAtar/{g}-v1" for g in MINATAR_GAMES)
+MINATAR_ALL: tuple[str, ...] = MINATAR + tuple(f"MinAtar/{g}-v0" for g in MINATAR_GAMES)
+
 
 def ale_id(game: str) -> str:
     """`ALE/<Game>-v5` for an ale-py ROM id: `ale_id("battle_zone") == "ALE/BattleZone-v5"`."""
@@ -86,32 +100,51 @@ SUITES: dict[str, tuple[str, ...]] = {
     "mujoco": MUJOCO,
     "atari5": tuple(ale_id(g) for g in ATARI5_GAMES),
     "atari57": tuple(ale_id(g) for g in ATARI57_GAMES),
+    "minatar": MINATAR,
 }
 
 # Suite names `resolve` accepts beyond SUITES' keys: "atari" lists atari57.
 _ALIASES: dict[str, str] = {"atari": "atari57"}
 
-_KIND: dict[str, str] = {**{e: "classic" for e in CLASSIC}, **{e: "mujoco" for e in MUJOCO}}
+_KIND: dict[str, str] = {**{e: "classic" for e in CLASSIC}, **{e: "mujoco" for e in MUJOCO},
+                         **{e: "minatar" for e in MINATAR_ALL}}
+
+# The families of named suites: a spec's `budgets:` key, SUITE_DEFAULTS' key.
+NAMED_KINDS: tuple[str, ...] = ("atari", "classic", "minatar", "mujoco")
 
 
 class UnknownEnvError(ValueError):
     """An env id or suite name that `suites` does not know.
 
     The message names the closest known env ids / suite names (difflib, case-insensitive,
-    also matching bare game names such as "Pong" or "halfcheetah") and lists the suites.
+    also matching bare game names such as "Pong" or "halfcheetah"), and the closest ids
+    of Gymnasium's registry, and lists the suites.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, message: str | None = None) -> None:
         self.name = name
         self.suggestions = close_matches(name)
-        hint = f"; did you mean {' or '.join(self.suggestions)}?" if self.suggestions else "."
-        super().__init__(f"unknown env or suite {name!r}{hint} Suites: {_suites_text()}")
+        if message is None:
+            hint = f"; did you mean {' or '.join(self.suggestions)}?" if self.suggestions else "."
+            message = f"unknown env or suite {name!r}{hint} Suites: {_suites_text()}"
+        super().__init__(message)
+
+
+class EnvMakeError(UnknownEnvError):
+    """A registered Gymnasium id whose env cannot be made here (a missing dependency, a
+    broken user env), or whose spaces the learners cannot take. Raised where its family
+    is inferred; a usage error like an unknown id."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(name, f"env {name!r}: {reason}")
 
 
 def _suites_text() -> str:
     return (f"classic ({', '.join(CLASSIC)}), mujoco ({', '.join(MUJOCO)}), "
             f"atari5 ({', '.join(SUITES['atari5'])}), atari57 (alias atari; 57 games), "
-            f"or any ALE/<Game>-v5 id of ale-py ({len(ALE_GAMES)} games)")
+            f"minatar ({', '.join(MINATAR)}), any ALE/<Game>-v5 id of ale-py "
+            f"({len(ALE_GAMES)} games), or any id Gymnasium can make (registered, or "
+            f"module:EnvId, the module registering EnvId)")
 
 
 def _bare(name: str) -> str:
@@ -124,8 +157,11 @@ def _bare(name: str) -> str:
 
 def close_matches(name: str, n: int = 3, cutoff: float = 0.6) -> list[str]:
     """The known env ids and suite names closest to `name`, best first: at most `n`,
-    each with a similarity >= `cutoff` and within 0.1 of the best one's."""
-    candidates = [*SUITES, *_ALIASES, *CLASSIC, *MUJOCO, *_ALE_ID_TO_GAME]
+    each with a similarity >= `cutoff` and within 0.1 of the best one's. Gymnasium's
+    registered ids (`suites.anyenv.registry_matches`) compete on the full name."""
+    from suites import anyenv
+
+    candidates = [*SUITES, *_ALIASES, *CLASSIC, *MUJOCO, *MINATAR, *_ALE_ID_TO_GAME]
     q, qb = name.lower(), _bare(name)
     scored = []
     for c in candidates:
@@ -133,6 +169,11 @@ def close_matches(name: str, n: int = 3, cutoff: float = 0.6) -> list[str]:
                     difflib.SequenceMatcher(None, qb, _bare(c)).ratio() if qb else 0.0)
         if score >= cutoff:
             scored.append((-score, c))
+    known = {c for _, c in scored}
+    # Gymnasium's ids compete at a small handicap: a named suite's id wins a near tie
+    # (HalfCheeta-v5 suggests HalfCheetah-v5, not also the registry's v2 and v3).
+    scored += [(-(s - 0.05), c) for s, c in anyenv.registry_matches(name, n, cutoff)
+               if c not in known and s - 0.05 >= cutoff]
     scored.sort()
     # Keep only the near-best: a clear match should not come with far-fetched ones.
     return [c for s, c in scored[:n] if -s >= -scored[0][0] - 0.1]
@@ -143,7 +184,8 @@ def resolve(name: str) -> list[str]:
 
     `resolve("classic") -> ["CartPole-v1", ...]`; `resolve("atari")` lists atari57;
     `resolve("ALE/Adventure-v5") -> ["ALE/Adventure-v5"]` (any ALE v5 id, also outside
-    atari57). Raises UnknownEnvError for anything else.
+    atari57); any id Gymnasium can make -> [that id]. Raises UnknownEnvError for
+    anything else.
     """
     if name in SUITES:
         return list(SUITES[name])
@@ -154,14 +196,53 @@ def resolve(name: str) -> list[str]:
 
 
 def suite_of(env_id: str) -> str:
-    """"classic" | "mujoco" | "atari": the kind of an env id, used for normalisation and
-    for grouping in reports. Raises UnknownEnvError for an unknown id (or a suite name)."""
+    """"classic" | "mujoco" | "atari" | "minatar" for a named suite's id (by name alone),
+    else "gym" | "gym-pixels" for an id Gymnasium can make (from its spaces, one
+    `gym.make` per process: `suites.anyenv.family`): the family used for SUITE_DEFAULTS,
+    normalisation and grouping in reports. Raises UnknownEnvError for an unknown id (or
+    a suite name), EnvMakeError for a registered id that cannot be made."""
     kind = _KIND.get(env_id)
     if kind is not None:
         return kind
     if env_id in _ALE_ID_TO_GAME:
         return "atari"
-    raise UnknownEnvError(env_id)
+    from suites import anyenv
+
+    if not isinstance(env_id, str):
+        raise UnknownEnvError(env_id)
+    module, name = anyenv.split_id(env_id)
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise EnvMakeError(env_id, f"module {module!r} (of module:EnvId) cannot be "
+                                       f"imported: {e}") from None
+    if not anyenv.registered(env_id):
+        raise UnknownEnvError(env_id)
+    try:
+        fam = anyenv.family(env_id)
+        _check_spaces(env_id)
+    except ImportError as e:
+        raise EnvMakeError(env_id, f"a dependency is missing ({e})") from None
+    except ValueError as e:
+        raise EnvMakeError(env_id, str(e).removeprefix(f"env {env_id!r}: ")) from None
+    return fam
+
+
+def _check_spaces(env_id: str) -> None:
+    """ValueError unless the learners can take the env's spaces: a Box observation, and
+    Discrete or 1-D Box actions (`algos.base.EnvSpec`)."""
+    import gymnasium as gym
+
+    from suites import anyenv
+
+    obs, act = anyenv.spaces_of(env_id)
+    if not isinstance(obs, gym.spaces.Box):
+        raise ValueError(f"its observation space is {obs}; the learners take a Box "
+                         "(wrap a Dict/Tuple space, e.g. FlattenObservation, in your own id)")
+    if not (isinstance(act, gym.spaces.Discrete)
+            or (isinstance(act, gym.spaces.Box) and len(act.shape) == 1)):
+        raise ValueError(f"its action space is {act}; the learners take Discrete or a 1-D Box")
 
 
 def ale_game(env_id: str) -> str:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from algos.results import CorruptFile, RunDir
+from rundir import CorruptFile, RunDir
 
 from .job import SweepJob
 from .spec import Run, SlurmResources, Spec

@@ -16,7 +16,7 @@ process given the same run (two launches racing, a job thought gone that was not
 waits up to LOCK_WAIT_S for it (a process being stopped lets go within a second or
 two), then skips it instead of writing the same directory twice.
 
-A run whose directory holds a damaged file (`algos.results.CorruptFile`: a checkpoint
+A run whose directory holds a damaged file (`rundir.CorruptFile`: a checkpoint
 that does not load, a metrics.csv row that does not parse) is recorded "failed" with
 the error naming the file, so that --status shows it and relaunches do not retry it
 until --retry-failed; a damaged status.json is not overwritten (--status shows it as
@@ -43,7 +43,7 @@ from typing import Any
 
 import submitit
 
-from algos.results import CHECKPOINT, STATUS, CorruptFile, RunDir
+from rundir import CHECKPOINT, STATUS, CorruptFile, RunDir
 
 LOCKS = "locks"
 LOCK_WAIT_S = 10.0
@@ -113,7 +113,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             _log(f"{label}: starting in {run_dir}")
         spec = RunSpec(algo=task["algo"], env=task["env"], seed=int(task["seed"]),
                        steps=int(task["steps"]), overrides=dict(task.get("overrides") or {}),
-                       variant=task.get("variant"), sweep=task.get("sweep"))
+                       variant=task.get("variant"), sweep=task.get("sweep"),
+                       reference=task.get("reference"))
         try:
             st = run(spec, run_dir)
         except RunBusy as e:

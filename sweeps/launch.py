@@ -60,7 +60,7 @@ import suites
 from sweeps import executors
 from sweeps.plan import plan_text, status_text
 from sweeps.spec import SpecError, load_spec, resolve_spec_path
-from algos.results import CorruptFile, writable_dir_problem
+from rundir import CorruptFile, writable_dir_problem
 from sweeps.state import (
     LaunchLock,
     RunState,

@@ -226,7 +226,7 @@ def _tail_metrics(run_dir: Path, names: tuple[str, ...], tail_bytes: int = 65536
 def run_progress(run_dir: Path) -> str:
     """One run's progress from its run directory: `step 350k/1M, 2,900 steps/s, train
     return 1,234, eval 1,100` (what is not logged yet is left out)."""
-    from algos.results import read_json
+    from rundir import read_json
 
     try:
         st = read_json(run_dir / "status.json") or {}

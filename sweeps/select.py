@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from algos.results import atomic_write_bytes
+from rundir import atomic_write_bytes
 from sweeps import tuning
 from sweeps.state import count, run_states
 

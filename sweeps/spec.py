@@ -19,6 +19,8 @@ A spec is one YAML file:
       ppo: {}                     # algo defaults to the variant's name
       mpo: {steps: 300_000}       # optional: this variant's budget on every env
     overrides: {num_envs: 8}      # optional: overrides for every run
+    references:                   # optional: a normalisation pair for an env without one
+      MyEnv-v0: {random: 0.0, reference: 100.0, source: "where both numbers come from"}
     slurm:                        # optional: SLURM resources (defaults below)
       partition: null             # null: the cluster's default partition
       time: 240                   # time limit per array task: minutes, or "H:MM:SS", "D-HH:MM:SS"
@@ -39,6 +41,11 @@ Overrides are fields of the algorithm's Config (`algos/<algo>.py`) or of the run
 `runs.<variant>` wins over `budgets.<suite>`, which wins over `overrides`. A budget
 applies to an env when its key is the env id, else the suite name the env was listed
 under in `envs`, else the env's suite family (`suites.suite_of`).
+
+`references` gives (random, reference, source) for envs of the grid that have no pair in
+`suites` (any Gymnasium id outside the named suites; MinAtar): each run of that env
+records it in its config.json under "reference" (runs without one keep their run ids),
+and the report normalises with it. An env of a named suite with its own pair is an error.
 
 Numbers follow YAML 1.2: `1e6` and `3e-4` are numbers (PyYAML alone reads them as
 strings), `1_000_000` is an int, and `4:00:00` is a string (not a base-60 int).
@@ -68,7 +75,7 @@ from algos.config import ConfigError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 TOP_KEYS = ("name", "description", "seeds", "envs", "budgets", "runs", "overrides", "slurm", "local",
-            "tuning", "max_runs")
+            "tuning", "max_runs", "references")
 # A grid larger than this is refused unless the spec raises `max_runs`: `seeds: 10000000`
 # would otherwise take minutes and gigabytes to expand before anything is checked.
 MAX_RUNS = 5000
@@ -199,21 +206,26 @@ class Run:
     overrides: dict[str, Any]
     budget: str
     slurm: SlurmResources = field(default_factory=SlurmResources)
+    reference: dict[str, Any] | None = None  # the spec's `references.<env>` pair, if any
 
     def run_spec(self, sweep: str):
         from algos.train import RunSpec
 
         return RunSpec(algo=self.algo, env=self.env, seed=self.seed, steps=self.steps,
-                       overrides=dict(self.overrides), variant=self.variant, sweep=sweep)
+                       overrides=dict(self.overrides), variant=self.variant, sweep=sweep,
+                       reference=self.reference)
 
     def label(self) -> str:
         return f"{self.variant} {self.env} seed {self.seed} ({self.run_id})"
 
     def task(self, sweep: str, run_dir: str | os.PathLike) -> dict[str, Any]:
         """What the job needs to train this run (JSON-able)."""
-        return {"algo": self.algo, "env": self.env, "seed": self.seed, "steps": self.steps,
+        task = {"algo": self.algo, "env": self.env, "seed": self.seed, "steps": self.steps,
                 "overrides": dict(self.overrides), "variant": self.variant, "sweep": sweep,
                 "run_id": self.run_id, "run_dir": str(run_dir)}
+        if self.reference is not None:
+            task["reference"] = dict(self.reference)
+        return task
 
 
 @dataclass
@@ -234,6 +246,7 @@ class Spec:
     tuning: Any = None                   # sweeps.tuning.Tuning, or None (no `tuning:` section)
     selection: dict[str, dict[str, Any]] | None = None  # tuned variant -> selected values
     phase: str = "test"                  # "tune": the trials (sweeps.tuning.tuning_spec)
+    references: dict[str, dict[str, Any]] = field(default_factory=dict)  # env -> pair
 
     def budget_for(self, env: str) -> Budget:
         return self.budgets[_budget_key(env, self.env_entry[env], self.budgets)]
@@ -521,10 +534,13 @@ def _parse(raw: Any, errors: _Errors, text: str, source: str) -> Spec | None:
     raw_budgets = _mapping(top.get("budgets"), "budgets", errors)
     if raw_budgets is not None and not raw_budgets and top.get("budgets") is None:
         errors.add("budgets", "required: env steps per suite, e.g. budgets: {classic: {steps: 100000}}")
+    from suites.anyenv import FAMILIES
+
     for key, b in (raw_budgets or {}).items():
         p = _join("budgets", key)
         if not _is_suite_or_env(key):
             families = sorted({suites.suite_of(e) for ids in suites.SUITES.values() for e in ids})
+            families += [f"{f} (any other Gymnasium id)" for f in FAMILIES]
             errors.add(p, f"unknown suite or env; valid: a suite family ({', '.join(families)}), "
                           f"a suite ({', '.join(suites.SUITES)}) or an env id")
             continue
@@ -611,13 +627,15 @@ def _parse(raw: Any, errors: _Errors, text: str, source: str) -> Spec | None:
                 errors.add("budgets", f"no budget for tuning env {env} (suite {suites.suite_of(env)}); "
                                       f"add budgets.{suites.suite_of(env)} or budgets.{env}")
 
+    references = _references(top.get("references"), envs, errors)
+
     if errors.items:
         return None
 
     spec = Spec(name=name, description=description, seeds=seeds, envs=envs, env_entry=env_entry,
                 budgets=budgets, variants=variants, overrides=overrides, slurm=slurm,
                 local_parallelism=local_parallelism, runs=[], text=text, source=source,
-                tuning=tuning)
+                tuning=tuning, references=references)
     if tuning is None:
         spec.runs = _expand(spec, errors)
         return spec if not errors.items else None
@@ -638,9 +656,69 @@ def _parse(raw: Any, errors: _Errors, text: str, source: str) -> Spec | None:
     return spec if not errors.items else None
 
 
-def _is_suite_or_env(key: str) -> bool:
+REFERENCE_KEYS = ("random", "reference", "source")
+
+
+def _references(raw: Any, envs: list[str], errors: _Errors) -> dict[str, dict[str, Any]]:
+    """`references: {env: {random, reference, source}}`, checked: numbers (finite, apart),
+    a non-empty source, envs of the grid that have no pair of their own in `suites`."""
+    import math
+
     import suites
 
+    out: dict[str, dict[str, Any]] = {}
+    top = _mapping(raw, "references", errors)
+    for env, pair in (top or {}).items():
+        p = _join("references", str(env))
+        if env not in envs:
+            errors.add(p, f"not an env of this spec's grid; envs: {', '.join(envs) or 'none'}")
+            continue
+        try:
+            own = suites.reference(env)
+        except ValueError:
+            own = None
+        if own is not None:
+            errors.add(p, f"{env} has its own reference pair (random {own.random:g}, reference "
+                          f"{own.reference:g}: {own.source}); `references:` is for envs without one")
+            continue
+        m = _mapping(pair, p, errors, allow_none=False)
+        if m is None:
+            continue
+        bad = False
+        for k in m:
+            if k not in REFERENCE_KEYS:
+                errors.add_error(_unknown(p, k, REFERENCE_KEYS))
+                bad = True
+        for k in ("random", "reference"):
+            v = m.get(k)
+            if v is None:
+                errors.add(_join(p, k), "required: a number (the return that normalises to "
+                                        f"{0 if k == 'random' else 1})")
+                bad = True
+            elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                errors.add(_join(p, k), f"expected a finite number, got {_got(v)}")
+                bad = True
+        src = m.get("source")
+        if not isinstance(src, str) or not src.strip():
+            errors.add(_join(p, "source"), f"required: a non-empty string saying where the "
+                                           f"numbers come from, got {_got(src)}")
+            bad = True
+        if not bad and float(m["random"]) == float(m["reference"]):
+            errors.add(_join(p, "reference"), f"must differ from random ({m['random']!r}): "
+                                              "the pair divides by reference - random")
+            bad = True
+        if not bad:
+            out[env] = {"random": float(m["random"]), "reference": float(m["reference"]),
+                        "source": src.strip()}
+    return out
+
+
+def _is_suite_or_env(key: str) -> bool:
+    import suites
+    from suites.anyenv import FAMILIES
+
+    if key in FAMILIES:
+        return True
     families = {suites.suite_of(e) for ids in suites.SUITES.values() for e in ids}
     if key in families or key in suites.SUITES:
         return True
@@ -676,7 +754,8 @@ def _expand(spec: Spec, errors: _Errors, variants: dict[str, Variant] | None = N
             slurm = replace(spec.slurm, **budget.slurm)
             failed = False
             for seed in spec.seeds:
-                rs = RunSpec(variant.algo, env, seed, steps, dict(merged), vname, spec.name)
+                rs = RunSpec(variant.algo, env, seed, steps, dict(merged), vname, spec.name,
+                             reference=spec.references.get(env))
                 try:
                     resolved = resolve(rs)
                 except ConfigError as e:
@@ -689,7 +768,8 @@ def _expand(spec: Spec, errors: _Errors, variants: dict[str, Variant] | None = N
                     break
                 run = Run(run_id=resolved["run_id"], variant=vname, algo=variant.algo, env=env,
                           suite=resolved["suite"], seed=seed, steps=steps,
-                          overrides=dict(merged), budget=budget.key, slurm=slurm)
+                          overrides=dict(merged), budget=budget.key, slurm=slurm,
+                          reference=spec.references.get(env))
                 if run.run_id in seen:
                     errors.add(f"runs.{vname}", f"{run.label()} resolves to the same config as "
                                                 f"{seen[run.run_id].label()}")

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from algos.results import (
+from rundir import (
     CHECKPOINT,
     STATUS,
     CorruptFile,

@@ -78,7 +78,7 @@ from pathlib import Path
 from typing import Any
 
 from algos.config import ConfigError
-from algos.results import stable_hash
+from rundir import stable_hash
 
 TUNING_KEYS = ("configs", "seeds", "envs", "steps", "criterion", "sampler_seed", "selected",
                "inherit", "search")

@@ -249,7 +249,7 @@ LAUNCH_CASES = [
     ("unknown-env", _spec({"envs": ["CartPol-v1"]}), [], ["envs[0]: ", "CartPole-v1"]),
     ("unknown-suite", _spec({"envs": ["clasic"]}), [], ["envs[0]: ", "classic"]),
     ("unknown-budget-suite", _spec({"budgets": {"clasic": {"steps": 10}}}), [],
-     ["budgets.clasic: unknown suite or env; valid: a suite family (atari, classic, mujoco)"]),
+     ["budgets.clasic: unknown suite or env; valid: a suite family (atari, classic, minatar, mujoco, gym"]),
     ("zero-parallelism", _spec({"local": {"parallelism": 0}}), [],
      ['local.parallelism: expected a positive int or "auto", got 0']),
     ("bad-slurm-time", _spec({"slurm": {"time": -5}}), [], ["slurm.time: expected minutes (an int)"]),
