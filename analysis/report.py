@@ -275,20 +275,23 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
     complete = note is None
     summary = completeness.summary(status)
 
-    tmp, fd = _prepare_out(out)
-    try:
+    def write(tmp: Path) -> list[str]:
         files = _write_all(tmp, runs, status, summary, final, groups, est, note, complete,
                            reps, seed, engine, command, variants)
-        pfiles, lines = _seeds_needed(tmp, est, groups, seed, complete, note)
-        if lines:
-            with open(tmp / MARKER, "a") as f:
-                f.write("\n" + "\n".join(lines) + "\n")
-            files = files[:-1] + pfiles + files[-1:]
+        files = _append(tmp, files, *_seeds_needed(tmp, est, groups, seed, complete, note))
         if not trials.table.empty:
-            tfiles, lines = tuning.section(trials, tmp, runs.table)
-            with open(tmp / MARKER, "a") as f:
-                f.write("\n" + "\n".join(lines) + "\n")
-            files = files[:-1] + tfiles + files[-1:]
+            files = _append(tmp, files, *tuning.section(trials, tmp, runs.table))
+        return files
+
+    return _written(out, write)
+
+
+def _written(out: Path, write) -> list[str]:
+    """Run write(tmp) -> files in a temporary sibling of `out`, then publish it as `out`
+    (never half written: on any error the temporary folder is removed)."""
+    tmp, fd = _prepare_out(out)
+    try:
+        files = write(tmp)
         _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -297,6 +300,14 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
         os.close(fd)
     _remove_stale(out)
     return files
+
+
+def _append(d: Path, files: list[str], new_files: list[str], lines: list[str]) -> list[str]:
+    """Append a section's lines to report.md in `d`; its files join the list before it."""
+    if lines:
+        with open(d / MARKER, "a") as f:
+            f.write("\n" + "\n".join(lines) + "\n")
+    return files[:-1] + new_files + files[-1:]
 
 
 def _seeds_needed(d: Path, est, groups, seed: int, complete: bool, note) -> tuple[list[str], list[str]]:
@@ -327,20 +338,14 @@ def _tuning_only(trials, out: Path) -> list[str]:
     """The report of a tune sweep alone: its tuning section."""
     from analysis import tuning
 
-    tmp, fd = _prepare_out(out)
-    try:
+    def write(tmp: Path) -> list[str]:
         files, lines = tuning.section(trials, tmp)
         head = [f"# vmpo-bench tuning report: {', '.join(sorted(trials.sweep_paths))}", "",
                 "Tuning trials only: the headline comes from the test sweep's report."]
         (tmp / MARKER).write_text("\n".join(head + [""] + lines) + "\n")
-        _publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        os.close(fd)
-    _remove_stale(out)
-    return files + [MARKER]
+        return files + [MARKER]
+
+    return _written(out, write)
 
 
 def _write_all(d: Path, runs, status, summary, final, groups, est, note, complete, reps,

@@ -198,8 +198,8 @@ def _phases(args, path: Path, spec, out, err) -> int:
             return rc
         states, _ = run_states(tune_folder, tune)
         if not all(s.state in ("done", "failed") for s in states):
-            print(f"the trials are not all done yet; run the same command again to select and "
-                  f"test once they are (--status follows them)", file=out)
+            print("the trials are not all done yet; run the same command again to select and "
+                  "test once they are (--status follows them)", file=out)
             return 0
         phase = "select"
     if phase == "select":

@@ -513,21 +513,7 @@ def _parse(raw: Any, errors: _Errors, text: str, source: str) -> Spec | None:
     else:
         if not raw_envs:
             errors.add("envs", f"empty grid: expected at least one suite ({', '.join(suites.SUITES)}) or env id")
-        for i, entry in enumerate(raw_envs):
-            if not isinstance(entry, str):
-                errors.add(f"envs[{i}]", f"expected a suite name or env id, got {_got(entry)}")
-                continue
-            try:
-                ids = suites.resolve(entry)
-            except suites.UnknownEnvError as e:
-                errors.add(f"envs[{i}]", str(e))
-                continue
-            if not ids:
-                errors.add(f"envs[{i}]", f"empty grid: suite {entry!r} has no envs")
-            for env in ids:
-                if env not in env_entry:
-                    env_entry[env] = entry
-                    envs.append(env)
+        resolve_envs(raw_envs, "envs", errors, envs, env_entry)
 
     # budgets
     budgets: dict[str, Budget] = {}
@@ -711,6 +697,29 @@ def _references(raw: Any, envs: list[str], errors: _Errors) -> dict[str, dict[st
             out[env] = {"random": float(m["random"]), "reference": float(m["reference"]),
                         "source": src.strip()}
     return out
+
+
+def resolve_envs(entries: list, path: str, errors: _Errors, envs: list[str],
+                 env_entry: dict[str, str]) -> None:
+    """Append the env ids of `entries` (suite names or env ids, as in `envs:`) to `envs`,
+    each once, recording in `env_entry` the entry it came from; errors name `path[i]`."""
+    import suites
+
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, str):
+            errors.add(f"{path}[{i}]", f"expected a suite name or env id, got {_got(entry)}")
+            continue
+        try:
+            ids = suites.resolve(entry)
+        except suites.UnknownEnvError as e:
+            errors.add(f"{path}[{i}]", str(e))
+            continue
+        if not ids:
+            errors.add(f"{path}[{i}]", f"empty grid: suite {entry!r} has no envs")
+        for env in ids:
+            if env not in env_entry:
+                env_entry[env] = entry
+                envs.append(env)
 
 
 def _is_suite_or_env(key: str) -> bool:

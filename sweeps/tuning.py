@@ -253,8 +253,7 @@ def _parse_dist(key: str, raw: Any, path: str, valid: list[str], errors) -> Dist
 def parse_tuning(raw: Any, variants: dict, test_seeds: list[int], source: str, errors,
                  max_runs: int = 5000) -> Tuning | None:
     """The checked `tuning:` section (None if absent or wrong; errors name their key)."""
-    import suites
-    from sweeps.spec import NAME_RE, _got, _int, _mapping, _unknown
+    from sweeps.spec import NAME_RE, _got, _int, _mapping, _unknown, resolve_envs
 
     if raw is None:
         return None
@@ -360,19 +359,7 @@ def parse_tuning(raw: Any, variants: dict, test_seeds: list[int], source: str, e
     if not isinstance(raw_e, list) or not raw_e:
         errors.add("tuning.envs", f"required: a non-empty list of suites or env ids, got {_got(raw_e)}")
     else:
-        for i, entry in enumerate(raw_e):
-            if not isinstance(entry, str):
-                errors.add(f"tuning.envs[{i}]", f"expected a suite name or env id, got {_got(entry)}")
-                continue
-            try:
-                ids = suites.resolve(entry)
-            except suites.UnknownEnvError as e:
-                errors.add(f"tuning.envs[{i}]", str(e))
-                continue
-            for env in ids:
-                if env not in env_entry:
-                    env_entry[env] = entry
-                    envs.append(env)
+        resolve_envs(raw_e, "tuning.envs", errors, envs, env_entry)
 
     steps = None
     if top.get("steps") is not None:
