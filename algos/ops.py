@@ -145,3 +145,14 @@ def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
         return zero
     var_y = target.var()
     return torch.where(var_y > 0, 1 - (target - pred).var() / var_y, zero)
+
+
+KL_STEP_STATES = 256
+
+
+def spread(x: torch.Tensor, k: int = KL_STEP_STATES) -> torch.Tensor:
+    """About k rows of x [N, ...] spread evenly over it (every ceil(N/k)-th; all of x
+    when N <= k): where a diagnostic (the KL an update moved the policy by) is estimated
+    on a sample of the batch, so a CNN pays a forward pass of ~k states, not of N."""
+    step = max(1, -(-x.shape[0] // k))
+    return x[::step]

@@ -173,7 +173,8 @@ class Learner(OnPolicyLearner):
         n, mb = obs.shape[0], cfg.minibatch_size
         perms = [torch.randperm(n, device=obs.device) for _ in range(cfg.epochs)]
         with torch.no_grad():
-            before = net.policy(obs)  # for kl/step: how far this update moves the policy
+            probe = ops.spread(obs)  # kl/step: how far this update moves the policy
+            before = net.policy(probe)
         batch = (obs, actions, old_v, adv, ret)
         if self.fast is not None and perms and self.fast.allowed(batch, perms[0][:mb],
                                                                  f"at update {self.updates}"):
@@ -195,7 +196,7 @@ class Learner(OnPolicyLearner):
             out["policy/std"] = float(dist["std"].mean())
         with torch.no_grad():
             out["policy/entropy"] = float(net.head.entropy(dist).mean())
-            out["kl/step"] = float(net.head.kl(before, dist).mean())
+            out["kl/step"] = float(net.head.kl(before, net.policy(probe)).mean())
         # explained variance of the value targets (CleanRL's diagnostic)
         out["value/explained_variance"] = float(ops.explained_variance(old_v, ret))
         return out

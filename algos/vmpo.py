@@ -389,7 +389,8 @@ class Learner(OnPolicyLearner):
                 log_rho = (logp_target - ops.masked_flatten(data["log_prob"], valid)).clamp(max=0.0)
 
         with torch.no_grad():
-            before = net.policy(obs)  # for kl/step: how far this learner step moves the policy
+            probe = ops.spread(obs)  # kl/step: how far this learner step moves the policy
+            before = net.policy(probe)
         n = adv.shape[0]
         size = cfg.minibatch_size if 0 < cfg.minibatch_size < n else n
         steps = []
@@ -405,7 +406,7 @@ class Learner(OnPolicyLearner):
 
         out = {k: sum(st[k] for st in steps) / len(steps) for k in steps[0]}
         with torch.no_grad():
-            out["kl/step"] = float(net.head.kl(before, net.policy(obs)).mean())
+            out["kl/step"] = float(net.head.kl(before, net.policy(probe)).mean())
         # what the trust region allows each KL part against the target (per target period)
         for name, metric in (("alpha_mu", "kl/allowed_mean"), ("alpha_sigma", "kl/allowed_std"),
                              ("alpha", "kl/allowed_target")):

@@ -21,7 +21,7 @@ from analysis.load import METRICS, Runs, read_metrics
 DUAL_METRICS = ("dual/eta", "dual/alpha_mu", "dual/alpha_sigma", "dual/alpha",
                 "kl/mean", "kl/std", "kl")
 # Every learner's diagnostics (issue 24): how wide its policy is, how far each update moved
-# it (KL between consecutive policies on the update's states), and what it was allowed
+# it (KL between consecutive policies on up to 256 of the update's states), and what it was allowed
 # (TRPO: max_kl per update; V-MPO and MPO: the bounds on kl/mean, kl/std against their
 # target policy).
 DIAG_METRICS = ("policy/std", "policy/entropy", "kl/step", "kl/allowed", "kl/allowed_mean",

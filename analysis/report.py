@@ -575,7 +575,7 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
             L += ["### Every learner's policy width and step size", "",
                   ("Median and quartiles over each variant's runs of its policy std, its "
                    "entropy and the KL between the policies before and after each update on "
-                   "the update's states (`diagnostics.csv`); dashed, the KL an update was "
+                   "up to 256 of the update's states, spread over it (`diagnostics.csv`); dashed, the KL an update was "
                    "allowed where the learner bounds each update (TRPO)."),
                   "", f"![diagnostics {s}](diagnostics_{s}.png)", ""]
         if not est.common.empty and (est.common["suite"] == s).any():

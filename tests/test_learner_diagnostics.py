@@ -99,3 +99,12 @@ def test_mpo_logs_its_step_and_bounds(spec, tmp_path):
         assert rows["kl/allowed_mean"][-1] == pytest.approx(cfg.epsilon_mean)
         assert rows["kl/allowed_std"][-1] == pytest.approx(cfg.epsilon_stddev)
     assert "policy/entropy" in rows
+
+
+def test_spread_takes_about_k_rows_evenly():
+    from algos.ops import spread
+
+    x = torch.arange(1000)
+    assert spread(x, 256).tolist() == list(range(0, 1000, 4))  # ceil(1000/256) = 4: 250 rows
+    assert spread(x[:256], 256).tolist() == list(range(256))
+    assert spread(x[:7], 256).tolist() == list(range(7))
