@@ -74,15 +74,38 @@ def sibling_tune_sweeps(paths: list[str | os.PathLike]) -> list[str]:
     return out
 
 
-def _criterion(sweep_path: str) -> str:
+def _spec_tuning(sweep_path: str) -> dict:
+    """The `tuning:` section of the sweep folder's spec.yaml copy ({} if unreadable)."""
     import yaml
 
     try:
         spec = yaml.safe_load(Path(sweep_path, "spec.yaml").read_text())
-        crit = (spec.get("tuning") or {}).get("criterion", "final")
-        return crit if crit in ("final", "auc") else "final"
-    except (OSError, AttributeError, yaml.YAMLError):
-        return "final"
+        return dict(spec.get("tuning") or {})
+    except (OSError, AttributeError, TypeError, ValueError, yaml.YAMLError):
+        return {}
+
+
+def _criterion(sweep_path: str) -> str:
+    crit = _spec_tuning(sweep_path).get("criterion", "final")
+    return crit if crit in ("final", "auc") else "final"
+
+
+def _expected_runs(sweep_path: str) -> int | None:
+    """Trial runs the spec asks for (configurations x tuning envs x tuning seeds, summed
+    over its tuned variants), None where the spec copy does not say."""
+    t = _spec_tuning(sweep_path)
+    try:
+        search, seeds, envs = t["search"], t["seeds"], t["envs"]
+        configs = t.get("configs", 16)
+        import suites
+
+        n_seeds = len(seeds) if isinstance(seeds, list) else int(seeds)
+        entries = envs if isinstance(envs, list) else [envs]
+        n_envs = len({e for entry in entries for e in suites.resolve(entry)})
+        per = {v: (configs[v] if isinstance(configs, dict) else int(configs)) for v in search}
+        return sum(per.values()) * n_envs * n_seeds
+    except (KeyError, TypeError, ValueError):  # suites.UnknownEnvError is a ValueError
+        return None
 
 
 def _last_wall_time(path: str) -> float:
@@ -185,8 +208,11 @@ def chosen(ts: pd.DataFrame, tt: pd.DataFrame) -> pd.DataFrame:
                          "chosen": best["config"].get(f), "trial": int(best["trial"]),
                          "score": float(best["score"]),
                          "default_score": float(d["score"].iloc[0]) if len(d) else np.nan})
-    return pd.DataFrame(rows, columns=["variant", "field", "default", "chosen", "trial", "score",
-                                       "default_score"])
+    out = pd.DataFrame(rows, columns=["variant", "field", "default", "chosen", "trial", "score",
+                                      "default_score"])
+    for col in ("default", "chosen"):  # keep each value's own type (an int stays an int)
+        out[col] = pd.Series([r[col] for r in rows], dtype=object)
+    return out
 
 
 def distribution(ts: pd.DataFrame) -> pd.DataFrame:
@@ -327,8 +353,14 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
     files += figs + [f for v in sens.values() for f in v]
 
     L = ["## Tuning", ""]
+    expected = [_expected_runs(p) for p in trials.sweep_paths.values()]
+    done = int((tt["state"] == "done").sum())
+    if all(e is not None for e in expected) and done < sum(expected):
+        L += [f"> **Tuning incomplete: {done} of {sum(expected)} trial runs done.** Trial scores "
+              "average the envs and seeds present, and a variant's choice is among its finished "
+              "configurations: provisional until every trial is done.", ""]
     L.append(f"Tuning trials: {len(tt)} runs in {', '.join(sorted(set(tt['sweep'])))}; kept out "
-             "of every table and figure above. Each tuned variant's trial c00 is its defaults; "
+             "of every headline table and figure. Each tuned variant's trial c00 is its defaults; "
              "the others are points of a scrambled Sobol sequence over its search space "
              f"(sweeps/tuning.py). Trial score: `{criterion}` "
              + ("(the last evaluation" if criterion == "final" else "(the mean of every evaluation")

@@ -306,3 +306,21 @@ def test_the_shipped_tuned_study_spec(tmp_path):
                        spec_text=(root / "sweeps" / "mujoco-tuned.yaml").read_text())
     assert rc == 0, err
     assert "= 192 runs" in out and "= 120 runs" in out
+
+
+def test_a_partial_tune_sweep_is_reported_as_provisional(tmp_path):
+    import shutil
+
+    from analysis import report
+
+    rc, _, err = cli(tmp_path, "--phase", "tune", "--executor", "debug",
+                     spec_text=SPEC.replace("configs: 3", "configs: 2"))
+    assert rc == 0, err
+    tune = tmp_path / "results" / "tun-tune"
+    report.build([str(tune)], tmp_path / "full", reps=100, seed=0, baseline=None,
+                 allow_incomplete=False)
+    assert "Tuning incomplete" not in (tmp_path / "full" / "report.md").read_text()
+    shutil.rmtree(next(p for p in tune.iterdir() if (p / "config.json").is_file()))
+    report.build([str(tune)], tmp_path / "part", reps=100, seed=0, baseline=None,
+                 allow_incomplete=False)
+    assert "Tuning incomplete: 3 of 4 trial runs done." in (tmp_path / "part" / "report.md").read_text()
