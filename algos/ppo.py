@@ -195,8 +195,10 @@ class Learner(OnPolicyLearner):
         if not self.spec.discrete:
             out["policy/std"] = float(dist["std"].mean())
         with torch.no_grad():
-            out["policy/entropy"] = float(net.head.entropy(dist).mean())
-            out["kl/step"] = float(net.head.kl(before, net.policy(probe)).mean())
+            # the whole batch's forward above serves both: no second pass
+            out["policy/entropy"] = out["loss/entropy"]
+            after = {k: ops.spread(x) for k, x in dist.items()}
+            out["kl/step"] = float(net.head.kl(before, after).mean())
         # explained variance of the value targets (CleanRL's diagnostic)
         out["value/explained_variance"] = float(ops.explained_variance(old_v, ret))
         return out
