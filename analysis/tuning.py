@@ -110,14 +110,10 @@ def _expected_runs(sweep_path: str) -> int | None:
 
 def _last_wall_time(path: str) -> float:
     """The wall_time of the last metrics.csv row (seconds), NaN if absent."""
-    try:
-        with open(os.path.join(path, "metrics.csv"), "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 4096))
-            lines = [x for x in f.read().decode(errors="replace").splitlines() if x.strip()]
-        return float(lines[-1].split(",")[3])
-    except (OSError, IndexError, ValueError):
-        return float("nan")
+    from rundir import tail_rows
+
+    rows = tail_rows(path, 4096)
+    return rows[-1][3] if rows else float("nan")
 
 
 def trial_table(trials: Runs) -> pd.DataFrame:

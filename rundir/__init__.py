@@ -225,6 +225,27 @@ def parse_metrics(text: str, strict: bool = False,
     return rows
 
 
+def tail_rows(run_dir: str | os.PathLike, tail_bytes: int = 65536
+              ) -> list[tuple[int, str, float, float]]:
+    """The complete rows among the last `tail_bytes` of a run directory's metrics.csv
+    (parse_metrics' rows; [] when absent or unreadable): what a progress line or a wall
+    time needs, without reading a long run's whole file."""
+    try:
+        with open(Path(run_dir) / METRICS, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            start = max(0, f.tell() - tail_bytes)
+            f.seek(start)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    if start:  # the first line is cut where the read began
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+    try:
+        return parse_metrics(text)
+    except ValueError:
+        return []
+
+
 def writable_dir_problem(path: str | os.PathLike, need_write: bool = True) -> str | None:
     """Why `path` cannot be used as a folder to write in (None if it can): it or a parent
     is a file, or (need_write) the nearest existing folder is read-only or not writable."""

@@ -203,24 +203,11 @@ def plan_text(spec: Spec, executor: str, executor_why: str, parallelism: int, fo
     return "\n".join(lines)
 
 
-def _tail_metrics(run_dir: Path, names: tuple[str, ...], tail_bytes: int = 65536) -> dict[str, float]:
+def _tail_metrics(run_dir: Path, names: tuple[str, ...]) -> dict[str, float]:
     """The last value of each metric in `names` among the last rows of metrics.csv."""
-    try:
-        with open(run_dir / "metrics.csv", "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - tail_bytes))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return {}
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        parts = line.split(",")
-        if len(parts) >= 3 and parts[1] in names:
-            try:
-                out[parts[1]] = float(parts[2])
-            except ValueError:
-                pass
-    return out
+    from rundir import tail_rows
+
+    return {m: v for _, m, v, _ in tail_rows(run_dir) if m in names}
 
 
 def run_progress(run_dir: Path) -> str:

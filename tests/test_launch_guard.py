@@ -118,3 +118,14 @@ def test_run_progress_reads_step_rate_and_returns(tmp_path):
         "350208,time/sps,2900.0,121.0\n")
     assert run_progress(rd) == "step 350k/1M, 2,900 steps/s, train return 1,234.2, eval 900.5"
     assert run_progress(tmp_path / "absent") == "step 0"
+
+
+def test_tail_rows_drops_the_line_the_read_cut(tmp_path):
+    from rundir import tail_rows
+
+    text = "step,metric,value,wall_time\n" + "".join(f"{k},m,{k}.5,{k}.0\n" for k in range(100, 200))
+    (tmp_path / "metrics.csv").write_text(text + "200,m,2")  # and a partial last line
+    rows = tail_rows(tmp_path, 50)
+    assert rows and rows[-1] == (199, "m", 199.5, 199.0)
+    assert all(r[1] == "m" and r[2] == r[0] + 0.5 for r in rows)  # no cut first line
+    assert len(tail_rows(tmp_path, 10**6)) == 100 and tail_rows(tmp_path / "absent") == []
