@@ -22,13 +22,19 @@ Batch form: one update per learner step folds in the batch means of G and G^2 (t
 of Hessel et al. 2019, "Multi-task deep RL with PopArt", arXiv 1809.04474, PopArt-IMPALA).
 Statistics start at mu = 0, nu = 1 (sigma = 1: the identity until targets arrive).
 
-Defaults and where they come from: beta = 3e-4 and sigma clamped to [1e-4, 1e6] are
-attributed to PopArt-IMPALA (Hessel et al. 2019, its table of hyper-parameters), not to
-the V-MPO paper's tables. Issue 24 read the original PopArt paper (van Hasselt et al.
-2016, sec. 4.1) as beta = 1e-4 with a lower bound of 1e-2 on sigma. Neither figure has
-been checked against the PDFs in this repository's sessions (the search tool returned no
-text of either table): check them before citing. V-MPO's `popart_beta` sets beta per
-suite (`algos.vmpo.Config`); the MuJoCo and classic values (1e-2) are ours.
+Defaults and where they come from (NOT verified against either paper): beta = 3e-4 and
+sigma clamped to [1e-4, 1e6] are attributed to PopArt-IMPALA (Hessel et al. 2019, its
+table of hyper-parameters), not to the V-MPO paper's tables; issue 24 read the original
+PopArt paper (van Hasselt et al. 2016, sec. 4.1) as beta = 1e-4 with a lower bound of
+1e-2 on sigma. Looked up again on 2026-12-06 and still unconfirmed either way: the search
+tool's copies of both papers (arXiv abstract pages, ar5iv, the AAAI-19 text) gave their
+abstracts and introductions, never the experimental sections or hyper-parameter tables;
+DeepMind's rlax (`rlax/_src/pop_art.py`: `popart(num_outputs, step_size, scale_lb,
+scale_ub)`) has no defaults and cites no values, and its example (`examples/pop_art.py`,
+Q-learning on Catch) uses `pop_art_step_size` 3e-3 with `scale_lb=1e-5, scale_ub=1e5`, its
+own choice. Check the PDFs before citing any of these figures. V-MPO's `popart_beta` sets
+beta per suite (`algos.vmpo.Config`: 3e-4 by default); the Atari and MinAtar (1e-3), MuJoCo
+and classic (1e-2) values are ours. None of these defaults is shown wrong by what was read.
 
 Everything is a pure function of tensors except `PopArt`, which only holds the
 statistics (buffers: checkpointed with `state_dict`, moved with `.to`). The output

@@ -3,12 +3,15 @@
     python -m suites.measure_random [--episodes 100] [--seed 0] [ENV_OR_SUITE ...] \
         > suites/data/random_returns.csv
 
-Default: every env of the classic and mujoco suites. This is how the `random` column of
-`suites/data/random_returns.csv` (the lower end of the classic/MuJoCo normalisation) was
-made; Atari's random scores come from DQN Zoo's table instead.
+Default: every env of the classic and mujoco suites; `minatar` (or a MinAtar id) measures
+MinAtar's games. This is how the `random` column of `suites/data/random_returns.csv` (the
+lower end of the classic/MuJoCo/MinAtar normalisation) was made; Atari's random scores
+come from DQN Zoo's table instead.
 
 Protocol, fixed so that a rerun gives the same numbers on the same versions:
-- one `gym.make(env_id)` with the registry's defaults (its time limit included);
+- one env as `suites.envs.make_env` builds it: `gym.make(env_id)` with the registry's
+  defaults (its time limit included) and `suites.envs.MAKE_KWARGS` (MinAtar: minatar's
+  own defaults, sticky actions p = 0.1 and difficulty ramping, and the 108,000-step cap);
 - episode i (i = 0..episodes-1) starts with `env.reset(seed=seed + i)` and draws its
   actions from `env.action_space.sample()` after `env.action_space.seed(seed + i)`
   (uniform over the Discrete set or the Box bounds);
@@ -27,7 +30,7 @@ from importlib import metadata
 
 import numpy as np
 
-from suites.envs import MAKE_KWARGS
+from suites.envs import make_env
 from suites.registry import CLASSIC, MUJOCO, resolve, suite_of
 
 COLUMNS = ("env_id", "random", "std", "sem", "episodes", "seeds", "mean_length", "date",
@@ -39,13 +42,7 @@ SOURCE = ("measured: python -m suites.measure_random; uniform random actions "
 
 def random_returns(env_id: str, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of `episodes` uniform-random episodes of `env_id` (see module doc)."""
-    import gymnasium as gym
-
-    if suite_of(env_id) == "mujoco":
-        from suites.envs import require_mujoco
-
-        require_mujoco()
-    env = gym.make(env_id, **MAKE_KWARGS.get(env_id, {}))
+    env = make_env(env_id)
     returns = np.empty(episodes)
     lengths = np.empty(episodes, dtype=np.int64)
     for i in range(episodes):
@@ -63,13 +60,14 @@ def random_returns(env_id: str, episodes: int, seed: int) -> tuple[np.ndarray, n
 
 
 def _versions(kind: str) -> str:
-    names = ["gymnasium"] + (["mujoco"] if kind == "mujoco" else [])
+    names = ["gymnasium"] + ([kind] if kind in ("mujoco", "minatar") else [])
     return " ".join(f"{n}=={metadata.version(n)}" for n in names)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("envs", nargs="*", help="env ids or suite names (default: classic, mujoco)")
+    ap.add_argument("envs", nargs="*",
+                    help="env ids or suite names, e.g. minatar (default: classic, mujoco)")
     ap.add_argument("--episodes", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0, help="episode i is seeded with seed + i")
     args = ap.parse_args(argv)

@@ -73,3 +73,28 @@ def test_ppo_trains_a_few_thousand_steps_on_breakout(tmp_path):
     obs, _ = env.reset(seed=0)
     assert obs.shape == (4, 10, 10) and obs.dtype == np.float32
     assert int(policy.act(obs, deterministic=True)) in range(3)
+
+
+def test_random_returns_are_measured_and_reproducible(capsys):
+    """suites/data/random_returns.csv's MinAtar rows are what `measure_random` prints
+    (Breakout rerun here: 100 episodes of ~10 steps), and MinAtar still has no reference
+    pair: no published table was verified (suites/data/README.md)."""
+    import csv
+
+    from suites.measure_random import main
+    from suites.reference import DATA, NoReferenceError
+
+    with open(DATA / "random_returns.csv", newline="") as f:
+        stored = {r["env_id"]: r for r in csv.DictReader(f)}
+    assert {e: float(stored[e]["random"]) for e in suites.resolve("minatar")} == {
+        "MinAtar/Asterix-v1": 0.49, "MinAtar/Breakout-v1": 0.43, "MinAtar/Freeway-v1": 0.31,
+        "MinAtar/Seaquest-v1": 0.08, "MinAtar/SpaceInvaders-v1": 4.06}
+    assert main(["MinAtar/Breakout-v1", "--episodes", "100", "--seed", "0"]) == 0
+    row = next(csv.DictReader(capsys.readouterr().out.splitlines()))
+    want = stored["MinAtar/Breakout-v1"]
+    for key in ("random", "std", "sem", "episodes", "seeds", "mean_length", "versions"):
+        assert row[key] == want[key], key
+    assert "minatar==1.0.15" in row["versions"]
+    for env_id in suites.resolve("minatar"):
+        with pytest.raises(NoReferenceError):
+            suites.reference(env_id)
