@@ -7,6 +7,11 @@ does not change when other variants join the report.
 
 Per-env final scores use a Student-t 95% interval of the mean over seeds instead: with
 3 to 10 seeds a percentile bootstrap of one env's mean is too narrow.
+
+A raw-return stratum (`scores.is_raw`: one env without a reference pair) gets every
+estimate a normalised suite gets, in the env's return units, except the optimality gap
+(the shortfall from a normalised score of 1, which has no raw counterpart); its
+performance profile's thresholds span its returns instead of [0, 1].
 """
 
 from __future__ import annotations
@@ -22,9 +27,17 @@ from scipy import stats
 
 from analysis import bootstrap as bs
 from analysis.load import Runs
-from analysis.scores import Group, ablations, curve_grid, curve_tensor, full_vmpo, mixed_budgets, scores_at
+from analysis.scores import (Group, ablations, curve_grid, curve_tensor, full_vmpo, is_raw,
+                             mixed_budgets, scores_at)
 
 PROFILE_POINTS = 101
+RAW_METRICS = tuple(m for m in bs.METRICS if m != "Optimality Gap")
+
+
+def metrics(suite: str) -> tuple[str, ...]:
+    """The aggregate metrics of a suite: bootstrap.METRICS, less the optimality gap (the
+    gap to a normalised 1) for a raw-return stratum."""
+    return RAW_METRICS if is_raw(suite) else bs.METRICS
 
 
 @dataclass
@@ -83,15 +96,16 @@ def aggregate_jobs(groups, reps: int, seed: int, engine: str) -> dict:
     return {("aggregate", suite, variant, metric):
             ("aggregate", (g.scores, metric, reps,
                            bs.derive_seed(seed, "aggregate", suite, variant, metric), engine))
-            for (suite, variant), g in groups.items() for metric in bs.METRICS}
+            for (suite, variant), g in groups.items() for metric in metrics(suite)}
 
 
 def aggregates(groups: dict[tuple[str, str], Group], results: dict) -> pd.DataFrame:
     """Columns: suite, variant, metric, point, lower, upper, n_runs, n_tasks, n_seeds.
-    One row per (suite, variant, metric), metric in bootstrap.METRICS order."""
+    One row per (suite, variant, metric), metric in bootstrap.METRICS order (no
+    optimality gap for a raw-return stratum: `metrics`)."""
     rows = []
     for (suite, variant), g in groups.items():
-        for metric in bs.METRICS:
+        for metric in metrics(suite):
             p, lo, hi = results[("aggregate", suite, variant, metric)]
             rows.append((suite, variant, metric, p[0], lo[0], hi[0], g.n_runs,
                          len(g.envs), g.scores.shape[0]))
@@ -207,9 +221,16 @@ def ablation_table(agg: pd.DataFrame, poi: pd.DataFrame, full: str | None,
     return pd.DataFrame(rows, columns=cols)
 
 
-def profile_taus(scores: np.ndarray, points: int = PROFILE_POINTS) -> np.ndarray:
-    """Thresholds from min(0, lowest score) to max(1, highest score): (points,)."""
-    return np.linspace(min(0.0, float(scores.min())), max(1.0, float(scores.max())), points)
+def profile_taus(scores: np.ndarray, points: int = PROFILE_POINTS, raw: bool = False
+                 ) -> np.ndarray:
+    """Thresholds from min(0, lowest score) to max(1, highest score): (points,). For raw
+    returns (`raw`), where 0 and 1 mean nothing, the scores' range widened by 5% each
+    side (so the profile starts at 1 and ends at 0, as a normalised one mostly does)."""
+    lo, hi = float(scores.min()), float(scores.max())
+    if raw:
+        pad = 0.05 * (hi - lo) if hi > lo else 0.5 * max(1.0, abs(lo))
+        return np.linspace(lo - pad, hi + pad, points)
+    return np.linspace(min(0.0, lo), max(1.0, hi), points)
 
 
 def _suite_groups(groups, suite):
@@ -220,7 +241,8 @@ def profile_jobs(groups, reps: int, seed: int, engine: str) -> dict:
     jobs = {}
     for suite in sorted({s for s, _ in groups}):
         mine = _suite_groups(groups, suite)
-        taus = profile_taus(np.concatenate([g.scores.ravel() for g in mine]))
+        taus = profile_taus(np.concatenate([g.scores.ravel() for g in mine]),
+                            raw=is_raw(suite))
         for g in mine:
             jobs[("profile", suite, g.variant)] = (
                 "profile", (g.scores, taus, reps,
@@ -229,8 +251,8 @@ def profile_jobs(groups, reps: int, seed: int, engine: str) -> dict:
 
 
 def profiles(groups, jobs: dict, results: dict) -> pd.DataFrame:
-    """Performance profiles (fraction of runs with normalised score > tau), one tau grid
-    per suite. Columns: suite, variant, tau, point, lower, upper, n_runs."""
+    """Performance profiles (fraction of runs with normalised score, or raw return for
+    a raw stratum, > tau), one tau grid per suite. Columns: suite, variant, tau, point, lower, upper, n_runs."""
     rows = []
     for (suite, variant), g in groups.items():
         key = ("profile", suite, variant)
@@ -307,9 +329,10 @@ def common_budget(groups, info: dict, results: dict) -> pd.DataFrame:
 
 
 def curves(groups, grids: dict, results: dict) -> pd.DataFrame:
-    """IQM of normalised scores against agent steps, one step grid per variant and suite
-    (where every run of the variant has evaluated). Columns: suite, variant, step, frames
-    (0 if frameskips differ), point, lower, upper, n_runs."""
+    """IQM of normalised scores (raw returns for a raw stratum) against agent steps, one
+    step grid per variant and suite (where every run of the variant has evaluated).
+    Columns: suite, variant, step, frames (0 if frameskips differ), point, lower, upper,
+    n_runs."""
     rows = []
     for (suite, variant), g in groups.items():
         key = ("curve", suite, variant)

@@ -4,6 +4,10 @@ Every figure labels its axes with units, states the number of runs behind each
 estimate (in the tick labels or legend), the interval (95% stratified bootstrap, reps),
 and carries an INCOMPLETE banner when the grid is. A variant keeps one colour in every
 figure. PDFs are written without a creation date, so the same inputs give the same bytes.
+
+A raw-return stratum (suite key `raw:<env>`, an env without a reference pair) is drawn in
+the env's return units, every label saying so, with no optimality-gap panel; its file
+names use `file_key` (no ":" or "/" of the env id in a file name).
 """
 
 from __future__ import annotations
@@ -18,30 +22,47 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import METRICS
+import re
+
+from analysis.aggregate import metrics as suite_metrics
+from analysis.scores import RAW, is_raw
 
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
                      "legend.fontsize": 8, "svg.hashsalt": "vmpo-bench"})
 
 SUITE_NAMES = {"atari": "Atari", "mujoco": "MuJoCo", "classic": "Classic control"}
+RAW_LABEL = "Return (raw, no reference pair)"
 
 
 def score_label(suite: str) -> str:
-    """The x/y axis label of a normalised score of `suite`."""
+    """The x/y axis label of a score of `suite` (normalised, or a raw stratum's return)."""
+    if is_raw(suite):
+        return RAW_LABEL
     if suite == "atari":
         return "Human-normalised score (0 = random, 1 = human)"
     return "Normalised score (0 = random, 1 = reference)"
 
 
 def iqm_label(suite: str) -> str:
-    """A short y-axis label for an IQM of normalised scores."""
+    """A short y-axis label for an IQM of the scores of `suite`."""
+    if is_raw(suite):
+        return "IQM return (raw, no reference pair)"
     if suite == "atari":
         return "IQM human-normalised score"
     return "IQM normalised score (1 = reference)"
 
 
 def suite_name(suite: str) -> str:
+    """"Atari"; "<env>, raw returns (no reference pair)" for a raw stratum."""
+    if is_raw(suite):
+        return f"{suite[len(RAW):]}, raw returns (no reference pair)"
     return SUITE_NAMES.get(suite, suite)
+
+
+def file_key(suite: str) -> str:
+    """`suite` as a part of a file name: "atari" as it is; "raw:MinAtar/Breakout-v1" as
+    "raw-MinAtar-Breakout-v1"."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", suite)
 
 
 # The specs' variant names keep one tab10 colour in every report (a report with PPO and
@@ -115,22 +136,32 @@ def _intervals(ax, labels, points, lowers, uppers, colours) -> np.ndarray:
 
 
 def aggregate_figure(agg: pd.DataFrame, suite: str, style: Style, out: Path) -> list[str]:
-    """IQM, median, mean, optimality gap per variant with intervals: aggregate_<suite>."""
+    """IQM, median, mean, optimality gap per variant with intervals: aggregate_<suite>.
+    A raw stratum has no optimality-gap panel (the gap to 1 means nothing in raw units)."""
     a = agg[agg["suite"] == suite]
     variants = sorted(set(a["variant"]))
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(2.6 * len(METRICS), 0.45 * len(variants) + 1.6),
+    metrics = suite_metrics(suite)
+    raw = is_raw(suite)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics), 0.45 * len(variants) + 1.6),
                              sharey=True)
-    for ax, metric in zip(axes, METRICS):
+    for ax, metric in zip(axes, metrics):
         m = a[a["metric"] == metric].set_index("variant").loc[variants]
         labels = [style.label(v, m.loc[v, "n_runs"]) for v in variants]
         _intervals(ax, labels, m["point"], m["lower"], m["upper"],
                    [style.colour[v] for v in variants])
-        ax.set_title(metric + (" (lower is better)" if metric == "Optimality Gap" else ""))
-        ax.set_xlabel("Normalised score" if metric != "Optimality Gap" else "Gap to 1")
-    fig.supxlabel(score_label(suite) + "; n = runs (seeds x envs)", fontsize=8)
-    style.finish(fig, f"{suite_name(suite)}: aggregate final scores, {style.ci}")
+        ax.set_title(metric + (" (lower is better)" if metric == "Optimality Gap" else
+                               " (= mean: one env)" if raw and metric == "Median" else ""))
+        ax.set_xlabel("Return (raw)" if raw else
+                      "Normalised score" if metric != "Optimality Gap" else "Gap to 1")
+    if raw:
+        fig.supxlabel(f"{RAW_LABEL}; n = runs (seeds, one env); no optimality gap: the gap "
+                      "to a normalised score of 1 has no meaning in raw units", fontsize=8)
+    else:
+        fig.supxlabel(score_label(suite) + "; n = runs (seeds x envs)", fontsize=8)
+    what = "final returns" if raw else "final scores"
+    style.finish(fig, f"{suite_name(suite)}: aggregate {what}, {style.ci}")
     fig.tight_layout()
-    return save(fig, out, f"aggregate_{suite}")
+    return save(fig, out, f"aggregate_{file_key(suite)}")
 
 
 def profile_figure(prof: pd.DataFrame, suite: str, style: Style, out: Path) -> list[str]:
@@ -142,21 +173,22 @@ def profile_figure(prof: pd.DataFrame, suite: str, style: Style, out: Path) -> l
         ax.plot(g["tau"], g["point"], color=c, lw=1.5, label=style.label(v, g["n_runs"].iloc[0]))
         ax.fill_between(g["tau"], g["lower"], g["upper"], color=c, alpha=0.2, lw=0)
     ax.set_xlabel(f"Threshold τ: {score_label(suite).lower()}")
-    ax.set_ylabel("Fraction of runs with score > τ")
+    ax.set_ylabel(f"Fraction of runs with {'return' if is_raw(suite) else 'score'} > τ")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(title="variant (runs)", frameon=False, loc="upper left",
               bbox_to_anchor=(1.01, 1))
     style.finish(fig, f"{suite_name(suite)}: performance profiles\n{style.ci}")
     fig.tight_layout()
-    return save(fig, out, f"profile_{suite}")
+    return save(fig, out, f"profile_{file_key(suite)}")
 
 
 def poi_figure(poi: pd.DataFrame, suite: str, style: Style, out: Path) -> list[str]:
     """Probability of improvement with intervals: poi_<suite>."""
     p = poi[poi["suite"] == suite].drop_duplicates(["x", "y"])
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(p) + 1.6))
-    labels = [f"P({r.x} > {r.y})  ({int(r.n_x)} vs {int(r.n_y)} runs, {int(r.n_tasks)} envs)"
+    labels = [f"P({r.x} > {r.y})  ({int(r.n_x)} vs {int(r.n_y)} runs, {int(r.n_tasks)} "
+              f"env{'s' if r.n_tasks != 1 else ''})"
               for r in p.itertuples(index=False)]
     ys = _intervals(ax, labels, p["point"], p["lower"], p["upper"],
                     [style.colour[y] for y in p["y"]])
@@ -171,7 +203,7 @@ def poi_figure(poi: pd.DataFrame, suite: str, style: Style, out: Path) -> list[s
     ax.set_xlabel("Probability of improvement P(X > Y) (0.5 = no difference)")
     style.finish(fig, f"{suite_name(suite)}: probability of improvement\n{style.ci}")
     fig.tight_layout()
-    return save(fig, out, f"poi_{suite}")
+    return save(fig, out, f"poi_{file_key(suite)}")
 
 
 def steps_axis(ax, max_step: float) -> str:
@@ -224,7 +256,7 @@ def curve_figure(cur: pd.DataFrame, suite: str, style: Style, out: Path) -> list
                        frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     style.finish(fig, f"{suite_name(suite)}: sample efficiency\n{style.ci}")
     fig.tight_layout()
-    return save(fig, out, f"curves_{suite}")
+    return save(fig, out, f"curves_{file_key(suite)}")
 
 
 def ablation_figure(ab: pd.DataFrame, style: Style, out: Path) -> list[str]:
@@ -301,7 +333,7 @@ def duals_figure(tr: pd.DataFrame, suite: str, style: Style, out: Path,
     style.finish(fig, f"{suite_name(suite)}: V-MPO's duals and KLs per learner step (median, "
                       "quartiles over runs)\ndotted: the duals' 1e-8 floor; dashed: the KL bound ε")
     fig.tight_layout()
-    return save(fig, out, f"duals_{suite}")
+    return save(fig, out, f"duals_{file_key(suite)}")
 
 
 _DIAG_PANELS = (
@@ -339,4 +371,4 @@ def diagnostics_figure(tr: pd.DataFrame, suite: str, style: Style, out: Path) ->
     style.finish(fig, f"{suite_name(suite)}: every learner's policy width and step size (median, "
                       "quartiles over runs)\ndashed: the KL an update was allowed (TRPO's max_kl)")
     fig.tight_layout()
-    return save(fig, out, f"diagnostics_{suite}")
+    return save(fig, out, f"diagnostics_{file_key(suite)}")

@@ -5,7 +5,9 @@
                               [--curve-points K] [--engine fast|rliable]
 
 RESULTS are results roots (folders of sweeps) or sweep folders; with none, every sweep
-under ./results. Without --out each sweep gets its own report in ./reports/<sweep>/;
+under ./results. An env without a reference pair (suites.reference; a spec's
+`references:`) is not normalised: it is reported in raw returns as a stratum of its own,
+suite `raw:<env>` (scores.stratify), with the same estimators less the optimality gap. Without --out each sweep gets its own report in ./reports/<sweep>/;
 with --out DIR the sweeps given are pooled into one report in DIR. A report folder is
 written in a temporary sibling and renamed into place, so it is never half written; an
 existing DIR is replaced only if it is empty or an earlier report (it holds report.md).
@@ -47,7 +49,8 @@ import pandas as pd
 from rundir import writable_dir_problem
 from analysis import completeness, duals, published, tables
 from analysis.load import Runs, UsageError, load
-from analysis.scores import final_scores, mixed_budgets, reference, without_pair
+from analysis.scores import (RAW, final_scores, is_raw, mixed_budgets, reference, stratify,
+                             without_pair)
 from analysis.scores import groups as make_groups
 
 DEFAULT_REPS = 50_000
@@ -247,14 +250,13 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
         raise UsageError("no finished run with an eval/return to aggregate "
                          f"({len(runs.table)} run directories, none ok)")
     raw_only = without_pair(final)
-    if len(raw_only) == final["env"].nunique():
-        from suites.reference import NO_PAIR_HINT
-
-        raise UsageError(f"nothing to normalise: {', '.join(raw_only)} ({NO_PAIR_HINT}); "
-                         "`python -c \"from analysis import load_runs\"` gives their raw returns")
-    # The normalised aggregates take the envs with a reference pair; the per-env table
-    # shows every env's raw returns (est.per_env below, from `final` whole).
-    full_final, final = final, final[final["score"].notna()].reset_index(drop=True)
+    # The normalised aggregates take the envs with a reference pair; each env without one
+    # is a stratum of its own in raw returns (scores.stratify); the per-env table shows
+    # every env's raw returns (est.per_env below, from `final` whole).
+    full_final, final = final, stratify(final)
+    if final.empty:
+        raise UsageError("no finished run with a finite eval/return to aggregate "
+                         f"({len(full_final)} ok runs)")
     groups = make_groups(final)
     variants = sorted(set(final["variant"]))
     if baseline is not None and baseline not in variants:
@@ -265,12 +267,8 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
 
     est = agg_mod.estimate(runs, final, groups, baseline=base, reps=reps, seed=seed,
                            engine=engine, curve_points=curve_points, n_jobs=n_jobs)
-    if raw_only:
-        from suites.reference import NO_PAIR_HINT
-
+    if raw_only:  # report.md says why they are not normalised (raw_note)
         est.per_env = agg_mod.per_env(full_final)
-        est.notes.append(f"Normalised aggregates leave out {', '.join(raw_only)}: "
-                         f"{NO_PAIR_HINT}. Their raw returns are in the per-env table.")
     note = _incomplete_note(status)
     complete = note is None
     summary = completeness.summary(status)
@@ -284,6 +282,21 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
         return files
 
     return _written(out, write)
+
+
+def raw_note(raw_envs: list[str], every: bool) -> str:
+    """Why the normalised aggregates leave out `raw_envs` (every env of the report, if
+    `every`) and where their raw returns are."""
+    from suites.reference import NO_PAIR_HINT
+
+    envs = ", ".join(raw_envs)
+    where = ("Each is reported in raw returns as a stratum of its own (`raw:<env>`: "
+             "aggregates, P(X > Y), profiles and curves in its return units, no optimality "
+             "gap), pooled with no other env.")
+    if every:
+        return (f"No normalised aggregates: no env of these runs has a reference pair "
+                f"({envs}: {NO_PAIR_HINT}). {where}")
+    return f"Normalised aggregates leave out {envs}: {NO_PAIR_HINT}. {where}"
 
 
 def _written(out: Path, write) -> list[str]:
@@ -355,15 +368,23 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
     W = tables.write
     files: list[str] = []
     cap = f"95% stratified-bootstrap CIs ({reps:,} reps, seed {seed})."
+    raw = [is_raw(s) for s in est.aggregate["suite"]]
+    # (captions go to LaTeX too: no backticks or angle brackets)
+    raw_cap = (" A suite named raw:ENV holds the raw returns of one env without a reference "
+               "pair; no optimality gap there (the gap to a normalised score of 1 has no "
+               "meaning in raw units)." if any(raw) else "")
+    what = "Aggregate final returns" if all(raw) else "Aggregate normalised final scores"
     files += W(d, "aggregate", est.aggregate, tables.aggregate_wide(est.aggregate),
-               "Aggregate normalised final scores, point [95% CI]; " + cap, complete, note)
+               f"{what}, point [95% CI]; " + cap + raw_cap, complete, note)
     files += W(d, "per_env", est.per_env, tables.per_env_wide(est.per_env),
                "Final scores per env: mean [Student-t 95% CI] over seeds.", complete, note)
     files += W(d, "probability_of_improvement", est.poi, tables.poi_wide(est.poi),
                "Probability of improvement P(X > Y), point [95% CI]; " + cap, complete, note)
+    raw_iqm = (" A suite named raw:ENV: IQMs of the raw returns of one env without a "
+               "reference pair." if any(raw) else "")
     files += W(d, "ablation", est.ablation, tables.ablation_wide(est.ablation),
-               "V-MPO ablations: IQM beside full V-MPO and P(full > ablation); " + cap,
-               complete, note)
+               "V-MPO ablations: IQM beside full V-MPO and P(full > ablation); " + cap
+               + raw_iqm, complete, note)
     files += W(d, "curves", est.curves, None, "", complete, note)
     files += W(d, "profiles", est.profiles, None, "", complete, note)
     files += W(d, "completeness", status.drop(columns=["row"]), None, "", complete, note)
@@ -381,12 +402,13 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
                    "lists the sources of our budget that ours is under half of.", complete, note)
     if not est.common.empty:
         files += W(d, "common_budget", est.common, tables.common_wide(est.common),
-                   "IQM of normalised scores of every variant at the smallest budget; " + cap,
-                   complete, note)
+                   "IQM of normalised scores of every variant at the smallest budget; " + cap
+                   + raw_iqm, complete, note)
     claims = ablation_claims(runs, final, est)
 
     style = plots.Style(variants, reps, note, mixed_budgets(final))
-    suites = sorted(set(est.aggregate["suite"]))
+    # the normalised suites first, then the raw-return strata
+    suites = sorted(set(est.aggregate["suite"]), key=lambda s: (is_raw(s), s))
     figs: dict[str, dict[str, list[str]]] = {s: {} for s in suites}
     for s in suites:
         figs[s]["aggregate"] = plots.aggregate_figure(est.aggregate, s, style, d)
@@ -441,6 +463,17 @@ def _section_table(df: pd.DataFrame, suite: str) -> str:
     return tables.to_markdown(df[df["suite"] == suite].drop(columns=["suite"]))
 
 
+def _env_rows(df: pd.DataFrame, suite: str, raw_envs: list[str]) -> pd.DataFrame:
+    """The rows of a per-env table (columns suite, env, ...) for the section of `suite`,
+    without the suite column: a raw stratum's env, or the suite's envs that have a pair
+    (its raw envs have their own sections)."""
+    if is_raw(suite):
+        keep = df["env"] == suite[len(RAW):]
+    else:
+        keep = (df["suite"] == suite) & ~df["env"].isin(raw_envs)
+    return df[keep].drop(columns=["suite"])
+
+
 # What Song et al. 2019 report each V-MPO part does, by the config field an ablation turns off
 PAPER_CLAIMS = {
     "topk_fraction": "top-k advantage selection",
@@ -492,11 +525,16 @@ def ablation_claims(runs, final: pd.DataFrame, est) -> list[str]:
 def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engine,
                command, suites, figs, side, claims, files) -> str:
     from analysis import plots
+    from suites.reference import NO_PAIR_HINT
 
     L: list[str] = [f"# vmpo-bench report: {', '.join(sorted(runs.sweep_paths))}", ""]
     if note:
         L += [(f"> **{note}** Every table and figure below is marked. The runs that are "
                "not aggregated are listed under Completeness."), ""]
+    raw_envs = [s[len(RAW):] for s in suites if is_raw(s)]
+    if raw_envs:
+        every = all(is_raw(s) for s in suites)
+        L += [f"> **Raw returns.** {raw_note(raw_envs, every)}", ""]
     abl = ", ".join(f"`{a}`" for a in sorted(set(est.ablation["variant"]))) or "none"
     method = [
         ("- Score of a run: its `eval/return` (mean return of the deterministic policy's "
@@ -510,6 +548,13 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
          f"{reps:,} replications, seed {seed} (engine `{engine}`; the `fast` engine gives "
          "the numbers rliable's own loop gives, see analysis/bootstrap.py)."),
         "- Per-env final scores: mean and Student-t 95% interval over seeds.",
+        (f"- Envs without a reference pair ({', '.join(raw_envs)}; {NO_PAIR_HINT}): "
+         "not normalised; each is a stratum of its own, `raw:<env>` (raw returns of two "
+         "envs are on different scales), pooled with no other env and never with "
+         "normalised scores. Their IQM, median and mean, probability of improvement, "
+         "performance profile (thresholds spanning its returns) and sample-efficiency "
+         "curves are the same estimators in its return units; no optimality gap (the "
+         "gap to a normalised score of 1 has no meaning in raw units).") if raw_envs else None,
         (f"- Baseline for probability of improvement: `{est.baseline}`. Full V-MPO: "
          f"`{est.full or 'none'}`; ablations are the other variants whose runs have "
          f"algo `vmpo`: {abl}."),
@@ -556,28 +601,39 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
         L.append("")
 
     for s in suites:
-        L += [f"## {plots.suite_name(s)}", "", "### Aggregate final scores", "",
-              _section_table(tables.aggregate_wide(est.aggregate), s),
-              f"![aggregate {s}](aggregate_{s}.png)", ""]
+        k, raw = plots.file_key(s), is_raw(s)
+        unit = " (raw returns)" if raw else ""
+        agg_table = tables.aggregate_wide(est.aggregate)
+        L += [f"## {plots.suite_name(s)}", ""]
+        if raw:
+            L += [(f"{s[len(RAW):]} has no reference pair ({NO_PAIR_HINT}), so its scores "
+                   "are not normalised: every number and figure in this section is in its "
+                   "raw return units, over its runs alone (one env, a stratum of its own). "
+                   "No optimality gap: the gap to a normalised score of 1 has no meaning "
+                   "in raw units. The median is rliable's, the median over envs of each "
+                   "env's mean: with one env, its mean; the IQM is the robust one."), ""]
+            agg_table = agg_table.drop(columns=["Optimality Gap"])
+        L += [f"### Aggregate final {'returns (raw)' if raw else 'scores'}", "",
+              _section_table(agg_table, s), f"![aggregate {s}](aggregate_{k}.png)", ""]
         if "poi" in figs[s]:
-            L += ["### Probability of improvement", "",
-                  _section_table(tables.poi_wide(est.poi), s), f"![poi {s}](poi_{s}.png)", ""]
-        L += ["### Performance profile", "", f"![profile {s}](profile_{s}.png)", ""]
+            L += [f"### Probability of improvement{unit}", "",
+                  _section_table(tables.poi_wide(est.poi), s), f"![poi {s}](poi_{k}.png)", ""]
+        L += [f"### Performance profile{unit}", "", f"![profile {s}](profile_{k}.png)", ""]
         if "curves" in figs[s]:
-            L += ["### Sample efficiency", "", f"![curves {s}](curves_{s}.png)", ""]
+            L += [f"### Sample efficiency{unit}", "", f"![curves {s}](curves_{k}.png)", ""]
         if "duals" in figs[s]:
             L += ["### V-MPO's duals and KLs", "",
                   ("Median and quartiles over each V-MPO variant's runs of the multipliers "
                    "and the KLs they bound, per learner step (`duals.csv`). An alpha at its "
                    "1e-8 floor is an inactive trust region: the KL stayed below its bound."),
-                  "", f"![duals {s}](duals_{s}.png)", ""]
+                  "", f"![duals {s}](duals_{k}.png)", ""]
         if "diagnostics" in figs[s]:
             L += ["### Every learner's policy width and step size", "",
                   ("Median and quartiles over each variant's runs of its policy std, its "
                    "entropy and the KL between the policies before and after each update on "
                    "up to 256 of the update's states, spread over it (`diagnostics.csv`); dashed, the KL an update was "
                    "allowed where the learner bounds each update (TRPO)."),
-                  "", f"![diagnostics {s}](diagnostics_{s}.png)", ""]
+                  "", f"![diagnostics {s}](diagnostics_{k}.png)", ""]
         if not est.common.empty and (est.common["suite"] == s).any():
             cb = est.common[est.common["suite"] == s]
             L += [f"### All variants at {int(cb['step'].iloc[0]):,} steps", "",
@@ -585,9 +641,12 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
                    "different steps; here each run is scored at its first evaluation at or "
                    "after the smallest budget."), "",
                   _section_table(tables.common_wide(est.common), s)]
-        L += ["### Final scores per env", "", _section_table(tables.per_env_wide(est.per_env), s)]
-        if not side.empty and (side["suite"] == s).any():
-            sub = side[side["suite"] == s].drop(columns=["suite"])
+        pe = _env_rows(tables.per_env_wide(est.per_env), s, raw_envs)
+        if raw:
+            pe = pe.drop(columns=["normalised: mean [95% CI]"])
+        L += ["### Final scores per env", "", tables.to_markdown(pe)]
+        sub = _env_rows(side, s, raw_envs) if not side.empty else side
+        if not sub.empty:
             sub = sub[[c for c in sub.columns if (sub[c].astype(str) != "").any()]]
             L += ["### Published figures beside ours", "",
                   ("Ours: mean [Student-t 95% CI] of the last evaluation (deterministic policy) "
@@ -597,7 +656,11 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
                    "one run, deterministic evaluation (the closest to ours)."), "",
                   tables.to_markdown(sub.astype(str))]
     if len(est.ablation):
-        L += ["## V-MPO ablations", "", tables.to_markdown(tables.ablation_wide(est.ablation)),
+        L += ["## V-MPO ablations", ""]
+        if any(is_raw(x) for x in est.ablation["suite"]):
+            L += ["Rows of a `raw:<env>` suite are IQMs of that env's raw returns (no "
+                  "reference pair).", ""]
+        L += [tables.to_markdown(tables.ablation_wide(est.ablation)),
               "![ablation](ablation.png)", ""]
     if claims:
         L += ["## The paper's claims, checked", "", *claims, ""]
@@ -610,6 +673,9 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
                              tables.short(ref.reference), str(ref.source)))
     L.append(tables.to_markdown(pd.DataFrame(ref_rows, columns=[
         "suite", "env", "random (0)", "reference (1)", "source"])))
+    if raw_envs:
+        L += [f"No reference pair, raw returns only: {', '.join(raw_envs)} ({NO_PAIR_HINT}).",
+              ""]
     L += ["## Provenance", "", *provenance(runs, status), ""]
     notes = runs.notes + est.notes
     if notes:

@@ -7,6 +7,11 @@ the pair a sweep spec's `references:` recorded in the runs' config.json ("refere
 for an env `suites` has none for. An env with neither keeps its raw returns: its `score`
 is NaN, and `without_pair` names it for the report.
 
+For the aggregates (`stratify`) each such env becomes a stratum of its own, suite key
+`raw:<env>` (`raw_stratum`), whose score is the raw return: raw returns of two envs are
+on different scales, so no aggregate pools them with each other or with normalised
+scores. `curve_tensor` and `scores_at` leave a raw stratum's returns in raw units.
+
 rliable wants, per suite and variant, a (num_runs, num_tasks) matrix with the same
 number of runs on every task. Where an incomplete grid (--allow-incomplete) leaves a
 variant with fewer seeds on some env, the matrix keeps the `n` lowest seeds of every env,
@@ -154,12 +159,49 @@ def without_pair(final: pd.DataFrame) -> list[str]:
     return sorted(set(final.loc[final["score"].isna() & final["raw"].notna(), "env"]))
 
 
+RAW = "raw:"  # suite-key prefix of an env's raw-return stratum
+
+
+def raw_stratum(env: str) -> str:
+    """The suite key of `env`'s raw-return stratum: "raw:<env>"."""
+    return RAW + env
+
+
+def is_raw(suite: str) -> bool:
+    """True for a raw-return stratum (`raw_stratum`): scores in the env's return units."""
+    return str(suite).startswith(RAW)
+
+
+def stratify(final: pd.DataFrame) -> pd.DataFrame:
+    """`final_scores` as the aggregates take them: every env without a reference pair
+    (`without_pair`) moved to its own stratum, suite `raw:<env>`, with its raw return as
+    its score; the envs with a pair as they were; runs without a finite score (no raw
+    return) left out. Same columns, sorted like `final_scores`.
+
+    A normalised suite's rows are those of `final_scores` exactly, so its aggregates do
+    not change when raw envs join a report."""
+    out = final.copy()
+    raw = (out["score"].isna() & out["raw"].notna()).to_numpy()
+    out.loc[raw, "suite"] = [raw_stratum(e) for e in out.loc[raw, "env"]]
+    out.loc[raw, "score"] = out.loc[raw, "raw"]
+    out = out[out["score"].notna()]
+    return out.sort_values(["suite", "variant", "env", "seed"], kind="stable"
+                           ).reset_index(drop=True)
+
+
+def _in_units(group: Group, j: int, raw: np.ndarray) -> np.ndarray:
+    """Raw returns of task j of `group` in the group's score units: normalised, or as
+    they are for a raw stratum."""
+    return raw if is_raw(group.suite) else normalise(group.envs[j], raw)
+
+
 @dataclass
 class Group:
     """One variant's runs on one suite, as rliable wants them.
 
     envs: the tasks, sorted; rows: (n, tasks) indices into runs.table; scores: (n, tasks)
-    normalised final scores; dropped: ok runs left out to keep n equal on every env.
+    normalised final scores (raw returns for a raw stratum, `is_raw(suite)`); dropped: ok
+    runs left out to keep n equal on every env.
     """
 
     suite: str
@@ -242,8 +284,8 @@ def curve_grid(runs: Runs, rows: np.ndarray, points: int) -> np.ndarray:
 
 
 def curve_tensor(runs: Runs, group: Group, grid: np.ndarray) -> np.ndarray:
-    """(n, tasks, len(grid)) normalised scores: each run's latest finite evaluation at or
-    before each grid step (NaN where it has none)."""
+    """(n, tasks, len(grid)) normalised scores (raw returns for a raw stratum): each run's
+    latest finite evaluation at or before each grid step (NaN where it has none)."""
     n, t = group.rows.shape
     raw = np.full((n, t, len(grid)), np.nan)
     for j in range(t):
@@ -253,7 +295,7 @@ def curve_tensor(runs: Runs, group: Group, grid: np.ndarray) -> np.ndarray:
             s, v = s[keep], v[keep]
             k = np.searchsorted(s, grid, side="right") - 1
             raw[i, j] = np.where(k >= 0, v[np.maximum(k, 0)] if len(v) else np.nan, np.nan)
-        raw[:, j] = normalise(group.envs[j], raw[:, j])
+        raw[:, j] = _in_units(group, j, raw[:, j])
     return raw
 
 
@@ -269,8 +311,8 @@ def mixed_budgets(final: pd.DataFrame) -> dict[str, dict[str, list[int]]]:
 
 
 def scores_at(runs: Runs, group: Group, step: int) -> np.ndarray:
-    """(n, tasks) normalised scores of each run at its first finite evaluation at or after
-    agent step `step` (NaN where a run has none): the runs of variants with different
+    """(n, tasks) normalised scores (raw returns for a raw stratum) of each run at its
+    first finite evaluation at or after agent step `step` (NaN where a run has none): the runs of variants with different
     budgets compared at the smallest one. With evaluations every `eval_every` steps at
     rollout boundaries that is within one evaluation interval of `step`, and exactly the
     final evaluation of the runs whose budget `step` is."""
@@ -282,5 +324,5 @@ def scores_at(runs: Runs, group: Group, step: int) -> np.ndarray:
             keep = np.isfinite(v) & (s >= step)
             if keep.any():
                 raw[i, j] = v[keep][0]
-        raw[:, j] = normalise(group.envs[j], raw[:, j])
+        raw[:, j] = _in_units(group, j, raw[:, j])
     return raw

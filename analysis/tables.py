@@ -123,8 +123,12 @@ def write(out: Path, name: str, long: pd.DataFrame, wide: pd.DataFrame | None,
 # ----------------------------------------------------------------------------------
 # The report's wide (human) layouts
 # ----------------------------------------------------------------------------------
+NOT_RAW = "n/a (raw returns)"  # a metric a raw-return stratum has not (the optimality gap)
+
+
 def aggregate_wide(agg: pd.DataFrame) -> pd.DataFrame:
-    """suite, variant, runs, then one "point [lower, upper]" column per metric."""
+    """suite, variant, runs, then one "point [lower, upper]" column per metric; NOT_RAW
+    where a suite has no row of a metric (a raw-return stratum's optimality gap)."""
     rows = []
     for (suite, variant), g in agg.groupby(["suite", "variant"], sort=True):
         g = g.set_index("metric")
@@ -132,7 +136,7 @@ def aggregate_wide(agg: pd.DataFrame) -> pd.DataFrame:
         runs = f"{int(first['n_runs'])} ({int(first['n_seeds'])}x{int(first['n_tasks'])})"
         rows.append([suite, variant, runs]
                     + [ci(g.loc[m, "point"], g.loc[m, "lower"], g.loc[m, "upper"])
-                       for m in METRICS])
+                       if m in g.index else NOT_RAW for m in METRICS])
     return pd.DataFrame(rows, columns=["suite", "variant", "runs (seeds x envs)", *METRICS])
 
 
