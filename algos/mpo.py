@@ -76,7 +76,8 @@ from algos.distributions import categorical_kl, gaussian_kl_decoupled, gaussian_
 from algos.duals import Duals, make_optimizer
 from algos.fast import cuda_graph
 from algos.fast.cuda_graph import CudaBackend, GraphedUpdate
-from algos.fast.mpo_targets import SampledQ, keep_freed_memory
+from algos.fast.mpo_targets import SampledQ
+from algos.memory import keep_freed_memory
 from algos.fast.numpy_actor import NumpyActor
 from algos.networks import MPOPolicy, QCritic, sample_with_log_prob
 from algos.normalize import ObsNormalizer

@@ -72,6 +72,7 @@ from algos.config import (
     to_yaml,
     unknown_key,
 )
+from algos.memory import keep_freed_memory
 from algos.rollout import Collector, evaluate
 from rundir import (
     CorruptFile,
@@ -227,28 +228,6 @@ def make_eval_envs(env: str, eval_episodes: int, seed: int, vectorization: str):
 
     return suites.make(env, eval_env_count(eval_episodes), seed + EVAL_SEED,
                        vectorization=vectorization)
-
-
-def keep_freed_memory() -> bool:
-    """glibc only: serve large blocks from the heap and keep freed memory there
-    (mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD, 1 GiB; the same as the environment
-    variables MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_). By default glibc maps every
-    block over 32 MiB afresh and returns it on free, so each such tensor is page-faulted
-    on first write: a float copy of a 1,032 x 4 x 84 x 84 Atari rollout took 160 ms
-    against 64 ms with the heap kept (paired medians, 2026-12-06), PPO on ALE/Pong-v5
-    ~1.3x the steps/s. The numbers computed are the same; the process keeps its peak
-    memory. False where there is no glibc (nothing changes)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other libcs: leave their allocator alone
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
 def pick_device(name: str) -> torch.device:

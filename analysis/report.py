@@ -372,7 +372,8 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
     # (captions go to LaTeX too: no backticks or angle brackets)
     raw_cap = (" A suite named raw:ENV holds the raw returns of one env without a reference "
                "pair; no optimality gap there (the gap to a normalised score of 1 has no "
-               "meaning in raw units)." if any(raw) else "")
+               "meaning in raw units); its Median is rliable's median over envs of each "
+               "env's mean, with one env the mean over seeds." if any(raw) else "")
     what = "Aggregate final returns" if all(raw) else "Aggregate normalised final scores"
     files += W(d, "aggregate", est.aggregate, tables.aggregate_wide(est.aggregate),
                f"{what}, point [95% CI]; " + cap + raw_cap, complete, note)

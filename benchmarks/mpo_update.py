@@ -140,7 +140,7 @@ def kernel_rates(rows: int = 1024, width: int = 256, calls: int = 30, repeats: i
     `calls`, the kernels alternating): {"addmm": ..., "onednn": ...}."""
     import torch
 
-    from algos.fast.mpo_targets import keep_freed_memory
+    from algos.memory import keep_freed_memory
 
     torch.set_num_threads(1)
     keep_freed_memory()

@@ -88,6 +88,8 @@ def test_raw_aggregates_are_rliables_on_the_final_returns(all_raw):
     assert len({stats.trim_mean(x, 0.25), np.median(x), np.mean(x)}) == 3
     md = (out / "aggregate.md").read_text()
     assert "n/a (raw returns)" in md
+    # the LaTeX caption says what the Median of one env is (analysis/README.md)
+    assert "with one env the mean over seeds" in (out / "aggregate.tex").read_text()
 
 
 def test_raw_probability_of_improvement_curves_and_profiles(all_raw):
@@ -207,3 +209,19 @@ def test_stratify_moves_only_envs_without_a_pair():
     assert list(s.columns) == list(final.columns)
     assert final["suite"].tolist()[1] == "atari"  # the input is left as it was
     assert file_key("atari") == "atari" and file_key("raw:" + BREAKOUT) == "raw-MinAtar-Breakout-v1"
+
+
+def test_raw_profile_thresholds_when_every_return_is_equal():
+    """An env whose runs all return the same (a solved CartPole: 500) still gets a
+    threshold grid around that return, so its profile falls from 1 to 0 at it."""
+    from analysis.aggregate import profile_taus
+
+    taus = profile_taus(np.full(6, 500.0), points=101, raw=True)
+    assert (taus[0], taus[-1]) == (250.0, 750.0)  # half the return's size each side
+    assert np.all(np.diff(taus) > 0)
+    frac = np.array([(np.full(6, 500.0) > t).mean() for t in taus])
+    assert frac[0] == 1.0 and frac[-1] == 0.0
+    # small or zero returns: at least 0.5 each side
+    assert tuple(profile_taus(np.zeros(3), points=3, raw=True)) == (-0.5, 0.0, 0.5)
+    # normalised scores keep their [min(0, lo), max(1, hi)] grid
+    assert tuple(profile_taus(np.array([0.2, 0.4]), points=3)) == (0.0, 0.5, 1.0)

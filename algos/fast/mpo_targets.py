@@ -50,22 +50,6 @@ ROWS = 1024
 """Rows per pass on the CPU (samples x states): the activations of a pass stay in cache."""
 
 
-def keep_freed_memory() -> None:
-    """Ask glibc to keep freed blocks for reuse instead of returning each large one to
-    the OS (M_MMAP_THRESHOLD 256 MB, M_TRIM_THRESHOLD 512 MB). An MPO update evaluates Q
-    on batch_size x num_samples pairs, a few MB per activation: with glibc's defaults
-    every update maps and page-faults those buffers afresh, which cost about a third of
-    the update's CPU time here. Process-wide, changes no number; a no-op off glibc."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
 def sampled_split(critic: QCritic, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """Q(s_m, a_nm) without gradient, obs [M, *obs], actions [N, M, A] -> [N, M]: the first
     layer split into observation and action columns (module docstring), then the hidden
