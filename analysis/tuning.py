@@ -119,13 +119,16 @@ def _last_wall_time(path: str) -> float:
 def trial_table(trials: Runs) -> pd.DataFrame:
     """One row per trial run: sweep, variant (the tuned one), trial, env, seed, state,
     steps_done, wall_s, final and auc (normalised), config (dict)."""
-    from analysis.scores import normalise
+    from analysis.scores import has_pair, learn_pairs, normalise
 
+    learn_pairs(trials, range(len(trials.table)))  # pairs a spec's `references:` recorded
     rows = []
     for i, r in trials.table.iterrows():
         m = TRIAL_RE.match(r["variant"])
         _, values = trials.curve(i)
-        norm = normalise(r["env"], values) if len(values) else np.zeros(0)
+        # a trial env without a pair (a spec from before tuning envs needed one): no score
+        norm = (normalise(r["env"], values) if has_pair(r["env"]) else np.full(len(values), np.nan)
+                ) if len(values) else np.zeros(0)
         rows.append({
             "sweep": r["sweep"], "variant": m["variant"], "trial": int(m["trial"]),
             "env": r["env"], "seed": int(r["seed"]), "state": r["state"],

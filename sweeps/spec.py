@@ -42,8 +42,10 @@ Overrides are fields of the algorithm's Config (`algos/<algo>.py`) or of the run
 applies to an env when its key is the env id, else the suite name the env was listed
 under in `envs`, else the env's suite family (`suites.suite_of`).
 
-`references` gives (random, reference, source) for envs of the grid that have no pair in
-`suites` (any Gymnasium id outside the named suites; MinAtar): each run of that env
+`references` gives (random, reference, source) for envs of the grid or of `tuning.envs`
+that have no pair in `suites` (any Gymnasium id outside the named suites; MinAtar; a
+tuning env must have a pair, its suite's or this one, as selection averages normalised
+scores over the tuning envs): each run of that env
 records it in its config.json under "reference" (runs without one keep their run ids),
 and the report normalises with it. An env of a named suite with its own pair is an error.
 
@@ -613,7 +615,11 @@ def _parse(raw: Any, errors: _Errors, text: str, source: str) -> Spec | None:
                 errors.add("budgets", f"no budget for tuning env {env} (suite {suites.suite_of(env)}); "
                                       f"add budgets.{suites.suite_of(env)} or budgets.{env}")
 
-    references = _references(top.get("references"), envs, errors)
+    references = _references(top.get("references"),
+                             envs + [e for e in (tuning.envs if tuning else []) if e not in envs],
+                             errors)
+    if tuning is not None:
+        _require_pairs(tuning.envs, references, errors)
 
     if errors.items:
         return None
@@ -645,6 +651,24 @@ def _parse(raw: Any, errors: _Errors, text: str, source: str) -> Spec | None:
 REFERENCE_KEYS = ("random", "reference", "source")
 
 
+def _require_pairs(tuning_envs: list[str], references: dict, errors: _Errors) -> None:
+    """Every tuning env needs a reference pair (its suite's or the spec's `references:`):
+    the selection criterion averages normalised scores over the tuning envs, and raw
+    returns of two envs do not average. Checked here, before any trial is trained."""
+    import suites
+
+    for env in tuning_envs:
+        if env in references:
+            continue
+        try:
+            suites.reference(env)
+        except ValueError:
+            errors.add("tuning.envs", f"{env} has no reference pair: selection averages "
+                                      "normalised scores over the tuning envs; give it one in "
+                                      f"`references: {{{env}: {{random, reference, source}}}}` "
+                                      "or tune on envs that have one")
+
+
 def _references(raw: Any, envs: list[str], errors: _Errors) -> dict[str, dict[str, Any]]:
     """`references: {env: {random, reference, source}}`, checked: numbers (finite, apart),
     a non-empty source, envs of the grid that have no pair of their own in `suites`."""
@@ -657,7 +681,8 @@ def _references(raw: Any, envs: list[str], errors: _Errors) -> dict[str, dict[st
     for env, pair in (top or {}).items():
         p = _join("references", str(env))
         if env not in envs:
-            errors.add(p, f"not an env of this spec's grid; envs: {', '.join(envs) or 'none'}")
+            errors.add(p, f"not an env of this spec's grid or tuning envs; envs: "
+                          f"{', '.join(envs) or 'none'}")
             continue
         try:
             own = suites.reference(env)

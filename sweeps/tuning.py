@@ -18,7 +18,8 @@ whole protocol. The section:
                                     # {vmpo: 16, ppo: 16}: unequal budgets are flagged
       seeds: [1000, 1001]           # tuning seeds (a list, or a count n: 1000..1000+n-1);
                                     # must not overlap the test seeds
-      envs: [HalfCheetah-v5, Hopper-v5]   # tuning envs (suites or env ids; budgets apply)
+      envs: [HalfCheetah-v5, Hopper-v5]   # tuning envs (suites or env ids; budgets apply;
+                                          # each needs a reference pair: see `references`)
       steps: 1_000_000              # optional: every trial's budget (else budgets/runs)
       criterion: final              # final (default) | auc
       sampler_seed: 0               # the quasi-random sequence's seed
@@ -556,7 +557,10 @@ def score_trials(spec, runs_table, curve) -> dict[str, list[Trial]]:
             steps, values = curve(i)
             if len(values) == 0:
                 continue
-            norm = normalise(row["env"], np.asarray(values, dtype=np.float64))
+            values = np.asarray(values, dtype=np.float64)
+            pair = spec.references.get(row["env"])  # else the suite's (validated: one exists)
+            norm = ((values - pair["random"]) / (pair["reference"] - pair["random"])
+                    if pair else normalise(row["env"], values))
             s = float(norm[-1]) if t.criterion == "final" else float(np.mean(norm))
             acc[tr.trial].setdefault(row["env"], []).append(s)
         for tr in trials:

@@ -324,3 +324,69 @@ def test_a_partial_tune_sweep_is_reported_as_provisional(tmp_path):
     report.build([str(tune)], tmp_path / "part", reps=100, seed=0, baseline=None,
                  allow_incomplete=False)
     assert "Tuning incomplete: 3 of 4 trial runs done." in (tmp_path / "part" / "report.md").read_text()
+
+
+# -- tuning envs need a reference pair ----------------------------------------------------------
+
+NO_PAIR_ENV = "MountainCar-v0"  # a registered Gymnasium id outside the named suites: no pair
+
+
+def _with_tuning_env(env: str, references: str = "") -> str:
+    text = textwrap.dedent(SPEC).replace("  envs: [CartPole-v1]\n  search",
+                                         f"  envs: [CartPole-v1, {env}]\n  search")
+    text = text.replace("budgets:\n", "budgets:\n  gym: {steps: 512, eval_every: 256, eval_episodes: 1, "
+                                     "checkpoint_every: 0}\n", 1)
+    return text + references
+
+
+def test_a_tuning_env_without_a_pair_exits_2_before_anything_trains(tmp_path, snapshot):
+    (tmp_path / "spec.yaml").write_text(_with_tuning_env(NO_PAIR_ENV))
+    before = snapshot(tmp_path)
+    rc, out, err = cli(tmp_path, "--executor", "debug", spec_text=None)
+    assert rc == 2, err
+    assert f"tuning.envs: {NO_PAIR_ENV} has no reference pair" in err, err
+    assert "references:" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_tuning_env_takes_the_specs_pair_and_selection_uses_it(tmp_path):
+    from sweeps.tuning import score_trials
+
+    refs = (f"references:\n  {NO_PAIR_ENV}: {{random: -200.0, reference: -100.0, "
+            "source: a test pair}\n")
+    spec = parse_spec(_with_tuning_env(NO_PAIR_ENV, refs), source=str(tmp_path / "spec.yaml"))
+    assert spec.references[NO_PAIR_ENV]["reference"] == -100.0
+    rows, curves = [], []
+    for env, ret in (("CartPole-v1", 500.0), (NO_PAIR_ENV, -150.0)):
+        rows.append({"variant": trial_name("vmpo", 0), "env": env, "seed": 1000, "state": "done"})
+        curves.append(([100, 200], [0.0, ret]))
+    scored = score_trials(spec, pd.DataFrame(rows), lambda i: curves[i])["vmpo"]
+    import suites
+
+    # CartPole by its suite's pair; MountainCar by the spec's: halfway from -200 to -100
+    cart = float(suites.normalise("CartPole-v1", 500.0))
+    assert scored[0].per_env == pytest.approx({"CartPole-v1": cart, NO_PAIR_ENV: 0.5})
+    assert scored[0].score == pytest.approx((cart + 0.5) / 2)
+
+
+def test_a_tune_report_normalises_a_tuning_env_by_the_pair_its_runs_recorded(tmp_path):
+    from analysis import report
+    from analysis.load import load
+    from analysis.tuning import trial_table
+
+    refs = (f"references:\n  {NO_PAIR_ENV}: {{random: -300.0, reference: -100.0, "
+            "source: a test pair}\n")
+    text = _with_tuning_env(NO_PAIR_ENV, refs).replace("configs: 3", "configs: 1")
+    rc, _, err = cli(tmp_path, "--phase", "tune", "--executor", "debug", spec_text=text)
+    assert rc == 0, err
+    tune = tmp_path / "results" / "tun-tune"
+    runs = load([str(tune)])
+    tt = trial_table(runs)
+    mc = tt[tt["env"] == NO_PAIR_ENV]
+    assert len(mc) == 2  # vmpo.c00 and ppo.c00
+    for (_, r), (i, row) in zip(mc.iterrows(), runs.table[runs.table["env"] == NO_PAIR_ENV].iterrows()):
+        _, values = runs.curve(i)
+        assert r["final"] == pytest.approx((values[-1] + 300.0) / 200.0)
+    report.build([str(tune)], tmp_path / "rep", reps=100, seed=0, baseline=None,
+                 allow_incomplete=False)
+    assert "## Tuning" in (tmp_path / "rep" / "report.md").read_text()
