@@ -25,7 +25,7 @@ import pandas as pd
 import re
 
 from analysis.aggregate import metrics as suite_metrics
-from analysis.scores import RAW, is_raw
+from analysis.scores import is_raw, raw_env
 
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
                      "legend.fontsize": 8, "svg.hashsalt": "vmpo-bench"})
@@ -55,7 +55,7 @@ def iqm_label(suite: str) -> str:
 def suite_name(suite: str) -> str:
     """"Atari"; "<env>, raw returns (no reference pair)" for a raw stratum."""
     if is_raw(suite):
-        return f"{suite[len(RAW):]}, raw returns (no reference pair)"
+        return f"{raw_env(suite)}, raw returns (no reference pair)"
     return SUITE_NAMES.get(suite, suite)
 
 

@@ -49,8 +49,8 @@ import pandas as pd
 from rundir import writable_dir_problem
 from analysis import completeness, duals, published, tables
 from analysis.load import Runs, UsageError, load
-from analysis.scores import (RAW, final_scores, is_raw, mixed_budgets, reference, stratify,
-                             without_pair)
+from analysis.scores import (final_scores, is_raw, mixed_budgets, raw_env, reference,
+                             stratify, without_pair)
 from analysis.scores import groups as make_groups
 
 DEFAULT_REPS = 50_000
@@ -469,7 +469,7 @@ def _env_rows(df: pd.DataFrame, suite: str, raw_envs: list[str]) -> pd.DataFrame
     without the suite column: a raw stratum's env, or the suite's envs that have a pair
     (its raw envs have their own sections)."""
     if is_raw(suite):
-        keep = df["env"] == suite[len(RAW):]
+        keep = df["env"] == raw_env(suite)
     else:
         keep = (df["suite"] == suite) & ~df["env"].isin(raw_envs)
     return df[keep].drop(columns=["suite"])
@@ -532,7 +532,7 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
     if note:
         L += [(f"> **{note}** Every table and figure below is marked. The runs that are "
                "not aggregated are listed under Completeness."), ""]
-    raw_envs = [s[len(RAW):] for s in suites if is_raw(s)]
+    raw_envs = [raw_env(s) for s in suites if is_raw(s)]
     if raw_envs:
         every = all(is_raw(s) for s in suites)
         L += [f"> **Raw returns.** {raw_note(raw_envs, every)}", ""]
@@ -607,7 +607,7 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
         agg_table = tables.aggregate_wide(est.aggregate)
         L += [f"## {plots.suite_name(s)}", ""]
         if raw:
-            L += [(f"{s[len(RAW):]} has no reference pair ({NO_PAIR_HINT}), so its scores "
+            L += [(f"{raw_env(s)} has no reference pair ({NO_PAIR_HINT}), so its scores "
                    "are not normalised: every number and figure in this section is in its "
                    "raw return units, over its runs alone (one env, a stratum of its own). "
                    "No optimality gap: the gap to a normalised score of 1 has no meaning "

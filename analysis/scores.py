@@ -90,6 +90,11 @@ def _vectorised_ok(env: str) -> bool:
         out[i] == float(suites.normalise(env, float(probe[i]))) for i in range(len(probe)))
 
 
+def by_pair(values, random: float, reference: float) -> np.ndarray:
+    """(values - random) / (reference - random): a run-recorded or spec pair's normalisation."""
+    return (np.asarray(values, dtype=np.float64) - random) / (reference - random)
+
+
 def normalise(env: str, values) -> np.ndarray:
     """suites.normalise applied to an array of raw returns of `env`; same shape back.
 
@@ -101,7 +106,7 @@ def normalise(env: str, values) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64)
     if env in _RUN_PAIRS and not _suite_pair(env):
         rnd, ref, _ = _RUN_PAIRS[env]
-        return (x - rnd) / (ref - rnd)
+        return by_pair(x, rnd, ref)
     try:
         if _vectorised_ok(env):
             return np.asarray(suites.normalise(env, x), dtype=np.float64)
@@ -156,7 +161,12 @@ def final_scores(runs: Runs, status: pd.DataFrame) -> pd.DataFrame:
 
 def without_pair(final: pd.DataFrame) -> list[str]:
     """The envs of `final_scores` with raw returns only (no reference pair), sorted."""
-    return sorted(set(final.loc[final["score"].isna() & final["raw"].notna(), "env"]))
+    return sorted(set(final.loc[_raw_rows(final), "env"]))
+
+
+def _raw_rows(final: pd.DataFrame) -> pd.Series:
+    """The rows of `final_scores` with a raw return and no normalised score."""
+    return final["score"].isna() & final["raw"].notna()
 
 
 RAW = "raw:"  # suite-key prefix of an env's raw-return stratum
@@ -165,6 +175,11 @@ RAW = "raw:"  # suite-key prefix of an env's raw-return stratum
 def raw_stratum(env: str) -> str:
     """The suite key of `env`'s raw-return stratum: "raw:<env>"."""
     return RAW + env
+
+
+def raw_env(suite: str) -> str:
+    """The env of a raw-return stratum `raw:<env>` (`raw_stratum`'s inverse)."""
+    return str(suite)[len(RAW):]
 
 
 def is_raw(suite: str) -> bool:
@@ -181,7 +196,7 @@ def stratify(final: pd.DataFrame) -> pd.DataFrame:
     A normalised suite's rows are those of `final_scores` exactly, so its aggregates do
     not change when raw envs join a report."""
     out = final.copy()
-    raw = (out["score"].isna() & out["raw"].notna()).to_numpy()
+    raw = _raw_rows(out).to_numpy()
     out.loc[raw, "suite"] = [raw_stratum(e) for e in out.loc[raw, "env"]]
     out.loc[raw, "score"] = out.loc[raw, "raw"]
     out = out[out["score"].notna()]

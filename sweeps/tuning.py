@@ -538,7 +538,7 @@ def score_trials(spec, runs_table, curve) -> dict[str, list[Trial]]:
     (steps, values) of row i. Raises ValueError naming what is missing."""
     import numpy as np
 
-    from analysis.scores import normalise
+    from analysis.scores import by_pair, normalise
 
     t = spec.tuning
     out: dict[str, list[Trial]] = {}
@@ -559,8 +559,8 @@ def score_trials(spec, runs_table, curve) -> dict[str, list[Trial]]:
                 continue
             values = np.asarray(values, dtype=np.float64)
             pair = spec.references.get(row["env"])  # else the suite's (validated: one exists)
-            norm = ((values - pair["random"]) / (pair["reference"] - pair["random"])
-                    if pair else normalise(row["env"], values))
+            norm = (by_pair(values, pair["random"], pair["reference"]) if pair
+                    else normalise(row["env"], values))
             s = float(norm[-1]) if t.criterion == "final" else float(np.mean(norm))
             acc[tr.trial].setdefault(row["env"], []).append(s)
         for tr in trials:
