@@ -90,21 +90,30 @@ def _criterion(sweep_path: str) -> str:
     return crit if crit in ("final", "auc") else "final"
 
 
-def _expected_runs(sweep_path: str) -> int | None:
-    """Trial runs the spec asks for (configurations x tuning envs x tuning seeds, summed
-    over its tuned variants), None where the spec copy does not say."""
+def _cells(sweep_path: str) -> int | None:
+    """Runs per trial the spec asks for (tuning envs x tuning seeds), None where the spec
+    copy does not say."""
     t = _spec_tuning(sweep_path)
     try:
-        search, seeds, envs = t["search"], t["seeds"], t["envs"]
-        configs = t.get("configs", 16)
+        seeds, envs = t["seeds"], t["envs"]
         import suites
 
         n_seeds = len(seeds) if isinstance(seeds, list) else int(seeds)
         entries = envs if isinstance(envs, list) else [envs]
-        n_envs = len({e for entry in entries for e in suites.resolve(entry)})
-        per = {v: (configs[v] if isinstance(configs, dict) else int(configs)) for v in search}
-        return sum(per.values()) * n_envs * n_seeds
+        return len({e for entry in entries for e in suites.resolve(entry)}) * n_seeds
     except (KeyError, TypeError, ValueError):  # suites.UnknownEnvError is a ValueError
+        return None
+
+
+def _expected_runs(sweep_path: str) -> int | None:
+    """Trial runs the spec asks for (configurations x `_cells`, summed over its tuned
+    variants), None where the spec copy does not say."""
+    t, cells = _spec_tuning(sweep_path), _cells(sweep_path)
+    try:
+        configs = t.get("configs", 16)
+        per = {v: (configs[v] if isinstance(configs, dict) else int(configs)) for v in t["search"]}
+        return None if cells is None else sum(per.values()) * cells
+    except (KeyError, TypeError, ValueError):
         return None
 
 
@@ -148,15 +157,21 @@ def searched_fields(tt: pd.DataFrame, variant: str) -> list[str]:
     return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in cfgs}) > 1]
 
 
-def trial_scores(tt: pd.DataFrame, criterion: str) -> pd.DataFrame:
+def trial_scores(tt: pd.DataFrame, criterion: str, cells: dict[str, int | None] | None = None
+                 ) -> pd.DataFrame:
     """Per (sweep, variant, trial): runs, failed, score (the criterion, NaN unless every
-    run is done), and the config (of its first run)."""
-    n_cells = tt.groupby(["sweep", "variant"]).apply(
+    run is done), and the config (of its first run).
+
+    cells: per sweep, the runs a trial needs (`_cells`: the spec's tuning envs x seeds).
+    Where a sweep has none, the envs x seeds its variant's runs cover: then a partial
+    sweep whose variant has not reached a tuning env yet scores on the envs it has."""
+    present = tt.groupby(["sweep", "variant"]).apply(
         lambda g: g["env"].nunique() * g["seed"].nunique(), include_groups=False)
     rows = []
     for (sweep, variant, trial), g in tt.groupby(["sweep", "variant", "trial"], sort=True):
         done = g["state"] == "done"
-        ok = bool(done.all()) and len(g) == n_cells[(sweep, variant)]
+        need = (cells or {}).get(sweep) or present[(sweep, variant)]
+        ok = bool(done.all()) and len(g) == need
         rows.append({"sweep": sweep, "variant": variant, "trial": trial, "runs": len(g),
                      "failed": int((g["state"] == "failed").sum()),
                      "score": float(g[criterion].mean()) if ok else np.nan,
@@ -242,6 +257,7 @@ def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criteri
     (trial 0) as a star, the chosen trial ringed."""
     import matplotlib.pyplot as plt
     import seaborn as sns
+    from matplotlib.ticker import NullFormatter
 
     from analysis.plots import save
 
@@ -263,6 +279,8 @@ def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criteri
             pos = [v for v in vals if v > 0]
             if len(pos) == len(vals) and max(pos) / min(pos) >= 20:
                 ax.set_xscale("log")
+                # a decade or two: matplotlib labels the minor ticks too, and they overlap
+                ax.xaxis.set_minor_formatter(NullFormatter())
         else:
             df["value"] = df["value"].map(lambda v: json.dumps(v))
             sns.stripplot(data=df, x="value", y="score", ax=ax, color="tab:blue", size=4, jitter=0.15)
@@ -329,7 +347,7 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
         return [], []
     crits = {_criterion(p) for s, p in trials.sweep_paths.items()}
     criterion = crits.pop() if len(crits) == 1 else "final"
-    ts = trial_scores(tt, criterion)
+    ts = trial_scores(tt, criterion, {s: _cells(p) for s, p in trials.sweep_paths.items()})
     b = budgets(tt)
     ch = chosen(ts, tt)
     dist = distribution(ts)
@@ -343,7 +361,7 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
                "Selected values beside the defaults.", True, None)
     dsf = dist.copy()
     for c in ("p25", "p50", "p75", "best", "defaults"):
-        dsf[c] = dsf[c].map(lambda x: f"{x:.3f}")
+        dsf[c] = dsf[c].map(lambda x: f"{x:.3f}" if np.isfinite(x) else "-")  # "-": no scored trial
     files += w(out, "tuning_scores", dist, dsf, "Trial scores over configurations.", True, None)
     files += w(out, "tuning_trials", ts.assign(config=ts["config"].map(
         lambda c: json.dumps(c, sort_keys=True))), None, "", True, None)
@@ -355,9 +373,9 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
     expected = [_expected_runs(p) for p in trials.sweep_paths.values()]
     done = int((tt["state"] == "done").sum())
     if all(e is not None for e in expected) and done < sum(expected):
-        L += [f"> **Tuning incomplete: {done} of {sum(expected)} trial runs done.** Trial scores "
-              "average the envs and seeds present, and a variant's choice is among its finished "
-              "configurations: provisional until every trial is done.", ""]
+        L += [f"> **Tuning incomplete: {done} of {sum(expected)} trial runs done.** A trial is scored "
+              "once every run it needs (tuning envs x seeds) is done, and a variant's choice is "
+              "among its scored configurations: provisional until every trial is done.", ""]
     L.append(f"Tuning trials: {len(tt)} runs in {', '.join(sorted(set(tt['sweep'])))}; kept out "
              "of every headline table and figure. Each tuned variant's trial c00 is its defaults; "
              "the others are points of a scrambled Sobol sequence over its search space "

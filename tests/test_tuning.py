@@ -390,3 +390,25 @@ def test_a_tune_report_normalises_a_tuning_env_by_the_pair_its_runs_recorded(tmp
     report.build([str(tune)], tmp_path / "rep", reps=100, seed=0, baseline=None,
                  allow_incomplete=False)
     assert "## Tuning" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_a_trial_missing_a_tuning_env_is_not_scored_until_its_runs_exist(tmp_path):
+    """A partial tune sweep in which PPO has not yet reached its second tuning env: its
+    trials must not be scored on the one env they have (the spec asks for 2 envs x 1 seed)."""
+    from analysis.tuning import _cells, trial_scores
+
+    sweep = tmp_path / "tun-tune"
+    sweep.mkdir()
+    (sweep / "spec.yaml").write_text(textwrap.dedent(SPEC).replace(
+        "envs: [CartPole-v1]\n  search", "envs: [CartPole-v1, Acrobot-v1]\n  search"))
+    assert _cells(str(sweep)) == 2
+    rows = [{"sweep": "tun-tune", "variant": v, "trial": 0, "env": env, "seed": 1000,
+             "state": "done", "final": f, "auc": f, "config": {}}
+            for v, env, f in (("vmpo", "CartPole-v1", 0.5), ("vmpo", "Acrobot-v1", 0.3),
+                              ("ppo", "CartPole-v1", 0.9))]  # no PPO run on Acrobot yet
+    tt = pd.DataFrame(rows)
+    ts = trial_scores(tt, "final", {"tun-tune": _cells(str(sweep))}).set_index("variant")
+    assert ts.loc["vmpo", "score"] == pytest.approx(0.4)
+    assert math.isnan(ts.loc["ppo", "score"])
+    # without the spec's count, the envs a variant's runs cover decide: PPO on CartPole alone
+    assert trial_scores(tt, "final").set_index("variant").loc["ppo", "score"] == pytest.approx(0.9)
