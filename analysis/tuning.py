@@ -23,6 +23,7 @@ or unfinished run has none.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -34,6 +35,7 @@ from analysis.load import Runs
 
 TRIAL_RE = re.compile(r"^(?P<variant>.+)\.c(?P<trial>\d{2,})$")  # as sweeps.tuning names them
 TUNE_SUFFIX = "-tune"
+CHOSEN_COLUMNS = ["variant", "field", "default", "chosen", "trial", "range", "edge"]
 
 
 def subset(runs: Runs, mask: np.ndarray) -> Runs:
@@ -88,6 +90,48 @@ def _spec_tuning(sweep_path: str) -> dict:
 def _criterion(sweep_path: str) -> str:
     crit = _spec_tuning(sweep_path).get("criterion", "final")
     return crit if crit in ("final", "auc") else "final"
+
+
+NUMERIC_KINDS = ("uniform", "log_uniform", "int", "log_int")  # sweeps.tuning's ranged kinds
+EDGE = 0.1  # a chosen value this close to an end of its range (share of the span) is flagged
+
+
+def search_ranges(sweep_path: str) -> dict[str, dict[str, tuple[str, float, float]]]:
+    """variant -> field -> (kind, lo, hi) for each ranged dimension of the spec copy's
+    `tuning.search` (choices have no range); {} where the copy does not say."""
+    out: dict[str, dict[str, tuple[str, float, float]]] = {}
+    search = _spec_tuning(sweep_path).get("search")
+    for variant, dims in (search.items() if isinstance(search, dict) else ()):
+        for field, dist in (dims.items() if isinstance(dims, dict) else ()):
+            if isinstance(dist, dict) and len(dist) == 1:
+                kind, args = next(iter(dist.items()))
+                if kind in NUMERIC_KINDS and isinstance(args, list) and len(args) == 2:
+                    out.setdefault(variant, {})[field] = (kind, float(args[0]), float(args[1]))
+    return out
+
+
+def choice_options(sweep_path: str) -> dict[str, dict[str, list]]:
+    """variant -> field -> the values its `choice` dimensions offer (a joint choice's
+    mappings give each of their fields), in spec order; {} where the copy does not say."""
+    out: dict[str, dict[str, list]] = {}
+    search = _spec_tuning(sweep_path).get("search")
+    for variant, dims in (search.items() if isinstance(search, dict) else ()):
+        for key, dist in (dims.items() if isinstance(dims, dict) else ()):
+            opts = dist.get("choice") if isinstance(dist, dict) and len(dist) == 1 else None
+            for o in (opts if isinstance(opts, list) else ()):
+                for f, v in (o.items() if isinstance(o, dict) else ((key, o),)):
+                    vals = out.setdefault(variant, {}).setdefault(f, [])
+                    if v not in vals:
+                        vals.append(v)
+    return out
+
+
+def range_position(value: float, kind: str, lo: float, hi: float) -> float:
+    """Where `value` sits in [lo, hi] as a share of the span, 0 at lo and 1 at hi, on
+    the range's own scale (logarithmic for log_uniform and log_int)."""
+    if kind.startswith("log"):
+        return (math.log(value) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    return (value - lo) / (hi - lo)
 
 
 def _cells(sweep_path: str) -> int | None:
@@ -206,9 +250,17 @@ def unequal(b: pd.DataFrame) -> list[str]:
     return out
 
 
-def chosen(ts: pd.DataFrame, tt: pd.DataFrame) -> pd.DataFrame:
+def chosen(ts: pd.DataFrame, tt: pd.DataFrame,
+           ranges: dict[str, dict[str, tuple[str, float, float]]] | None = None,
+           choices: dict[str, dict[str, list]] | None = None) -> pd.DataFrame:
     """Per tuned variant and searched field: the default (trial 0) and the chosen value
-    (the best-scoring trial; ties to the lower trial), with both trials' scores."""
+    (the best-scoring trial; ties to the lower trial), with both trials' scores.
+
+    ranges (`search_ranges`): adds the field's searched range and `edge`, "low end" or
+    "high end" where the chosen value lies within EDGE of the span from an end (on the
+    range's scale): the best value may lie outside what was searched. choices
+    (`choice_options`): a choice field's range lists its options."""
+    ranges, choices = ranges or {}, choices or {}
     rows = []
     for variant, g in ts.groupby("variant", sort=True):
         ok = g[np.isfinite(g["score"])]
@@ -218,12 +270,22 @@ def chosen(ts: pd.DataFrame, tt: pd.DataFrame) -> pd.DataFrame:
         d = g[g["trial"] == 0]
         default_cfg = d["config"].iloc[0] if len(d) else {}
         for f in searched_fields(tt, variant):
+            value = best["config"].get(f)
+            rng = ranges.get(variant, {}).get(f)
+            edge = ""
+            if rng is not None and _numeric([value]):
+                u = range_position(value, *rng)
+                edge = "low end" if u <= EDGE else "high end" if u >= 1 - EDGE else ""
             rows.append({"variant": variant, "field": f, "default": default_cfg.get(f),
-                         "chosen": best["config"].get(f), "trial": int(best["trial"]),
+                         "chosen": value, "trial": int(best["trial"]),
                          "score": float(best["score"]),
-                         "default_score": float(d["score"].iloc[0]) if len(d) else np.nan})
+                         "default_score": float(d["score"].iloc[0]) if len(d) else np.nan,
+                         "range": (f"{rng[0]} [{rng[1]:g}, {rng[2]:g}]" if rng else
+                                   "choice {" + ", ".join(map(json.dumps, opts)) + "}"
+                                   if (opts := choices.get(variant, {}).get(f)) else ""),
+                         "edge": edge})
     out = pd.DataFrame(rows, columns=["variant", "field", "default", "chosen", "trial", "score",
-                                      "default_score"])
+                                      "default_score", "range", "edge"])
     for col in ("default", "chosen"):  # keep each value's own type (an int stays an int)
         out[col] = pd.Series([r[col] for r in rows], dtype=object)
     return out
@@ -252,9 +314,12 @@ def _numeric(values: list) -> bool:
 
 
 def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criterion: str,
-                       out: Path) -> list[str]:
+                       out: Path, ranges: dict[str, tuple[str, float, float]] | None = None
+                       ) -> list[str]:
     """Trial score against each searched hyperparameter, one point per trial; the defaults
-    (trial 0) as a star, the chosen trial ringed."""
+    (trial 0) as a star, the chosen trial ringed. A ranged field's axis spans its searched
+    range (`search_ranges`; logarithmic for log kinds), so a choice at an end shows."""
+    ranges = ranges or {}
     import matplotlib.pyplot as plt
     import seaborn as sns
     from matplotlib.ticker import NullFormatter
@@ -277,10 +342,19 @@ def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criteri
             sns.scatterplot(data=df, x="value", y="score", ax=ax, color="tab:blue", s=22,
                             edgecolor="none")
             pos = [v for v in vals if v > 0]
-            if len(pos) == len(vals) and max(pos) / min(pos) >= 20:
+            rng = ranges.get(f)
+            if (rng[0].startswith("log") if rng else
+                    len(pos) == len(vals) and max(pos) / min(pos) >= 20):
                 ax.set_xscale("log")
                 # a decade or two: matplotlib labels the minor ticks too, and they overlap
                 ax.xaxis.set_minor_formatter(NullFormatter())
+            if rng:
+                lo, hi = rng[1], rng[2]
+                pad = (hi / lo) ** 0.04 if rng[0].startswith("log") else None
+                ax.set_xlim(*((lo / pad, hi * pad) if pad else
+                              (lo - 0.04 * (hi - lo), hi + 0.04 * (hi - lo))))
+                for end in (lo, hi):  # the searched range's ends
+                    ax.axvline(end, color="0.6", lw=0.8, ls=":")
         else:
             df["value"] = df["value"].map(lambda v: json.dumps(v))
             sns.stripplot(data=df, x="value", y="score", ax=ax, color="tab:blue", size=4, jitter=0.15)
@@ -296,7 +370,7 @@ def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criteri
         ax.set_visible(False)
     axes.flat[0].legend(loc="best", fontsize=7)
     fig.suptitle(f"{variant}: trial score against each searched value\n{len(g)} scored trials, "
-                 "one point each (mean over tuning envs x seeds)")
+                 "one point each (mean over tuning envs x seeds); dotted: the searched range's ends")
     fig.tight_layout()
     return save(fig, out, f"tuning_sensitivity_{variant}")
 
@@ -349,7 +423,14 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
     criterion = crits.pop() if len(crits) == 1 else "final"
     ts = trial_scores(tt, criterion, {s: _cells(p) for s, p in trials.sweep_paths.items()})
     b = budgets(tt)
-    ch = chosen(ts, tt)
+    ranges: dict[str, dict[str, tuple[str, float, float]]] = {}
+    choices: dict[str, dict[str, list]] = {}
+    for p in trials.sweep_paths.values():
+        for v, r in search_ranges(p).items():
+            ranges.setdefault(v, r)
+        for v, c in choice_options(p).items():
+            choices.setdefault(v, c)
+    ch = chosen(ts, tt, ranges, choices)
     dist = distribution(ts)
     files: list[str] = []
     w = tables.write
@@ -357,7 +438,7 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
                    core_hours=b["core_hours"].map(lambda x: f"{x:.3g}"))
     files += w(out, "tuning_budget", b, fmt, "Tuning budget per variant.", True, None)
     chf = ch.assign(default=ch["default"].map(json.dumps), chosen=ch["chosen"].map(json.dumps))
-    files += w(out, "tuning_chosen", ch, chf[["variant", "field", "default", "chosen", "trial"]],
+    files += w(out, "tuning_chosen", ch, chf[CHOSEN_COLUMNS],
                "Selected values beside the defaults.", True, None)
     dsf = dist.copy()
     for c in ("p25", "p50", "p75", "best", "defaults"):
@@ -366,7 +447,8 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
     files += w(out, "tuning_trials", ts.assign(config=ts["config"].map(
         lambda c: json.dumps(c, sort_keys=True))), None, "", True, None)
     figs = distribution_figure(ts, criterion, out)
-    sens = {v: sensitivity_figure(ts, tt, v, criterion, out) for v in sorted(ts["variant"].unique())}
+    sens = {v: sensitivity_figure(ts, tt, v, criterion, out, ranges.get(v))
+            for v in sorted(ts["variant"].unique())}
     files += figs + [f for v in sens.values() for f in v]
 
     L = ["## Tuning", ""]
@@ -408,7 +490,14 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
                   "tuned variant's selection with its own switch changed; see each run's "
                   f"config): {', '.join(f'`{v}`' for v in untuned)}.", ""]
     L += ["### Chosen values beside the defaults", "",
-          tables.to_markdown(chf[["variant", "field", "default", "chosen", "trial"]]), ""]
+          tables.to_markdown(chf[CHOSEN_COLUMNS]), ""]
+    at_edge = ch[ch["edge"] != ""]
+    if len(at_edge):
+        L += [f"> **Chosen at an end of the searched range** (within {EDGE:.0%} of its span, on "
+              "its own scale): " + "; ".join(
+                  f"{r.variant} {r.field} = {json.dumps(r.chosen)} ({r.edge} of {r.range})"
+                  for r in at_edge.itertuples())
+              + ". The best value may lie outside what was searched.", ""]
     L += ["### Scores over configurations", "",
           "What each variant reaches at its 25th, 50th and 75th percentile configuration, its "
           "best and its defaults (trial scores, normalised):", "", tables.to_markdown(dsf), ""]

@@ -412,3 +412,33 @@ def test_a_trial_missing_a_tuning_env_is_not_scored_until_its_runs_exist(tmp_pat
     assert math.isnan(ts.loc["ppo", "score"])
     # without the spec's count, the envs a variant's runs cover decide: PPO on CartPole alone
     assert trial_scores(tt, "final").set_index("variant").loc["ppo", "score"] == pytest.approx(0.9)
+
+
+def test_chosen_values_show_their_searched_range_and_an_end_is_flagged(tmp_path):
+    """The spec copy's ranges and choices reach the chosen-values table; a chosen value
+    within 10% of its range's span from an end (log scale for log kinds) is flagged."""
+    from analysis.tuning import chosen, choice_options, range_position, search_ranges
+
+    sweep = tmp_path / "tun-tune"
+    sweep.mkdir()
+    (sweep / "spec.yaml").write_text(textwrap.dedent(SPEC))
+    ranges, choices = search_ranges(str(sweep)), choice_options(str(sweep))
+    assert ranges == {"vmpo": {"eps_eta": ("log_uniform", 0.01, 1.0)},
+                      "ppo": {"lr": ("log_uniform", 1e-4, 3e-3), "epochs": ("int", 1.0, 10.0)}}
+    assert choices == {"vmpo": {"num_envs": [4, 8], "rollout_length": [64, 32]}}
+    # log scale: 0.1 is the geometric middle of [0.01, 1]; 0.0158 is 10% of the log-span in
+    assert range_position(0.1, "log_uniform", 0.01, 1.0) == pytest.approx(0.5)
+    assert range_position(10 ** -1.8, "log_uniform", 0.01, 1.0) == pytest.approx(0.1)
+    assert range_position(9, "int", 1, 10) == pytest.approx(8 / 9)
+    cfgs = [{"eps_eta": 0.1, "num_envs": 4, "rollout_length": 64},     # c00, defaults
+            {"eps_eta": 0.015, "num_envs": 8, "rollout_length": 32},   # best: eps_eta at the low end
+            {"eps_eta": 0.3, "num_envs": 4, "rollout_length": 64}]
+    tt = pd.DataFrame([{"variant": "vmpo", "trial": i, "config": c} for i, c in enumerate(cfgs)])
+    ts = pd.DataFrame([{"variant": "vmpo", "trial": i, "score": sc, "config": c}
+                       for i, (c, sc) in enumerate(zip(cfgs, (0.2, 0.6, 0.4)))])
+    ch = chosen(ts, tt, ranges, choices).set_index("field")
+    assert ch.loc["eps_eta", "chosen"] == 0.015 and ch.loc["eps_eta", "edge"] == "low end"
+    assert ch.loc["eps_eta", "range"] == "log_uniform [0.01, 1]"
+    assert ch.loc["num_envs", "range"] == "choice {4, 8}" and ch.loc["num_envs", "edge"] == ""
+    ts.loc[1, "config"]["eps_eta"] = 0.02  # log position 0.15: inside, no flag
+    assert chosen(ts, tt, ranges, choices).set_index("field").loc["eps_eta", "edge"] == ""
