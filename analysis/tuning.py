@@ -23,7 +23,6 @@ or unfinished run has none.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Runs
+from sweeps.tuning import EDGE, edge_of
 
 TRIAL_RE = re.compile(r"^(?P<variant>.+)\.c(?P<trial>\d{2,})$")  # as sweeps.tuning names them
 TUNE_SUFFIX = "-tune"
@@ -93,7 +93,6 @@ def _criterion(sweep_path: str) -> str:
 
 
 NUMERIC_KINDS = ("uniform", "log_uniform", "int", "log_int")  # sweeps.tuning's ranged kinds
-EDGE = 0.1  # a chosen value this close to an end of its range (share of the span) is flagged
 
 
 def search_ranges(sweep_path: str) -> dict[str, dict[str, tuple[str, float, float]]]:
@@ -124,14 +123,6 @@ def choice_options(sweep_path: str) -> dict[str, dict[str, list]]:
                     if v not in vals:
                         vals.append(v)
     return out
-
-
-def range_position(value: float, kind: str, lo: float, hi: float) -> float:
-    """Where `value` sits in [lo, hi] as a share of the span, 0 at lo and 1 at hi, on
-    the range's own scale (logarithmic for log_uniform and log_int)."""
-    if kind.startswith("log"):
-        return (math.log(value) - math.log(lo)) / (math.log(hi) - math.log(lo))
-    return (value - lo) / (hi - lo)
 
 
 def _cells(sweep_path: str) -> int | None:
@@ -272,10 +263,7 @@ def chosen(ts: pd.DataFrame, tt: pd.DataFrame,
         for f in searched_fields(tt, variant):
             value = best["config"].get(f)
             rng = ranges.get(variant, {}).get(f)
-            edge = ""
-            if rng is not None and _numeric([value]):
-                u = range_position(value, *rng)
-                edge = "low end" if u <= EDGE else "high end" if u >= 1 - EDGE else ""
+            edge = edge_of(value, *rng) if rng is not None else ""
             rows.append({"variant": variant, "field": f, "default": default_cfg.get(f),
                          "chosen": value, "trial": int(best["trial"]),
                          "score": float(best["score"]),

@@ -101,6 +101,26 @@ def parse_trial(name: str) -> tuple[str, int] | None:
     return (m["variant"], int(m["trial"])) if m else None
 
 
+EDGE = 0.1  # a selected value this close to an end of its range (share of the span) is flagged
+
+
+def range_position(value: float, kind: str, lo: float, hi: float) -> float:
+    """Where `value` sits in [lo, hi] as a share of the span, 0 at lo and 1 at hi, on
+    the range's own scale (logarithmic for log_uniform and log_int)."""
+    if kind.startswith("log"):
+        return (math.log(value) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    return (value - lo) / (hi - lo)
+
+
+def edge_of(value: Any, kind: str, lo: float, hi: float) -> str:
+    """"low end" / "high end" where a numeric `value` lies within EDGE of the span from an
+    end of [lo, hi] (`range_position`), else "": the best value may lie outside the range."""
+    if not _number(value):
+        return ""
+    u = range_position(value, kind, lo, hi)
+    return "low end" if u <= EDGE else "high end" if u >= 1 - EDGE else ""
+
+
 def _round(x: float, digits: int = 3) -> float:
     if x == 0 or not math.isfinite(x):
         return x
@@ -609,9 +629,15 @@ def selection_text(spec, scored: dict[str, list[Trial]], chosen: dict[str, Trial
             lines.append(f"  {vname}: {{}}  # the defaults")
             continue
         lines.append(f"  {vname}:")
+        ranged = {d.key: d for d in t.search[vname] if d.kind != "choice"}
         for f in fields_:
             if f in tr.values:
-                lines.append(f"    {f}: {_fmt(tr.values[f])}  # default: {_fmt(defaults[vname].get(f))}")
+                note = ""
+                if f in ranged and (edge := edge_of(tr.values[f], ranged[f].kind, *ranged[f].args)):
+                    lo, hi = ranged[f].args
+                    note = f"; at the {edge} of {ranged[f].kind} [{lo:g}, {hi:g}]: consider a wider range"
+                lines.append(f"    {f}: {_fmt(tr.values[f])}  # default: "
+                             f"{_fmt(defaults[vname].get(f))}{note}")
     return "\n".join(lines) + "\n"
 
 

@@ -417,7 +417,8 @@ def test_a_trial_missing_a_tuning_env_is_not_scored_until_its_runs_exist(tmp_pat
 def test_chosen_values_show_their_searched_range_and_an_end_is_flagged(tmp_path):
     """The spec copy's ranges and choices reach the chosen-values table; a chosen value
     within 10% of its range's span from an end (log scale for log kinds) is flagged."""
-    from analysis.tuning import chosen, choice_options, range_position, search_ranges
+    from analysis.tuning import chosen, choice_options, search_ranges
+    from sweeps.tuning import range_position
 
     sweep = tmp_path / "tun-tune"
     sweep.mkdir()
@@ -442,3 +443,27 @@ def test_chosen_values_show_their_searched_range_and_an_end_is_flagged(tmp_path)
     assert ch.loc["num_envs", "range"] == "choice {4, 8}" and ch.loc["num_envs", "edge"] == ""
     ts.loc[1, "config"]["eps_eta"] = 0.02  # log position 0.15: inside, no flag
     assert chosen(ts, tt, ranges, choices).set_index("field").loc["eps_eta", "edge"] == ""
+
+
+def test_the_selection_fragment_says_when_a_value_sits_at_an_end_of_its_range(tmp_path):
+    """A selected value within 10% of its range's span from an end (log scale for
+    log_uniform) is commented in the fragment; a value inside, or a choice, is not."""
+    from sweeps.tuning import selection_text
+
+    spec = parse_spec(textwrap.dedent(SPEC), source=str(tmp_path / "spec.yaml"))
+    scored = {"vmpo": [Trial("vmpo", 0, {}, score=0.1),
+                       Trial("vmpo", 1, {"eps_eta": 0.9, "num_envs": 4, "rollout_length": 64}, score=0.5)],
+              "ppo": [Trial("ppo", 0, {}, score=0.1),
+                      Trial("ppo", 1, {"lr": 5e-4, "epochs": 10}, score=0.3)]}
+    chosen = {v: trs[1] for v, trs in scored.items()}
+    defaults = {"vmpo": {"eps_eta": 0.1, "num_envs": 8, "rollout_length": 32},
+                "ppo": {"lr": 3e-4, "epochs": 10}}
+    text = selection_text(spec, scored, chosen, defaults, "test provenance")
+    line = {ln.split(":")[0].strip(): ln for ln in text.splitlines() if ln.startswith("    ")}
+    # log10(0.9) is 97.7% of the way from log10(0.01) to log10(1)
+    assert "at the high end of log_uniform [0.01, 1]" in line["eps_eta"]
+    assert "at the high end of int [1, 10]" in line["epochs"]  # (10 - 1) / 9 = 1
+    assert "end of" not in line["lr"]                          # log position 0.49
+    assert "end of" not in line["num_envs"]                    # a choice has no range
+    import yaml
+    assert yaml.safe_load(text)["runs"]["vmpo"]["eps_eta"] == 0.9  # still a valid fragment
