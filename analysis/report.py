@@ -315,12 +315,24 @@ def _written(out: Path, write) -> list[str]:
     return files
 
 
+# report.md's closing sections, in order: a later section goes before the first of these
+CLOSING = ("## References for normalisation", "## Provenance", "## Notes", "## Files")
+
+
 def _append(d: Path, files: list[str], new_files: list[str], lines: list[str]) -> list[str]:
-    """Append a section's lines to report.md in `d`; its files join the list before it."""
+    """Add a section's lines to report.md in `d`, before its closing sections (CLOSING:
+    references, provenance, notes, files), and its files to the list that ends it; its
+    files join `files` before report.md (the last)."""
+    files = files[:-1] + new_files + files[-1:]
     if lines:
-        with open(d / MARKER, "a") as f:
-            f.write("\n" + "\n".join(lines) + "\n")
-    return files[:-1] + new_files + files[-1:]
+        text = (d / MARKER).read_text()
+        at = min((i for h in CLOSING if (i := text.find("\n" + h + "\n")) >= 0), default=len(text))
+        text = text[:at] + "\n" + "\n".join(lines) + "\n" + text[at:]
+        head, sep, _ = text.rpartition("\n## Files\n")
+        if sep:
+            text = (head + sep + "\n" + ", ".join(f"`{f}`" for f in sorted(files[:-1])) + "\n")
+        (d / MARKER).write_text(text)
+    return files
 
 
 def _seeds_needed(d: Path, est, groups, seed: int, complete: bool, note) -> tuple[list[str], list[str]]:
@@ -427,6 +439,10 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
             if (tr["suite"] == s).any():
                 bounds = _kl_bounds(runs, final, est.full or vmpo_variants[0], s)
                 figs[s]["duals"] = plots.duals_figure(tr, s, style, d, bounds)
+    binds = duals.trust_regions(runs, final, vmpo_variants) if vmpo_variants else pd.DataFrame()
+    binds_wide = tables.trust_regions_wide(binds) if len(binds) else binds
+    if len(binds):
+        files += W(d, "trust_regions", binds, binds_wide, TRUST_REGION_CAPTION, complete, note)
     diag = duals.traces(runs, final, sorted(set(final["variant"])), metrics=duals.DIAG_METRICS)
     if not diag.empty:
         files += W(d, "diagnostics", diag, None, "", complete, note)
@@ -441,23 +457,26 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
     files += abl_fig
 
     md = _report_md(runs, status, summary, final, groups, est, note, reps, seed, engine,
-                    command, suites, figs, side, claims, files)
+                    command, suites, figs, side, claims, files, binds_wide)
     (d / "report.md").write_text(md)
     return files + ["report.md"]
 
 
+TRUST_REGION_CAPTION = (
+    "Per V-MPO variant and env, over the second half of each run cut into 50 spans of 1% "
+    "of its steps (`trust_regions.csv`; median over runs): the share of spans whose mean α "
+    "is active (above 1e-6, 100x its floor), the share whose mean KL reached its bound ε, "
+    "and the median over spans of KL/ε. An α never active is a constraint that never "
+    "bound: ablating it removes nothing. ESS of ψ: the E-step weights' effective sample "
+    "size as a share of the kept samples (near 100%: nearly uniform weights, η too loose "
+    "to select).")
+
+
 def _kl_bounds(runs, final: pd.DataFrame, variant: str, suite: str) -> dict[str, float]:
-    """The KL bounds of a V-MPO variant on a suite (its first run's config), keyed by the
-    KL metric each bounds: decoupled Gaussian KLs by eps_alpha_mu / eps_alpha_sigma, one KL
-    (categorical, or decouple_kl off: then kl/mean, kl/std are diagnostics) by eps_alpha."""
+    """The KL bounds of a V-MPO variant on a suite (`duals.kl_bounds` of its first run's
+    config)."""
     rows = final.loc[(final["variant"] == variant) & (final["suite"] == suite), "row"].to_numpy()
-    if not len(rows):
-        return {}
-    cfg = json.loads(runs.table["config"].iloc[int(rows[0])])
-    pairs = {"kl": "eps_alpha"}
-    if cfg.get("decouple_kl", True):
-        pairs.update({"kl/mean": "eps_alpha_mu", "kl/std": "eps_alpha_sigma"})
-    return {m: float(cfg[k]) for m, k in pairs.items() if isinstance(cfg.get(k), (int, float))}
+    return duals.kl_bounds(json.loads(runs.table["config"].iloc[int(rows[0])])) if len(rows) else {}
 
 
 def _section_table(df: pd.DataFrame, suite: str) -> str:
@@ -524,7 +543,7 @@ def ablation_claims(runs, final: pd.DataFrame, est) -> list[str]:
 
 
 def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engine,
-               command, suites, figs, side, claims, files) -> str:
+               command, suites, figs, side, claims, files, binds=None) -> str:
     from analysis import plots
     from suites.reference import NO_PAIR_HINT
 
@@ -628,6 +647,9 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
                    "and the KLs they bound, per learner step (`duals.csv`). An alpha at its "
                    "1e-8 floor is an inactive trust region: the KL stayed below its bound."),
                   "", f"![duals {s}](duals_{k}.png)", ""]
+        if binds is not None and len(binds) and (binds["suite"] == s).any():
+            L += ["### Do V-MPO's trust regions bind?", "", TRUST_REGION_CAPTION, "",
+                  _section_table(binds, s), ""]
         if "diagnostics" in figs[s]:
             L += ["### Every learner's policy width and step size", "",
                   ("Median and quartiles over each variant's runs of its policy std, its "

@@ -188,3 +188,24 @@ def verdict(lower: float, upper: float) -> str:
     if upper < 0.5:
         return "Y better (interval below 0.5)"
     return "not shown (interval contains 0.5)"
+
+
+_TR_PARTS = {"mean": "mean (α_μ)", "std": "covariance (α_Σ)", "kl": "KL (α)"}
+
+
+def trust_regions_wide(tr: pd.DataFrame) -> pd.DataFrame:
+    """suite, variant, env, runs, then per constraint a run's logs have (`duals.
+    trust_regions`) "α active / KL >= ε / median KL/ε" as "73% / 28% / 0.80", and the
+    E-step's ESS fraction where logged; "-" for a variant without that constraint."""
+    def pct(x):
+        return "-" if not np.isfinite(x) else f"{x:.0%}"
+
+    out = tr[["suite", "variant", "env", "runs"]].copy()
+    for c, label in _TR_PARTS.items():
+        if tr[f"{c}_active"].notna().any():
+            out[f"{label}: α active / KL ≥ ε / KL/ε"] = [
+                "-" if not np.isfinite(a) else f"{pct(a)} / {pct(b)} / {r:.2f}"
+                for a, b, r in zip(tr[f"{c}_active"], tr[f"{c}_at_bound"], tr[f"{c}_kl_ratio"])]
+    if tr["ess_fraction"].notna().any():
+        out["ESS of ψ (share of kept)"] = tr["ess_fraction"].map(pct)
+    return out

@@ -129,3 +129,44 @@ def test_whole_cells_packs_only_the_cells_whose_seeds_all_finished(tmp_path):
     assert sorted(archive.pack(sweep, tmp_path / "b.tar.xz", whole_cells=1)) == sorted(
         [r.name for r in runs[:2]] + [ant.name])
     assert archive.main(["pack", str(sweep), str(tmp_path / "c.tar.xz"), "--whole-cells", "3"]) == 2
+
+
+def test_an_archived_run_gives_the_trust_region_table_the_run_gave(tmp_path):
+    """trust_regions works on spans of 1% of a run, coarser than the archive's blocks, so a
+    packed and unpacked run gives what its full metrics gave (to rounding)."""
+    from analysis import duals
+    from analysis.completeness import check
+    from analysis.scores import final_scores
+
+    sweep = tmp_path / "res" / "study"
+    rng = np.random.default_rng(0)
+    steps = 1_000_000
+    learner = np.arange(256, steps + 1, 256)  # 3,906 learner steps, V-MPO's 8 x 32 batches
+    for seed in range(2):
+        cfg = run_config(sweep="study", algo="vmpo", variant="vmpo", suite="mujoco",
+                         env="Hopper-v5", seed=seed, steps=steps,
+                         config={"eps_alpha_mu": 0.0075, "eps_alpha_sigma": 1e-5})
+        rd = write_run(sweep, cfg, linear_evals(100.0, steps, 10))
+        # the mean KL wanders around its bound: alpha rises while it is above, else floors
+        phase = np.sin(learner / 37_000.0 + seed)
+        kl = 0.0075 * (1.0 + 0.5 * phase + 0.3 * rng.standard_normal(len(learner)))
+        alpha = np.where(phase > 0, 0.05 * phase, 1e-8)
+        ess = 0.8 + 0.05 * rng.standard_normal(len(learner))
+        with open(rd / "metrics.csv", "a") as f:
+            for st, a, k, e in zip(learner.tolist(), alpha.tolist(), kl.tolist(), ess.tolist()):
+                f.write(f"{st},dual/alpha_mu,{a!r},1.0\n{st},kl/mean,{k!r},1.0\n"
+                        f"{st},kl/allowed_mean,0.0075,1.0\n{st},psi/ess_fraction,{e!r},1.0\n")
+    (sweep / "spec.yaml").write_text("name: study\n")
+    archive.pack(sweep, tmp_path / "runs.tar.xz")
+    archive.unpack(tmp_path / "runs.tar.xz", tmp_path / "back")
+
+    def table(path):
+        runs = load_runs([str(path)])
+        return duals.trust_regions(runs, final_scores(runs, check(runs)), ["vmpo"]).iloc[0]
+
+    full, back = table(sweep), table(tmp_path / "back" / "study")
+    assert 0.3 < full["mean_active"] < 0.7 and 0.1 < full["mean_at_bound"] < 0.7  # non-trivial
+    for col in ("mean_active", "mean_at_bound"):
+        assert back[col] == pytest.approx(full[col], abs=0.03)
+    assert back["mean_kl_ratio"] == pytest.approx(full["mean_kl_ratio"], rel=0.02)
+    assert back["ess_fraction"] == pytest.approx(full["ess_fraction"], rel=0.01)

@@ -352,6 +352,73 @@ def test_dual_traces_bin_each_run_and_take_quartiles_over_runs(tmp_path):
     assert int(a.loc[500, "n_runs"]) == 3
 
 
+def test_trust_regions_count_binding_steps_in_the_second_half_of_each_run(tmp_path):
+    """duals.trust_regions against a direct count: per run, over learner steps past half
+    the run, the share with alpha > 1e-6, the share with KL >= eps, the median KL/eps
+    (eps logged, else the config's); the cell's value is the median over runs; a variant
+    without its trust region gets NaN."""
+    from analysis import duals
+    from analysis.load import load
+    from analysis.completeness import check
+    from analysis.scores import final_scores
+    from analysis.synthetic import run_config, write_run
+
+    sd = tmp_path / "res" / "sw"
+    # learner steps 100..1000; steps <= 500 are the first half and must not count
+    steps = list(range(100, 1001, 100))
+    per_run = {  # seed -> (alpha_mu per step, kl/mean per step), eps_alpha_mu = 0.01
+        0: ([1.0] * 5 + [1e-8, 1e-8, 1e-3, 1e-3, 1e-3], [0.5] * 5 + [0.002, 0.004, 0.01, 0.012, 0.02]),
+        1: ([1.0] * 5 + [1e-8] * 5, [0.5] * 5 + [0.001, 0.002, 0.003, 0.004, 0.005]),
+        2: ([1.0] * 5 + [1e-5] * 5, [0.5] * 5 + [0.01, 0.02, 0.01, 0.02, 0.01]),
+    }
+    for seed, (alphas, kls) in per_run.items():
+        cfg = run_config(sweep="sw", algo="vmpo", variant="vmpo", suite="mujoco", env="Hopper-v5",
+                         seed=seed, steps=1000, config={"eps_alpha_mu": 0.01, "eps_alpha_sigma": 1e-4})
+        rd = write_run(sd, cfg, [(500, 10.0), (1000, 20.0)])
+        with open(rd / "metrics.csv", "a") as f:
+            for st, a, k in zip(steps, alphas, kls):
+                f.write(f"{st},dual/alpha_mu,{a!r},1.0\n{st},kl/mean,{k!r},1.0\n")
+                if seed != 1:  # seed 1 predates kl/allowed_*: its bound comes from the config
+                    f.write(f"{st},kl/allowed_mean,0.01,1.0\n")
+    cfg = run_config(sweep="sw", algo="vmpo", variant="vmpo-no-alpha", suite="mujoco",
+                     env="Hopper-v5", seed=0, steps=1000, config={"trust_region": False,
+                                                                 "eps_alpha_mu": 0.01})
+    rd = write_run(sd, cfg, [(500, 10.0), (1000, 20.0)])
+    with open(rd / "metrics.csv", "a") as f:
+        f.write("600,kl/mean,0.05,1.0\n")  # a diagnostic only: nothing bounds it
+    runs = load([tmp_path / "res"])
+    final = final_scores(runs, check(runs))
+    tr = duals.trust_regions(runs, final, ["vmpo", "vmpo-no-alpha"]).set_index("variant")
+    # per run (late steps 600..1000): active 3/5, 0/5, 5/5; at bound 3/5, 0/5, 5/5;
+    # median KL/eps 1.0, 0.3, 1.0
+    assert tr.loc["vmpo", "mean_active"] == pytest.approx(0.6)
+    assert tr.loc["vmpo", "mean_at_bound"] == pytest.approx(0.6)
+    assert tr.loc["vmpo", "mean_kl_ratio"] == pytest.approx(1.0)
+    assert int(tr.loc["vmpo", "runs"]) == 3
+    assert np.isnan(tr.loc["vmpo", "std_active"])  # no alpha_sigma logged
+    assert tr.loc["vmpo-no-alpha", ["mean_active", "mean_at_bound", "mean_kl_ratio"]].isna().all()
+    # seed 1 alone: its bound from the config (0.01): median of 0.1..0.5 is 0.3
+    one = final[final["seed"] == 1]
+    assert duals.trust_regions(runs, one, ["vmpo"])["mean_kl_ratio"].iloc[0] == pytest.approx(0.3)
+
+
+def test_late_sections_go_before_the_closing_ones_and_their_files_are_listed(tmp_path):
+    # two variants alike: P(X > Y) contains 0.5, so the report has a "Seeds needed" section
+    write_sweep(tmp_path / "res", "sw", variants={"vmpo": "vmpo", "ppo": "ppo"},
+                envs={"Hopper-v5": "mujoco"}, seeds=range(3),
+                final=lambda v, e, s: 100.0 + 10 * s, steps=1000, n_evals=2)
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "res"), "--out", str(out), "--reps", "50", "--jobs", "1"]) == 0
+    md = (out / "report.md").read_text()
+    heads = [ln for ln in md.splitlines() if ln.startswith("## ")]
+    assert heads.index("## Seeds needed") < heads.index("## Provenance") < heads.index("## Files")
+    assert heads[-1] == "## Files"
+    listed = md.rstrip().splitlines()[-1]
+    assert "`seeds_needed.csv`" in listed
+    on_disk = {p.name for p in out.iterdir()} - {"report.md"}
+    assert {f.strip(" `") for f in listed.split(",")} == on_disk
+
+
 def test_a_variant_keeps_its_colour_whichever_others_a_report_has():
     from analysis.plots import variant_colours
     alone = variant_colours(["vmpo", "vmpo-no-alpha"])
