@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -75,8 +74,9 @@ def traces(runs: Runs, final: pd.DataFrame, variants: list[str], points: int = 2
 CONSTRAINTS = {"mean": ("dual/alpha_mu", "kl/mean", "kl/allowed_mean"),
                "std": ("dual/alpha_sigma", "kl/std", "kl/allowed_std"),
                "kl": ("dual/alpha", "kl", "kl/allowed_target")}
-ALPHA_FLOOR = 1e-8   # algos.duals.Duals' min_value: the projection keeps every alpha >= it
-ACTIVE = 100 * ALPHA_FLOOR  # an alpha above this is taken to be acting (binding)
+DUAL_MIN = 1e-8  # algos.vmpo.Config.dual_min's default: the floor every alpha is kept at
+ACTIVE_FACTOR = 100  # an alpha above 100x its run's floor is taken to be acting (binding)
+TR_STATS = ("active", "kl_ratio")
 
 
 def kl_bounds(cfg: dict) -> dict[str, float]:
@@ -92,6 +92,19 @@ def kl_bounds(cfg: dict) -> dict[str, float]:
     return {m: float(cfg[k]) for m, k in pairs.items() if isinstance(cfg.get(k), (int, float))}
 
 
+def _kl_over_bound(kl: tuple, bound: tuple, eps: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, KL / eps) at each step the KL was logged, eps being the bound logged at
+    that same step, else the config's `eps` (steps without either are dropped)."""
+    by_step = dict(zip(*bound))
+    steps, ratio = [], []
+    for st, k in zip(*kl):
+        b = by_step.get(st, eps)
+        if b:
+            steps.append(st)
+            ratio.append(k / b)
+    return np.asarray(steps, dtype=np.float64), np.asarray(ratio, dtype=np.float64)
+
+
 def trust_regions(runs: Runs, final: pd.DataFrame, variants: list[str],
                   start: float = 0.5, spans: int = 50) -> pd.DataFrame:
     """Did V-MPO's trust regions bind? Per (suite, variant, env), over the last
@@ -99,22 +112,26 @@ def trust_regions(runs: Runs, final: pd.DataFrame, variants: list[str],
     does not count), cut into `spans` equal spans of agent steps (1% of a run each by
     default), each span taking the mean of its learner steps' values:
 
-    - `<c>_active`: the share of spans whose mean alpha_c exceeds ACTIVE (100x its
-      floor); an alpha at the floor means its KL stayed below the bound, the constraint idle;
-    - `<c>_at_bound`: the share of spans whose mean KL_c / eps_c is >= 1 (at or past the bound);
-    - `<c>_kl_ratio`: the median over spans of the mean KL_c / eps_c (eps as logged, else
-      the config's: `kl_bounds`): ~1 binds, << 1 idle;
-    - `ess_fraction`: the median over spans of the E-step weights' effective sample size
-      over the kept samples, 1/sum(psi^2)/n_kept (1: uniform weights, eta too loose).
+    - `<c>_active`: the share of spans whose mean alpha_c exceeds ACTIVE_FACTOR x the run's
+      floor (`dual_min`, 1e-8 by default). The multiplier is the direct measure: projected
+      gradient steps on alpha (eps_c - KL_c) raise it only while KL_c exceeds eps_c, so an
+      alpha at its floor is a constraint that did not bind.
+    - `<c>_kl_ratio`: the median over spans of the mean of KL_c / eps_c (eps as logged at
+      the same step, else the config's: `kl_bounds`). The KL is to the target policy,
+      which is refreshed every `target_period` learner steps: the KL restarts at 0 and
+      grows over each period, so this is a period average, about half the end-of-period
+      value when it grows linearly. A bound reached at each period's end reads ~0.5.
 
-    Spans, not single learner steps, so that an archived run (`analysis.archive`: block
-    means of at most 400 consecutive-row blocks per metric, finer than these spans)
-    gives what the run directory gave. Each cell's value is the median over its runs; c
-    is `mean`, `std` (decoupled Gaussian) or `kl` (one KL, categorical); NaN where a run
-    logs no such constraint (V-MPO without its trust region). Columns: suite, variant,
-    env, runs, then the statistics."""
-    cols = [f"{c}_{s}" for c in CONSTRAINTS for s in ("active", "at_bound", "kl_ratio")]
-    cols.append("ess_fraction")
+    Spans, not learner steps, so that an archived run (`analysis.archive`: block means of
+    at most 400 consecutive-row blocks per metric, each placed at its last step) gives
+    what its run directory gave to within about a span. Each cell's value is the median
+    over the runs that log the statistic, `<c>_runs` of them; c is `mean`, `std`
+    (decoupled Gaussian) or `kl` (one KL, categorical); NaN where no run logs that
+    constraint (V-MPO without its trust region). `ess_fraction`: the median over spans of
+    the E-step weights' effective sample size over the kept samples, 1/sum(psi^2)/n_kept
+    (1: uniform weights, eta too loose to select); NaN for runs from before it was logged
+    and archived. Columns: suite, variant, env, runs, then the statistics."""
+    cols = [f"{c}_{st}" for c in CONSTRAINTS for st in (*TR_STATS, "runs")] + ["ess_fraction"]
     wanted = tuple({m for trio in CONSTRAINTS.values() for m in trio} | {"psi/ess_fraction"})
     t = runs.table
     rows = []
@@ -122,35 +139,35 @@ def trust_regions(runs: Runs, final: pd.DataFrame, variants: list[str],
     for (suite, variant, env), g in sel.groupby(["suite", "variant", "env"], sort=True):
         per_run = []
         for i in g["row"].to_numpy():
-            path, cfg_bounds = t["path"].iloc[i], kl_bounds(json.loads(t["config"].iloc[i]))
-            logged = read_metrics(os.path.join(path, METRICS), wanted)
+            cfg = json.loads(t["config"].iloc[i])
+            bounds, floor = kl_bounds(cfg), float(cfg.get("dual_min", DUAL_MIN))
+            logged = read_metrics(os.path.join(t["path"].iloc[i], METRICS), wanted)
             last = max((max(st) for st, _ in logged.values() if st), default=0)
             edges = np.linspace(start * last, last, spans + 1)
 
-            def late(metric, _logged=logged, _edges=edges):
-                st, v = _logged[metric]
-                keep = np.asarray(st, dtype=np.float64) > _edges[0]
-                return np.asarray(st)[keep], np.asarray(v, dtype=np.float64)[keep]
+            def late_spans(st, v, _edges=edges):
+                """Span means of the values logged past the first `start` of the run."""
+                st, v = np.asarray(st, dtype=np.float64), np.asarray(v, dtype=np.float64)
+                keep = st > _edges[0]
+                m = span_means(st[keep], v[keep], _edges) if keep.any() else np.zeros(0)
+                return m[np.isfinite(m)]
 
             r = {}
             for c, (alpha, kl, bound) in CONSTRAINTS.items():
-                (sa, a), (sk, k), (_, b) = late(alpha), late(kl), late(bound)
-                if not len(b) and kl in cfg_bounds:
-                    b = np.full(len(k), cfg_bounds[kl])
-                n = min(len(k), len(b)) if len(a) else 0  # logged together, per learner step
-                a_sp = span_means(sa, a, edges) if len(a) else np.zeros(0)
-                r_sp = span_means(sk[:n], k[:n] / b[:n], edges) if n else np.zeros(0)
-                a_sp, r_sp = a_sp[np.isfinite(a_sp)], r_sp[np.isfinite(r_sp)]
-                r[f"{c}_active"] = float(np.mean(a_sp > ACTIVE)) if len(a_sp) else np.nan
-                r[f"{c}_at_bound"] = float(np.mean(r_sp >= 1.0)) if len(r_sp) else np.nan
-                r[f"{c}_kl_ratio"] = float(np.median(r_sp)) if len(r_sp) else np.nan
-            se, e = late("psi/ess_fraction")
-            e_sp = span_means(se, e, edges) if len(e) else np.zeros(0)
-            e_sp = e_sp[np.isfinite(e_sp)]
-            r["ess_fraction"] = float(np.median(e_sp)) if len(e_sp) else np.nan
+                a = late_spans(*logged[alpha])
+                ratio = late_spans(*_kl_over_bound(logged[kl], logged[bound], bounds.get(kl)))
+                has = len(a) > 0  # no multiplier: no trust region on this KL (a diagnostic)
+                r[f"{c}_active"] = float(np.mean(a > ACTIVE_FACTOR * floor)) if has else np.nan
+                r[f"{c}_kl_ratio"] = float(np.median(ratio)) if has and len(ratio) else np.nan
+            e = late_spans(*logged["psi/ess_fraction"])
+            r["ess_fraction"] = float(np.median(e)) if len(e) else np.nan
             per_run.append(r)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column stays NaN
-            med = {c: float(np.nanmedian([r[c] for r in per_run])) for c in cols}
-        rows.append({"suite": suite, "variant": variant, "env": env, "runs": len(per_run), **med})
+        row = {"suite": suite, "variant": variant, "env": env, "runs": len(per_run)}
+        for c in CONSTRAINTS:
+            row[f"{c}_runs"] = sum(np.isfinite(r[f"{c}_active"]) for r in per_run)
+        for col in {k for r in per_run for k in r}:
+            vals = np.array([r[col] for r in per_run])
+            vals = vals[np.isfinite(vals)]
+            row[col] = float(np.median(vals)) if len(vals) else np.nan
+        rows.append(row)
     return pd.DataFrame(rows, columns=["suite", "variant", "env", "runs", *cols])

@@ -326,11 +326,12 @@ def _append(d: Path, files: list[str], new_files: list[str], lines: list[str]) -
     files = files[:-1] + new_files + files[-1:]
     if lines:
         text = (d / MARKER).read_text()
-        at = min((i for h in CLOSING if (i := text.find("\n" + h + "\n")) >= 0), default=len(text))
-        text = text[:at] + "\n" + "\n".join(lines) + "\n" + text[at:]
+        # the last occurrence of each: a run's error text quoted earlier may hold a heading
+        at = min((i for h in CLOSING if (i := text.rfind("\n" + h + "\n")) >= 0), default=len(text))
+        text = text[:at].rstrip("\n") + "\n\n" + "\n".join(lines).strip("\n") + "\n" + text[at:]
         head, sep, _ = text.rpartition("\n## Files\n")
         if sep:
-            text = (head + sep + "\n" + ", ".join(f"`{f}`" for f in sorted(files[:-1])) + "\n")
+            text = (head + sep + "\n" + ", ".join(f"`{f}`" for f in sorted(files[:-1])) + "\n\n")
         (d / MARKER).write_text(text)
     return files
 
@@ -441,8 +442,8 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
                 figs[s]["duals"] = plots.duals_figure(tr, s, style, d, bounds)
     binds = duals.trust_regions(runs, final, vmpo_variants) if vmpo_variants else pd.DataFrame()
     binds_wide = tables.trust_regions_wide(binds) if len(binds) else binds
-    if len(binds):
-        files += W(d, "trust_regions", binds, binds_wide, TRUST_REGION_CAPTION, complete, note)
+    if len(binds_wide):  # some V-MPO run logged its duals
+        files += W(d, "trust_regions", binds, binds_wide, _tr_caption(binds_wide), complete, note)
     diag = duals.traces(runs, final, sorted(set(final["variant"])), metrics=duals.DIAG_METRICS)
     if not diag.empty:
         files += W(d, "diagnostics", diag, None, "", complete, note)
@@ -464,12 +465,18 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
 
 TRUST_REGION_CAPTION = (
     "Per V-MPO variant and env, over the second half of each run cut into 50 spans of 1% "
-    "of its steps (`trust_regions.csv`; median over runs): the share of spans whose mean α "
-    "is active (above 1e-6, 100x its floor), the share whose mean KL reached its bound ε, "
-    "and the median over spans of KL/ε. An α never active is a constraint that never "
-    "bound: ablating it removes nothing. ESS of ψ: the E-step weights' effective sample "
-    "size as a share of the kept samples (near 100%: nearly uniform weights, η too loose "
-    "to select).")
+    "of its steps (`trust_regions.csv`; median over the runs, their number in brackets): "
+    "the share of spans whose mean α is active (above 100x its floor `dual_min`) and the "
+    "median over spans of KL/ε. α rises only while its KL exceeds ε, so an α never active "
+    "is a constraint that never bound: ablating it removes nothing. The KL is to the "
+    "target policy, which restarts it at 0 at every refresh (each `target_period` learner "
+    "steps): KL/ε is a period average, ~0.5 where the KL reaches ε at each period's end.")
+TRUST_REGION_ESS = (" ESS of ψ: the E-step weights' effective sample size as a share of the "
+                    "kept samples (near 100%: nearly uniform weights, η too loose to select).")
+
+
+def _tr_caption(wide: pd.DataFrame) -> str:
+    return TRUST_REGION_CAPTION + (TRUST_REGION_ESS if tables.TR_ESS in wide.columns else "")
 
 
 def _kl_bounds(runs, final: pd.DataFrame, variant: str, suite: str) -> dict[str, float]:
@@ -648,8 +655,11 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
                    "1e-8 floor is an inactive trust region: the KL stayed below its bound."),
                   "", f"![duals {s}](duals_{k}.png)", ""]
         if binds is not None and len(binds) and (binds["suite"] == s).any():
-            L += ["### Do V-MPO's trust regions bind?", "", TRUST_REGION_CAPTION, "",
-                  _section_table(binds, s), ""]
+            part = binds[binds["suite"] == s]
+            part = part.loc[:, [c for c in part.columns if (part[c] != "-").any()]]  # this suite's KLs
+            if part.shape[1] > 3:
+                L += ["### Do V-MPO's trust regions bind?", "", _tr_caption(part), "",
+                      _section_table(part, s), ""]
         if "diagnostics" in figs[s]:
             L += ["### Every learner's policy width and step size", "",
                   ("Median and quartiles over each variant's runs of its policy std, its "

@@ -78,12 +78,12 @@ def sibling_tune_sweeps(paths: list[str | os.PathLike]) -> list[str]:
 
 def _spec_tuning(sweep_path: str) -> dict:
     """The `tuning:` section of the sweep folder's spec.yaml copy ({} if unreadable)."""
-    import yaml
+    from sweeps.spec import SpecError, load_yaml  # the launcher's YAML rules (1e-4 a float)
 
     try:
-        spec = yaml.safe_load(Path(sweep_path, "spec.yaml").read_text())
+        spec = load_yaml(Path(sweep_path, "spec.yaml").read_text())
         return dict(spec.get("tuning") or {})
-    except (OSError, AttributeError, TypeError, ValueError, yaml.YAMLError):
+    except (OSError, AttributeError, TypeError, ValueError, SpecError):
         return {}
 
 
@@ -331,18 +331,22 @@ def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criteri
                             edgecolor="none")
             pos = [v for v in vals if v > 0]
             rng = ranges.get(f)
-            if (rng[0].startswith("log") if rng else
-                    len(pos) == len(vals) and max(pos) / min(pos) >= 20):
-                ax.set_xscale("log")
-                # a decade or two: matplotlib labels the minor ticks too, and they overlap
-                ax.xaxis.set_minor_formatter(NullFormatter())
-            if rng:
-                lo, hi = rng[1], rng[2]
-                pad = (hi / lo) ** 0.04 if rng[0].startswith("log") else None
-                ax.set_xlim(*((lo / pad, hi * pad) if pad else
-                              (lo - 0.04 * (hi - lo), hi + 0.04 * (hi - lo))))
-                for end in (lo, hi):  # the searched range's ends
+            log = (rng[0].startswith("log") if rng else
+                   len(pos) == len(vals) and max(pos) / min(pos) >= 20)
+            if rng:  # the searched range, widened to any value outside it (the defaults)
+                lo, hi = min(rng[1], *vals), max(rng[2], *vals)
+                if log:
+                    pad = (hi / lo) ** 0.04
+                    ax.set_xlim(lo / pad, hi * pad)
+                else:
+                    ax.set_xlim(lo - 0.04 * (hi - lo), hi + 0.04 * (hi - lo))
+                for end in rng[1:]:  # the searched range's ends
                     ax.axvline(end, color="0.6", lw=0.8, ls=":")
+            if log:
+                ax.set_xscale("log")
+                lo, hi = ax.get_xlim()
+                if hi / lo >= 30:  # 1.5 decades or more: labelled minor ticks would overlap
+                    ax.xaxis.set_minor_formatter(NullFormatter())
         else:
             df["value"] = df["value"].map(lambda v: json.dumps(v))
             sns.stripplot(data=df, x="value", y="score", ax=ax, color="tab:blue", size=4, jitter=0.15)

@@ -352,54 +352,107 @@ def test_dual_traces_bin_each_run_and_take_quartiles_over_runs(tmp_path):
     assert int(a.loc[500, "n_runs"]) == 3
 
 
-def test_trust_regions_count_binding_steps_in_the_second_half_of_each_run(tmp_path):
-    """duals.trust_regions against a direct count: per run, over learner steps past half
-    the run, the share with alpha > 1e-6, the share with KL >= eps, the median KL/eps
-    (eps logged, else the config's); the cell's value is the median over runs; a variant
-    without its trust region gets NaN."""
-    from analysis import duals
-    from analysis.load import load
-    from analysis.completeness import check
-    from analysis.scores import final_scores
+def _vmpo_run(sd, seed, rows, variant="vmpo", config=None):
+    """A finished V-MPO run of 1,000 steps with `rows` [(step, metric, value)] appended to
+    its metrics.csv."""
     from analysis.synthetic import run_config, write_run
 
-    sd = tmp_path / "res" / "sw"
-    # learner steps 100..1000; steps <= 500 are the first half and must not count
-    steps = list(range(100, 1001, 100))
-    per_run = {  # seed -> (alpha_mu per step, kl/mean per step), eps_alpha_mu = 0.01
-        0: ([1.0] * 5 + [1e-8, 1e-8, 1e-3, 1e-3, 1e-3], [0.5] * 5 + [0.002, 0.004, 0.01, 0.012, 0.02]),
-        1: ([1.0] * 5 + [1e-8] * 5, [0.5] * 5 + [0.001, 0.002, 0.003, 0.004, 0.005]),
-        2: ([1.0] * 5 + [1e-5] * 5, [0.5] * 5 + [0.01, 0.02, 0.01, 0.02, 0.01]),
-    }
-    for seed, (alphas, kls) in per_run.items():
-        cfg = run_config(sweep="sw", algo="vmpo", variant="vmpo", suite="mujoco", env="Hopper-v5",
-                         seed=seed, steps=1000, config={"eps_alpha_mu": 0.01, "eps_alpha_sigma": 1e-4})
-        rd = write_run(sd, cfg, [(500, 10.0), (1000, 20.0)])
-        with open(rd / "metrics.csv", "a") as f:
-            for st, a, k in zip(steps, alphas, kls):
-                f.write(f"{st},dual/alpha_mu,{a!r},1.0\n{st},kl/mean,{k!r},1.0\n")
-                if seed != 1:  # seed 1 predates kl/allowed_*: its bound comes from the config
-                    f.write(f"{st},kl/allowed_mean,0.01,1.0\n")
-    cfg = run_config(sweep="sw", algo="vmpo", variant="vmpo-no-alpha", suite="mujoco",
-                     env="Hopper-v5", seed=0, steps=1000, config={"trust_region": False,
-                                                                 "eps_alpha_mu": 0.01})
+    cfg = run_config(sweep="sw", algo="vmpo", variant=variant, suite="mujoco", env="Hopper-v5",
+                     seed=seed, steps=1000, config={"eps_alpha_mu": 0.01, "eps_alpha_sigma": 1e-4,
+                                                    **(config or {})})
     rd = write_run(sd, cfg, [(500, 10.0), (1000, 20.0)])
     with open(rd / "metrics.csv", "a") as f:
-        f.write("600,kl/mean,0.05,1.0\n")  # a diagnostic only: nothing bounds it
+        f.writelines(f"{st},{m},{float(v)!r},1.0\n" for st, m, v in rows)
+
+
+def _trust_regions(res, variants):
+    from analysis import duals
+    from analysis.completeness import check
+    from analysis.load import load
+    from analysis.scores import final_scores
+
+    runs = load([res])
+    return duals.trust_regions(runs, final_scores(runs, check(runs)), variants, spans=5)
+
+
+def test_trust_regions_average_spans_of_the_second_half_then_take_the_median_over_runs(tmp_path):
+    """duals.trust_regions against a direct computation: the second half of a 1,000-step
+    run in 5 spans of 100 steps, each the mean of its learner steps (two per span here),
+    alpha 'active' above 100x the run's dual_min, KL/eps by the bound logged at the same
+    step (else the config's), medians over spans, then over runs."""
+    sd = tmp_path / "res" / "sw"
+    late = [550, 600, 650, 700, 750, 800, 850, 900, 950, 1000]  # two per span of (500, 1000]
+    # seed 0: alpha alternates 1e-8 / 3e-6 within each span: span mean 1.5e-6 > 1e-6, so
+    # every span is active (a per-step count would give 50%); KL 0.005 / 0.015 -> ratio 1.0
+    rows0 = [(100, "dual/alpha_mu", 5.0), (100, "kl/mean", 0.5)]  # first half: never counted
+    for i, st in enumerate(late):
+        rows0 += [(st, "dual/alpha_mu", 3e-6 if i % 2 else 1e-8),
+                  (st, "kl/mean", 0.015 if i % 2 else 0.005), (st, "kl/allowed_mean", 0.01)]
+    _vmpo_run(sd, 0, rows0)
+    # seed 1: alpha at the floor; the bound logged only from step 900 (0.02), the config's
+    # 0.01 before it: ratios 0.2 x 8 then 0.1 x 2 -> span means 0.2, 0.2, 0.2, 0.2, 0.1
+    rows1 = [(st, "dual/alpha_mu", 1e-8) for st in late]
+    rows1 += [(st, "kl/mean", 0.002) for st in late]
+    rows1 += [(st, "kl/allowed_mean", 0.02) for st in (950, 1000)]
+    _vmpo_run(sd, 1, rows1)
+    # seed 2: a raised floor (dual_min 1e-5): alpha 5e-4 is under 100x it, never active
+    rows2 = [(st, "dual/alpha_mu", 5e-4) for st in late] + [(st, "kl/mean", 0.006) for st in late]
+    _vmpo_run(sd, 2, rows2, config={"dual_min": 1e-5})
+    # no trust region: kl/mean is a diagnostic only
+    _vmpo_run(sd, 0, [(600, "kl/mean", 0.05)], variant="vmpo-no-alpha", config={"trust_region": False})
+    tr = _trust_regions(tmp_path / "res", ["vmpo", "vmpo-no-alpha"]).set_index("variant")
+    # per run: active 1.0, 0.0, 0.0 -> median 0; KL/eps 1.0, 0.2, 0.6 -> median 0.6
+    assert tr.loc["vmpo", "mean_active"] == pytest.approx(0.0)
+    assert tr.loc["vmpo", "mean_kl_ratio"] == pytest.approx(0.6)
+    assert int(tr.loc["vmpo", "mean_runs"]) == 3 and int(tr.loc["vmpo", "std_runs"]) == 0
+    assert np.isnan(tr.loc["vmpo", "std_active"])  # no alpha_sigma logged
+    assert int(tr.loc["vmpo-no-alpha", "mean_runs"]) == 0
+    assert tr.loc["vmpo-no-alpha", ["mean_active", "mean_kl_ratio"]].isna().all()
+    one = {seed: _trust_regions_of_seed(tmp_path, seed) for seed in (0, 1)}
+    assert one[0]["mean_active"] == pytest.approx(1.0) and one[0]["mean_kl_ratio"] == pytest.approx(1.0)
+    assert one[1]["mean_active"] == pytest.approx(0.0) and one[1]["mean_kl_ratio"] == pytest.approx(0.2)
+
+
+def _trust_regions_of_seed(tmp_path, seed):
+    from analysis import duals
+    from analysis.completeness import check
+    from analysis.load import load
+    from analysis.scores import final_scores
+
     runs = load([tmp_path / "res"])
     final = final_scores(runs, check(runs))
-    tr = duals.trust_regions(runs, final, ["vmpo", "vmpo-no-alpha"]).set_index("variant")
-    # per run (late steps 600..1000): active 3/5, 0/5, 5/5; at bound 3/5, 0/5, 5/5;
-    # median KL/eps 1.0, 0.3, 1.0
-    assert tr.loc["vmpo", "mean_active"] == pytest.approx(0.6)
-    assert tr.loc["vmpo", "mean_at_bound"] == pytest.approx(0.6)
-    assert tr.loc["vmpo", "mean_kl_ratio"] == pytest.approx(1.0)
-    assert int(tr.loc["vmpo", "runs"]) == 3
-    assert np.isnan(tr.loc["vmpo", "std_active"])  # no alpha_sigma logged
-    assert tr.loc["vmpo-no-alpha", ["mean_active", "mean_at_bound", "mean_kl_ratio"]].isna().all()
-    # seed 1 alone: its bound from the config (0.01): median of 0.1..0.5 is 0.3
-    one = final[final["seed"] == 1]
-    assert duals.trust_regions(runs, one, ["vmpo"])["mean_kl_ratio"].iloc[0] == pytest.approx(0.3)
+    final = final[(final["seed"] == seed) & (final["variant"] == "vmpo")]
+    return duals.trust_regions(runs, final, ["vmpo"], spans=5).iloc[0]
+
+
+def test_trust_regions_of_a_categorical_policy_and_the_table_a_reader_sees(tmp_path):
+    from analysis import tables
+
+    sd = tmp_path / "res" / "sw"
+    late = range(600, 1001, 100)
+    _vmpo_run(sd, 0, [(st, m, v) for st in late for m, v in
+                      (("dual/alpha", 0.3), ("kl", 0.02), ("kl/allowed_target", 0.01),
+                       ("psi/ess_fraction", 0.8))])
+    tr = _trust_regions(tmp_path / "res", ["vmpo"])
+    assert tr["kl_active"].iloc[0] == 1.0 and tr["kl_kl_ratio"].iloc[0] == pytest.approx(2.0)
+    assert tr["ess_fraction"].iloc[0] == pytest.approx(0.8)
+    wide = tables.trust_regions_wide(tr)
+    assert list(wide.columns) == ["suite", "variant", "env", "KL (α): α active / KL/ε",
+                                  tables.TR_ESS]  # only the constraint the runs have
+    assert wide.iloc[0, 3] == "100% / 2.00 (1)" and wide.iloc[0, 4] == "80%"
+    # runs that log no duals at all: no table (the report then has no such section)
+    empty = tr.assign(kl_runs=0, kl_active=np.nan, kl_kl_ratio=np.nan, ess_fraction=np.nan)
+    assert tables.trust_regions_wide(empty).empty
+
+
+def test_a_report_whose_vmpo_runs_log_no_duals_has_no_trust_region_section(tmp_path):
+    write_sweep(tmp_path / "res", "sw", variants={"vmpo": "vmpo", "ppo": "ppo"},
+                envs={"Hopper-v5": "mujoco"}, seeds=range(2),
+                final=lambda v, e, s: 100.0 + 10 * s, steps=1000, n_evals=2)
+    assert report.main([str(tmp_path / "res"), "--out", str(tmp_path / "out"), "--reps", "50",
+                        "--jobs", "1"]) == 0
+    assert "trust regions bind" not in (tmp_path / "out" / "report.md").read_text()
+    assert not (tmp_path / "out" / "trust_regions.csv").exists()
 
 
 def test_late_sections_go_before_the_closing_ones_and_their_files_are_listed(tmp_path):

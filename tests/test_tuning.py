@@ -467,3 +467,31 @@ def test_the_selection_fragment_says_when_a_value_sits_at_an_end_of_its_range(tm
     assert "end of" not in line["num_envs"]                    # a choice has no range
     import yaml
     assert yaml.safe_load(text)["runs"]["vmpo"]["eps_eta"] == 0.9  # still a valid fragment
+
+
+def test_the_report_scores_a_trial_only_with_all_its_tuning_envs_and_reads_yaml_as_the_launcher(tmp_path):
+    """Through the report: PPO's trial has lost its Acrobot run, so the tuning section
+    leaves it unscored while V-MPO's is scored; the spec copy's `1e-4` is the float the
+    launcher read (YAML 1.2 numbers), in the choices beside a chosen value."""
+    from analysis import report
+    from analysis.load import load
+    from analysis.tuning import choice_options
+
+    text = (textwrap.dedent(SPEC).replace("configs: 3", "configs: 1")
+            .replace("envs: [CartPole-v1]\n  search", "envs: [CartPole-v1, Acrobot-v1]\n  search")
+            .replace("      epochs: {int: [1, 10]}", "      epochs: {int: [1, 10]}\n"
+                     "      clip_coef: {choice: [1e-1, 2e-1]}"))
+    rc, _, err = cli(tmp_path, "--phase", "tune", "--executor", "debug", spec_text=text)
+    assert rc == 0, err
+    tune = tmp_path / "results" / "tun-tune"
+    assert choice_options(str(tune))["ppo"] == {"clip_coef": [0.1, 0.2]}
+    runs = load([str(tune)])
+    gone = runs.table[(runs.table["variant"] == "ppo.c00") & (runs.table["env"] == "Acrobot-v1")]
+    import shutil
+    for path in gone["path"]:
+        shutil.rmtree(path)
+    report.build([str(tune)], tmp_path / "rep", reps=100, seed=0, baseline=None,
+                 allow_incomplete=False)
+    trials = pd.read_csv(tmp_path / "rep" / "tuning_trials.csv").set_index("variant")
+    assert np.isfinite(trials.loc["vmpo", "score"]) and np.isnan(trials.loc["ppo", "score"])
+    assert "Tuning incomplete: 3 of 4 trial runs done." in (tmp_path / "rep" / "report.md").read_text()
