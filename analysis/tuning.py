@@ -195,7 +195,8 @@ def searched_fields(tt: pd.DataFrame, variant: str) -> list[str]:
 def trial_scores(tt: pd.DataFrame, criterion: str, cells: dict[str, int | None] | None = None
                  ) -> pd.DataFrame:
     """Per (sweep, variant, trial): runs, failed, score (the criterion, NaN unless every
-    run is done), and the config (of its first run).
+    run is done), per_env ({env: the criterion's mean over that env's seeds}, for the envs
+    whose runs are all done), and the config (of its first run).
 
     cells: per sweep, the runs a trial needs (`_cells`: the spec's tuning envs x seeds).
     Where a sweep has none, the envs x seeds its variant's runs cover: then a partial
@@ -207,11 +208,14 @@ def trial_scores(tt: pd.DataFrame, criterion: str, cells: dict[str, int | None] 
         done = g["state"] == "done"
         need = (cells or {}).get(sweep) or present[(sweep, variant)]
         ok = bool(done.all()) and len(g) == need
+        per_env = {env: float(e[criterion].mean()) for env, e in g.groupby("env", sort=True)
+                   if (e["state"] == "done").all()}
         rows.append({"sweep": sweep, "variant": variant, "trial": trial, "runs": len(g),
                      "failed": int((g["state"] == "failed").sum()),
                      "score": float(g[criterion].mean()) if ok else np.nan,
-                     "config": g["config"].iloc[0]})
-    return pd.DataFrame(rows, columns=["sweep", "variant", "trial", "runs", "failed", "score", "config"])
+                     "per_env": per_env, "config": g["config"].iloc[0]})
+    return pd.DataFrame(rows, columns=["sweep", "variant", "trial", "runs", "failed", "score",
+                                       "per_env", "config"])
 
 
 def budgets(tt: pd.DataFrame) -> pd.DataFrame:
@@ -277,6 +281,34 @@ def chosen(ts: pd.DataFrame, tt: pd.DataFrame,
     for col in ("default", "chosen"):  # keep each value's own type (an int stays an int)
         out[col] = pd.Series([r[col] for r in rows], dtype=object)
     return out
+
+
+def per_env_table(ts: pd.DataFrame) -> pd.DataFrame:
+    """Per tuned variant: its defaults (trial 0) and its chosen trial (the best score),
+    each with its score per tuning env and the mean, formatted; also each env's spread
+    over the variant's scored trials (max - min), which is how much that env can move
+    the ranking."""
+    rows = []
+    for variant, g in ts.groupby("variant", sort=True):
+        ok = g[np.isfinite(g["score"])]
+        if ok.empty:
+            continue
+        best = ok.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]
+        envs = sorted({e for d in ok["per_env"] for e in d})
+        picks = [("defaults", g[g["trial"] == 0])]
+        picks.append(("chosen", ok[ok["trial"] == best["trial"]]))
+        for role, r in picks:
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            rows.append({"variant": variant, "trial": f"c{int(r['trial']):02d} ({role})",
+                         **{e: f"{r['per_env'][e]:.3f}" if e in r["per_env"] else "-"
+                            for e in envs},
+                         "mean": f"{r['score']:.3f}" if np.isfinite(r["score"]) else "-"})
+        rows.append({"variant": variant, "trial": "spread over trials (max - min)",
+                     **{e: f"{np.ptp([d[e] for d in ok['per_env'] if e in d]):.3f}" for e in envs},
+                     "mean": f"{np.ptp(ok['score']):.3f}"})
+    return pd.DataFrame(rows).fillna("-")
 
 
 def distribution(ts: pd.DataFrame) -> pd.DataFrame:
@@ -436,8 +468,9 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
     for c in ("p25", "p50", "p75", "best", "defaults"):
         dsf[c] = dsf[c].map(lambda x: f"{x:.3f}" if np.isfinite(x) else "-")  # "-": no scored trial
     files += w(out, "tuning_scores", dist, dsf, "Trial scores over configurations.", True, None)
-    files += w(out, "tuning_trials", ts.assign(config=ts["config"].map(
-        lambda c: json.dumps(c, sort_keys=True))), None, "", True, None)
+    files += w(out, "tuning_trials", ts.assign(
+        per_env=ts["per_env"].map(lambda d: json.dumps(d, sort_keys=True)),
+        config=ts["config"].map(lambda c: json.dumps(c, sort_keys=True))), None, "", True, None)
     figs = distribution_figure(ts, criterion, out)
     sens = {v: sensitivity_figure(ts, tt, v, criterion, out, ranges.get(v))
             for v in sorted(ts["variant"].unique())}
@@ -483,6 +516,12 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
                   f"config): {', '.join(f'`{v}`' for v in untuned)}.", ""]
     L += ["### Chosen values beside the defaults", "",
           tables.to_markdown(chf[CHOSEN_COLUMNS]), ""]
+    pe = per_env_table(ts)
+    if len(pe):
+        L += ["Per tuning env (the criterion, normalised, mean over the tuning seeds), the "
+              "chosen trial beside the defaults: the selection ranks the mean over envs, so "
+              "an env whose normalised scores spread more weighs more in it.", "",
+              tables.to_markdown(pe), ""]
     at_edge = ch[ch["edge"] != ""]
     if len(at_edge):
         L += [f"> **Chosen at an end of the searched range** (within {EDGE:.0%} of its span, on "

@@ -495,3 +495,21 @@ def test_the_report_scores_a_trial_only_with_all_its_tuning_envs_and_reads_yaml_
     trials = pd.read_csv(tmp_path / "rep" / "tuning_trials.csv").set_index("variant")
     assert np.isfinite(trials.loc["vmpo", "score"]) and np.isnan(trials.loc["ppo", "score"])
     assert "Tuning incomplete: 3 of 4 trial runs done." in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_per_env_table_shows_the_defaults_the_chosen_trial_and_each_envs_spread():
+    from analysis.tuning import per_env_table
+
+    ts = pd.DataFrame([
+        {"variant": "vmpo", "trial": 0, "score": 0.38, "per_env": {"A": 0.16, "B": 0.60}},
+        {"variant": "vmpo", "trial": 1, "score": 0.49, "per_env": {"A": 0.18, "B": 0.80}},
+        {"variant": "vmpo", "trial": 2, "score": 0.10, "per_env": {"A": 0.02, "B": 0.18}},
+        {"variant": "vmpo", "trial": 3, "score": np.nan, "per_env": {"A": 0.90}},  # unscored
+    ])
+    t = per_env_table(ts).set_index("trial")
+    assert list(t.index) == ["c00 (defaults)", "c01 (chosen)", "spread over trials (max - min)"]
+    assert t.loc["c01 (chosen)", "B"] == "0.800" and t.loc["c00 (defaults)", "mean"] == "0.380"
+    # the spread counts scored trials only: A 0.18 - 0.02, not 0.90 - 0.02
+    assert t.loc["spread over trials (max - min)", "A"] == "0.160"
+    assert t.loc["spread over trials (max - min)", "B"] == "0.620"
+    assert t.loc["spread over trials (max - min)", "mean"] == "0.390"
