@@ -311,6 +311,36 @@ def per_env_table(ts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).fillna("-")
 
 
+def held_out(tt: pd.DataFrame, ts: pd.DataFrame, headline: pd.DataFrame) -> pd.DataFrame:
+    """The selection's optimism, measured: per tuned variant and tuning env, its chosen
+    trial's final normalised score on the tuning seeds beside the same variant's test
+    runs on that env (fresh seeds; `headline` is the test runs' Runs.table, whose `score`
+    is the last evaluation). The best of N trials on few seeds is biased upwards (the
+    winner's curse); the test runs are not. Columns: variant, env, trial, tuning (mean),
+    tuning_seeds, test (mean), test_seeds, change (test - tuning)."""
+    from analysis.scores import has_pair, normalise
+
+    rows = []
+    for variant, g in ts.groupby("variant", sort=True):
+        ok = g[np.isfinite(g["score"])]
+        if ok.empty:
+            continue
+        trial = int(ok.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]["trial"])
+        runs = tt[(tt["variant"] == variant) & (tt["trial"] == trial) & (tt["state"] == "done")]
+        for env, r in runs.groupby("env", sort=True):
+            test = headline[(headline["variant"] == variant) & (headline["env"] == env)
+                            & (headline["state"] == "done")]
+            if test.empty or not has_pair(env):
+                continue
+            t = normalise(env, test["score"].to_numpy(dtype=np.float64))
+            rows.append({"variant": variant, "env": env, "trial": trial,
+                         "tuning": float(r["final"].mean()), "tuning_seeds": len(r),
+                         "test": float(np.mean(t)), "test_seeds": len(t),
+                         "change": float(np.mean(t) - r["final"].mean())})
+    return pd.DataFrame(rows, columns=["variant", "env", "trial", "tuning", "tuning_seeds", "test",
+                                       "test_seeds", "change"])
+
+
 def distribution(ts: pd.DataFrame) -> pd.DataFrame:
     """Per tuned variant: what its 25th/50th/75th percentile configuration reaches, its
     best, its defaults (trial 0), over the scored trials."""
@@ -514,6 +544,18 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
             L += ["Variants in the headline without their own tuning (an ablation takes its "
                   "tuned variant's selection with its own switch changed; see each run's "
                   f"config): {', '.join(f'`{v}`' for v in untuned)}.", ""]
+        ho = held_out(tt, ts, test)
+        if len(ho):
+            hof = ho.assign(trial=ho["trial"].map(lambda t: f"c{t:02d}"),
+                            **{c: ho[c].map(lambda x: f"{x:.3f}") for c in ("tuning", "test", "change")})
+            files += w(out, "tuning_held_out", ho, hof, "Chosen trial on the tuning seeds beside "
+                       "the test runs on the same envs (final, normalised).", True, None)
+            L += ["### The selection on fresh seeds", "",
+                  "Each tuned variant's chosen trial, final normalised score on its tuning seeds "
+                  "beside the same variant's test runs on that env (fresh seeds). The best of "
+                  "many trials on few seeds is biased upwards (the winner's curse): `change` "
+                  "is how much of the tuning score held; the headline uses the test runs only.",
+                  "", tables.to_markdown(hof), ""]
     L += ["### Chosen values beside the defaults", "",
           tables.to_markdown(chf[CHOSEN_COLUMNS]), ""]
     pe = per_env_table(ts)

@@ -274,6 +274,22 @@ def test_tune_select_test_and_report(tmp_path):
         row = dist[dist["variant"] == v].iloc[0]
         assert row["p50"] == pytest.approx(np.percentile(s, 50))
         assert row["best"] == pytest.approx(s.max())
+    # the selection on fresh seeds: the chosen trial's tuning score beside the test run's,
+    # both final returns normalised by CartPole's pair, from the run directories directly
+    import suites
+    from analysis.load import load
+
+    held = pd.read_csv(out_dir / "tuning_held_out.csv", comment="#").set_index("variant")
+    assert "### The selection on fresh seeds" in md
+    tune_runs, test_runs = load([str(tune)]).table, load([str(test)]).table
+    for v in ("ppo", "vmpo"):
+        best = trials[trials["variant"] == v].sort_values(["score", "trial"], ascending=[False, True]).iloc[0]
+        assert held.loc[v, "trial"] == best["trial"]
+        t_raw = tune_runs.loc[tune_runs["variant"] == f"{v}.c{int(best['trial']):02d}", "score"].iloc[0]
+        x_raw = test_runs.loc[test_runs["variant"] == v, "score"].iloc[0]
+        assert held.loc[v, "tuning"] == pytest.approx(suites.normalise("CartPole-v1", t_raw), rel=1e-5)
+        assert held.loc[v, "test"] == pytest.approx(suites.normalise("CartPole-v1", x_raw), rel=1e-5)
+        assert held.loc[v, "change"] == pytest.approx(held.loc[v, "test"] - held.loc[v, "tuning"], abs=1e-5)
 
     # the archive packs a tune sweep against the spec: its manifest lists every trial
     import tarfile
