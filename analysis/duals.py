@@ -115,7 +115,9 @@ def trust_regions(runs: Runs, final: pd.DataFrame, variants: list[str],
     - `<c>_active`: the share of spans whose mean alpha_c exceeds ACTIVE_FACTOR x the run's
       floor (`dual_min`, 1e-8 by default). The multiplier is the direct measure: projected
       gradient steps on alpha (eps_c - KL_c) raise it only while KL_c exceeds eps_c, so an
-      alpha at its floor is a constraint that did not bind.
+      alpha at its floor is a constraint that did not bind. This assumes V-MPO's default
+      `dual_parameterization: projection`; under `softplus` an idle alpha only approaches
+      its floor, and may read active for a while after its constraint stopped binding.
     - `<c>_kl_ratio`: the median over spans of the mean of KL_c / eps_c (eps as logged at
       the same step, else the config's: `kl_bounds`). The KL is to the target policy,
       which is refreshed every `target_period` learner steps: the KL restarts at 0 and

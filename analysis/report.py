@@ -278,7 +278,7 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
                            reps, seed, engine, command, variants)
         files = _append(tmp, files, *_seeds_needed(tmp, est, groups, seed, complete, note))
         if not trials.table.empty:
-            files = _append(tmp, files, *tuning.section(trials, tmp, runs.table))
+            files = _append(tmp, files, *tuning.section(trials, tmp, runs))
         return files
 
     return _written(out, write)

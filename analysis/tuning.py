@@ -23,6 +23,7 @@ or unfinished run has none.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -31,7 +32,6 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Runs
-from sweeps.tuning import EDGE, edge_of
 
 TRIAL_RE = re.compile(r"^(?P<variant>.+)\.c(?P<trial>\d{2,})$")  # as sweeps.tuning names them
 TUNE_SUFFIX = "-tune"
@@ -78,18 +78,41 @@ def sibling_tune_sweeps(paths: list[str | os.PathLike]) -> list[str]:
 
 def _spec_tuning(sweep_path: str) -> dict:
     """The `tuning:` section of the sweep folder's spec.yaml copy ({} if unreadable)."""
-    from sweeps.spec import SpecError, load_yaml  # the launcher's YAML rules (1e-4 a float)
+    import yaml
+
+    from rundir.yaml12 import load  # the launcher's YAML rules: 1e-4 is a float
 
     try:
-        spec = load_yaml(Path(sweep_path, "spec.yaml").read_text())
+        spec = load(Path(sweep_path, "spec.yaml").read_text())
         return dict(spec.get("tuning") or {})
-    except (OSError, AttributeError, TypeError, ValueError, SpecError):
+    except (OSError, AttributeError, TypeError, ValueError, yaml.YAMLError):
         return {}
 
 
 def _criterion(sweep_path: str) -> str:
     crit = _spec_tuning(sweep_path).get("criterion", "final")
     return crit if crit in ("final", "auc") else "final"
+
+
+EDGE = 0.1  # a selected value this close to an end of its range (share of the span) is flagged
+
+
+def range_position(value: float, kind: str, lo: float, hi: float) -> float:
+    """Where `value` sits in [lo, hi] as a share of the span, 0 at lo and 1 at hi, on
+    the range's own scale (logarithmic for log_uniform and log_int)."""
+    if kind.startswith("log"):
+        return (math.log(value) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    return (value - lo) / (hi - lo)
+
+
+def edge_of(value: Any, kind: str, lo: float, hi: float) -> str:
+    """"low end" / "high end" where a numeric `value` in [lo, hi] lies within EDGE of the
+    span from an end (`range_position`), else "" (also for a value outside the range, such
+    as a default the search does not cover): the best value may lie outside the range."""
+    if not _numeric([value]) or (kind.startswith("log") and value <= 0) or not lo <= value <= hi:
+        return ""  # not a point of the range (a default outside it, 0 on a log range)
+    u = range_position(value, kind, lo, hi)
+    return "low end" if u <= EDGE else "high end" if u >= 1 - EDGE else ""
 
 
 NUMERIC_KINDS = ("uniform", "log_uniform", "int", "log_int")  # sweeps.tuning's ranged kinds
@@ -162,7 +185,7 @@ def _last_wall_time(path: str) -> float:
 
 def trial_table(trials: Runs) -> pd.DataFrame:
     """One row per trial run: sweep, variant (the tuned one), trial, env, seed, state,
-    steps_done, wall_s, final and auc (normalised), config (dict)."""
+    steps (budget), steps_done, wall_s, final and auc (normalised), config (dict)."""
     from analysis.scores import has_pair, learn_pairs, normalise
 
     learn_pairs(trials, range(len(trials.table)))  # pairs a spec's `references:` recorded
@@ -176,12 +199,13 @@ def trial_table(trials: Runs) -> pd.DataFrame:
         rows.append({
             "sweep": r["sweep"], "variant": m["variant"], "trial": int(m["trial"]),
             "env": r["env"], "seed": int(r["seed"]), "state": r["state"],
-            "steps_done": max(int(r["status_step"]), 0), "wall_s": _last_wall_time(r["path"]),
+            "steps": int(r["steps"]), "steps_done": max(int(r["status_step"]), 0),
+            "wall_s": _last_wall_time(r["path"]),
             "final": float(norm[-1]) if len(norm) else np.nan,
             "auc": float(norm.mean()) if len(norm) else np.nan,
             "config": json.loads(r["config"]),
         })
-    return pd.DataFrame(rows, columns=["sweep", "variant", "trial", "env", "seed", "state",
+    return pd.DataFrame(rows, columns=["sweep", "variant", "trial", "env", "seed", "state", "steps",
                                        "steps_done", "wall_s", "final", "auc", "config"])
 
 
@@ -194,9 +218,10 @@ def searched_fields(tt: pd.DataFrame, variant: str) -> list[str]:
 
 def trial_scores(tt: pd.DataFrame, criterion: str, cells: dict[str, int | None] | None = None
                  ) -> pd.DataFrame:
-    """Per (sweep, variant, trial): runs, failed, score (the criterion, NaN unless every
-    run is done), per_env ({env: the criterion's mean over that env's seeds}, for the envs
-    whose runs are all done), and the config (of its first run).
+    """Per (sweep, variant, trial): runs, failed, score (the criterion's mean over the
+    trial's runs, NaN unless every run is done, and NaN where a run's criterion is: as
+    `--phase select` scores it), per_env ({env: the criterion's mean over that env's
+    seeds}, for the envs whose runs are all done), and the config (of its first run).
 
     cells: per sweep, the runs a trial needs (`_cells`: the spec's tuning envs x seeds).
     Where a sweep has none, the envs x seeds its variant's runs cover: then a partial
@@ -208,14 +233,49 @@ def trial_scores(tt: pd.DataFrame, criterion: str, cells: dict[str, int | None] 
         done = g["state"] == "done"
         need = (cells or {}).get(sweep) or present[(sweep, variant)]
         ok = bool(done.all()) and len(g) == need
-        per_env = {env: float(e[criterion].mean()) for env, e in g.groupby("env", sort=True)
-                   if (e["state"] == "done").all()}
+        per_env = {env: float(np.mean(e[criterion].to_numpy(dtype=np.float64)))
+                   for env, e in g.groupby("env", sort=True) if (e["state"] == "done").all()}
         rows.append({"sweep": sweep, "variant": variant, "trial": trial, "runs": len(g),
                      "failed": int((g["state"] == "failed").sum()),
-                     "score": float(g[criterion].mean()) if ok else np.nan,
+                     "score": float(np.mean(g[criterion].to_numpy(dtype=np.float64))) if ok else np.nan,
                      "per_env": per_env, "config": g["config"].iloc[0]})
     return pd.DataFrame(rows, columns=["sweep", "variant", "trial", "runs", "failed", "score",
                                        "per_env", "config"])
+
+
+def best_of(pairs) -> int | None:
+    """The trial of the best (trial, score) pair: the highest finite score, ties to the
+    lower trial (the defaults first). The one rule: `--phase select` picks by it too
+    (sweeps.tuning.choose)."""
+    ok = [(int(t), float(sc)) for t, sc in pairs if np.isfinite(sc)]
+    return max(ok, key=lambda p: (p[1], -p[0]))[0] if ok else None
+
+
+def pick(ts: pd.DataFrame, tt: pd.DataFrame, tested: dict[str, dict] | None = None,
+         fields: dict[str, list[str]] | None = None) -> dict[str, tuple[int, str]]:
+    """variant -> (its chosen trial, how it was found). Where test runs of the variant
+    exist (`tested`: variant -> its test runs' resolved config), the trial whose searched
+    values (`fields`: per variant, the spec's searched fields; else `searched_fields`)
+    the test runs ran: "the test runs' config" (the selection the headline used, even
+    if a trial finished after selection would now score better). Where no trial matches,
+    or without test runs, the best score (`best_of`): "best score"."""
+    out: dict[str, tuple[int, str]] = {}
+    for variant, g in ts.groupby("variant", sort=True):
+        best = best_of(zip(g["trial"], g["score"]))
+        cfg = (tested or {}).get(variant)
+        if cfg is not None:
+            keys = (fields or {}).get(variant) or searched_fields(tt, variant)
+            match = [int(t) for t, c in zip(g["trial"], g["config"])
+                     if all(json.dumps(c.get(k)) == json.dumps(cfg.get(k)) for k in keys)]
+            if match:
+                out[variant] = (min(match), "the test runs' config")
+                continue
+            if best is not None:
+                out[variant] = (best, "best score (the test runs' config matches no trial)")
+                continue
+        if best is not None:
+            out[variant] = (best, "best score")
+    return out
 
 
 def budgets(tt: pd.DataFrame) -> pd.DataFrame:
@@ -245,11 +305,11 @@ def unequal(b: pd.DataFrame) -> list[str]:
     return out
 
 
-def chosen(ts: pd.DataFrame, tt: pd.DataFrame,
+def chosen(ts: pd.DataFrame, tt: pd.DataFrame, picked: dict[str, tuple[int, str]],
            ranges: dict[str, dict[str, tuple[str, float, float]]] | None = None,
            choices: dict[str, dict[str, list]] | None = None) -> pd.DataFrame:
     """Per tuned variant and searched field: the default (trial 0) and the chosen value
-    (the best-scoring trial; ties to the lower trial), with both trials' scores.
+    (`picked`), with both trials' scores.
 
     ranges (`search_ranges`): adds the field's searched range and `edge`, "low end" or
     "high end" where the chosen value lies within EDGE of the span from an end (on the
@@ -258,10 +318,9 @@ def chosen(ts: pd.DataFrame, tt: pd.DataFrame,
     ranges, choices = ranges or {}, choices or {}
     rows = []
     for variant, g in ts.groupby("variant", sort=True):
-        ok = g[np.isfinite(g["score"])]
-        if ok.empty:
+        if variant not in picked:
             continue
-        best = ok.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]
+        best = g[g["trial"] == picked[variant][0]].iloc[0]
         d = g[g["trial"] == 0]
         default_cfg = d["config"].iloc[0] if len(d) else {}
         for f in searched_fields(tt, variant):
@@ -283,62 +342,92 @@ def chosen(ts: pd.DataFrame, tt: pd.DataFrame,
     return out
 
 
-def per_env_table(ts: pd.DataFrame) -> pd.DataFrame:
-    """Per tuned variant: its defaults (trial 0) and its chosen trial (the best score),
-    each with its score per tuning env and the mean, formatted; also each env's spread
-    over the variant's scored trials (max - min), which is how much that env can move
-    the ranking."""
+def _f3(x: float) -> str:
+    return f"{x:.3f}" if np.isfinite(x) else "-"
+
+
+def per_env_table(ts: pd.DataFrame, picked: dict[str, tuple[int, str]]) -> pd.DataFrame:
+    """Per tuned variant: its defaults (trial 0) and its chosen trial (`picked`; one row
+    where they are the same), each with its score per tuning env and the mean, formatted
+    ("unscored" where a run is missing or failed); then each env's spread over the
+    variant's scored trials (max - min; "-" with fewer than two), which is how much that
+    env can move a ranking of the mean."""
     rows = []
     for variant, g in ts.groupby("variant", sort=True):
         ok = g[np.isfinite(g["score"])]
-        if ok.empty:
-            continue
-        best = ok.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]
-        envs = sorted({e for d in ok["per_env"] for e in d})
-        picks = [("defaults", g[g["trial"] == 0])]
-        picks.append(("chosen", ok[ok["trial"] == best["trial"]]))
-        for role, r in picks:
+        envs = sorted({e for d in g["per_env"] for e in d})
+        chosen_t = picked.get(variant, (None, ""))[0]
+        roles = {0: ["defaults"]}
+        if chosen_t is not None:
+            roles.setdefault(chosen_t, []).append("chosen")
+        for t, names in sorted(roles.items()):
+            r = g[g["trial"] == t]
             if r.empty:
+                rows.append({"variant": variant, "trial": f"c{t:02d} ({', '.join(names)}): no runs"})
                 continue
             r = r.iloc[0]
-            rows.append({"variant": variant, "trial": f"c{int(r['trial']):02d} ({role})",
-                         **{e: f"{r['per_env'][e]:.3f}" if e in r["per_env"] else "-"
-                            for e in envs},
-                         "mean": f"{r['score']:.3f}" if np.isfinite(r["score"]) else "-"})
-        rows.append({"variant": variant, "trial": "spread over trials (max - min)",
-                     **{e: f"{np.ptp([d[e] for d in ok['per_env'] if e in d]):.3f}" for e in envs},
-                     "mean": f"{np.ptp(ok['score']):.3f}"})
-    return pd.DataFrame(rows).fillna("-")
+            unscored = "" if np.isfinite(r["score"]) else ", unscored"
+            rows.append({"variant": variant, "trial": f"c{t:02d} ({', '.join(names)}{unscored})",
+                         **{e: _f3(r["per_env"].get(e, np.nan)) for e in envs},
+                         "mean": _f3(r["score"])})
+        two = len(ok) >= 2
+        rows.append({"variant": variant, "trial": f"spread over {len(ok)} scored trials (max - min)",
+                     **{e: _f3(np.ptp([d[e] for d in ok["per_env"] if e in d])) if two else "-"
+                        for e in envs},
+                     "mean": _f3(np.ptp(ok["score"])) if two else "-"})
+    envs = sorted({e for d in ts["per_env"] for e in d})
+    return pd.DataFrame(rows, columns=["variant", "trial", *envs, "mean"]).fillna("-")
 
 
-def held_out(tt: pd.DataFrame, ts: pd.DataFrame, headline: pd.DataFrame) -> pd.DataFrame:
-    """The selection's optimism, measured: per tuned variant and tuning env, its chosen
-    trial's final normalised score on the tuning seeds beside the same variant's test
-    runs on that env (fresh seeds; `headline` is the test runs' Runs.table, whose `score`
-    is the last evaluation). The best of N trials on few seeds is biased upwards (the
-    winner's curse); the test runs are not. Columns: variant, env, trial, tuning (mean),
-    tuning_seeds, test (mean), test_seeds, change (test - tuning)."""
+def test_scores(headline: Runs, criterion: str) -> pd.DataFrame:
+    """One row per finished headline (test) run with a reference pair: variant, env, seed,
+    steps (budget), value (the criterion, normalised: `final` its last evaluation, `auc`
+    the mean of its evaluations, as `trial_table` scores a trial's run)."""
     from analysis.scores import has_pair, normalise
 
     rows = []
-    for variant, g in ts.groupby("variant", sort=True):
-        ok = g[np.isfinite(g["score"])]
-        if ok.empty:
+    t = headline.table
+    for i in np.flatnonzero((t["state"] == "done").to_numpy() & ~is_trial(t["variant"])):
+        r = t.iloc[i]
+        _, values = headline.curve(int(i))
+        if not len(values) or not has_pair(r["env"]):
             continue
-        trial = int(ok.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]["trial"])
+        norm = normalise(r["env"], values)
+        rows.append({"variant": r["variant"], "env": r["env"], "seed": int(r["seed"]),
+                     "steps": int(r["steps"]),
+                     "value": float(norm[-1]) if criterion == "final" else float(norm.mean())})
+    return pd.DataFrame(rows, columns=["variant", "env", "seed", "steps", "value"])
+
+
+def held_out(tt: pd.DataFrame, picked: dict[str, tuple[int, str]], test: pd.DataFrame,
+             criterion: str) -> pd.DataFrame:
+    """The selection's optimism, measured: per tuned variant and tuning env, its chosen
+    trial's criterion on the tuning seeds beside the same variant's test runs on that env
+    (`test_scores`: fresh seeds, the same criterion). The best of many trials on few seeds
+    is biased upwards (the winner's curse); the test runs are not. Non-finite values are
+    left out and not counted. Columns: variant, env, trial, criterion, tuning (mean),
+    tuning_min, tuning_max, tuning_seeds, tuning_steps, then the same for test, and change
+    (test - tuning)."""
+    rows = []
+    for variant, (trial, _) in sorted(picked.items()):
         runs = tt[(tt["variant"] == variant) & (tt["trial"] == trial) & (tt["state"] == "done")]
         for env, r in runs.groupby("env", sort=True):
-            test = headline[(headline["variant"] == variant) & (headline["env"] == env)
-                            & (headline["state"] == "done")]
-            if test.empty or not has_pair(env):
+            x = test[(test["variant"] == variant) & (test["env"] == env)]
+            a = r[criterion].to_numpy(dtype=np.float64)
+            b = x["value"].to_numpy(dtype=np.float64)
+            a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+            if not len(a) or not len(b):
                 continue
-            t = normalise(env, test["score"].to_numpy(dtype=np.float64))
-            rows.append({"variant": variant, "env": env, "trial": trial,
-                         "tuning": float(r["final"].mean()), "tuning_seeds": len(r),
-                         "test": float(np.mean(t)), "test_seeds": len(t),
-                         "change": float(np.mean(t) - r["final"].mean())})
-    return pd.DataFrame(rows, columns=["variant", "env", "trial", "tuning", "tuning_seeds", "test",
-                                       "test_seeds", "change"])
+            rows.append({"variant": variant, "env": env, "trial": trial, "criterion": criterion,
+                         "tuning": a.mean(), "tuning_min": a.min(), "tuning_max": a.max(),
+                         "tuning_seeds": len(a), "tuning_steps": int(r["steps"].max()),
+                         "test": b.mean(), "test_min": b.min(), "test_max": b.max(),
+                         "test_seeds": len(b), "test_steps": int(x["steps"].max()),
+                         "change": b.mean() - a.mean()})
+    return pd.DataFrame(rows, columns=["variant", "env", "trial", "criterion", "tuning",
+                                       "tuning_min", "tuning_max", "tuning_seeds", "tuning_steps",
+                                       "test", "test_min", "test_max", "test_seeds", "test_steps",
+                                       "change"])
 
 
 def distribution(ts: pd.DataFrame) -> pd.DataFrame:
@@ -364,11 +453,13 @@ def _numeric(values: list) -> bool:
 
 
 def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criterion: str,
-                       out: Path, ranges: dict[str, tuple[str, float, float]] | None = None
-                       ) -> list[str]:
+                       out: Path, ranges: dict[str, tuple[str, float, float]] | None = None,
+                       best: int | None = None) -> list[str]:
     """Trial score against each searched hyperparameter, one point per trial; the defaults
-    (trial 0) as a star, the chosen trial ringed. A ranged field's axis spans its searched
-    range (`search_ranges`; logarithmic for log kinds), so a choice at an end shows."""
+    (trial 0) as a star, the chosen trial (`best`, else the best score) ringed. A ranged
+    field's axis spans its searched range (`search_ranges`; logarithmic for log kinds; a
+    non-positive value cannot sit on a log axis and is left off it), so a choice at an
+    end shows."""
     ranges = ranges or {}
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -380,7 +471,8 @@ def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criteri
     g = ts[(ts["variant"] == variant) & np.isfinite(ts["score"])]
     if not fields or g.empty:
         return []
-    best = g.sort_values(["score", "trial"], ascending=[False, True]).iloc[0]["trial"]
+    if best is None:
+        best = best_of(zip(g["trial"], g["score"]))
     cols = min(4, len(fields))
     rows = -(-len(fields) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(max(4.5, 3.0 * cols), 0.5 + 2.5 * rows),
@@ -396,7 +488,8 @@ def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criteri
             log = (rng[0].startswith("log") if rng else
                    len(pos) == len(vals) and max(pos) / min(pos) >= 20)
             if rng:  # the searched range, widened to any value outside it (the defaults)
-                lo, hi = min(rng[1], *vals), max(rng[2], *vals)
+                shown = [v for v in vals if v > 0] if log else vals
+                lo, hi = min(rng[1], *shown), max(rng[2], *shown)
                 if log:
                     pad = (hi / lo) ** 0.04
                     ax.set_xlim(lo / pad, hi * pad)
@@ -461,18 +554,42 @@ def distribution_figure(ts: pd.DataFrame, criterion: str, out: Path) -> list[str
 # -- the section ----------------------------------------------------------------------------
 
 
-def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
+def _tested(headline: Runs | None) -> dict[str, dict]:
+    """variant -> the resolved config of its first finished headline (test) run."""
+    if headline is None:
+        return {}
+    t = headline.table
+    out: dict[str, dict] = {}
+    for _, r in t[(t["state"] == "done") & ~is_trial(t["variant"])].iterrows():
+        out.setdefault(r["variant"], json.loads(r["config"]))
+    return out
+
+
+def _range_text(r: pd.Series) -> str:
+    """"0.803 [0.62, 0.98] (2)": mean [min, max] (seeds)."""
+    return f"{r['mean']:.3f} [{r['min']:.3g}, {r['max']:.3g}] ({int(r['n'])})"
+
+
+def section(trials: Runs, out: Path, headline: Runs | None = None
             ) -> tuple[list[str], list[str]]:
     """Write the tuning tables and figures into `out`; return (files, markdown lines).
 
-    headline: the headline runs' table (analysis.load.Runs.table), to check and say that
-    the test seeds are disjoint from the tuning seeds and how each test variant relates to
-    its tuned configuration."""
+    headline: the headline (test) runs, to check and say that the test seeds are disjoint
+    from the tuning seeds, to find the trial each test variant ran (`pick`) and to set its
+    test scores beside its tuning score (`held_out`). UsageError when two tune sweeps
+    tune the same variant (their trials would pool by number)."""
     from analysis import tables
+    from analysis.load import UsageError
 
     tt = trial_table(trials)
     if tt.empty:
         return [], []
+    per_variant = tt.groupby("variant")["sweep"].unique()
+    twice = {v: sorted(sw) for v, sw in per_variant.items() if len(sw) > 1}
+    if twice:
+        raise UsageError("a tuned variant appears in more than one tune sweep: " + "; ".join(
+            f"{v} in {', '.join(sw)}" for v, sw in twice.items())
+            + "; report one tune sweep per variant (pass the sweep folders apart)")
     crits = {_criterion(p) for s, p in trials.sweep_paths.items()}
     criterion = crits.pop() if len(crits) == 1 else "final"
     ts = trial_scores(tt, criterion, {s: _cells(p) for s, p in trials.sweep_paths.items()})
@@ -484,7 +601,10 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
             ranges.setdefault(v, r)
         for v, c in choice_options(p).items():
             choices.setdefault(v, c)
-    ch = chosen(ts, tt, ranges, choices)
+    spec_fields = {v: sorted(set(ranges.get(v, {})) | set(choices.get(v, {})))
+                   for v in set(ranges) | set(choices)}
+    picked = pick(ts, tt, _tested(headline), spec_fields)
+    ch = chosen(ts, tt, picked, ranges, choices)
     dist = distribution(ts)
     files: list[str] = []
     w = tables.write
@@ -494,15 +614,20 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
     chf = ch.assign(default=ch["default"].map(json.dumps), chosen=ch["chosen"].map(json.dumps))
     files += w(out, "tuning_chosen", ch, chf[CHOSEN_COLUMNS],
                "Selected values beside the defaults.", True, None)
+    pe = per_env_table(ts, picked)
+    if len(pe):
+        files += w(out, "tuning_per_env", pe, pe, "Defaults and chosen trial per tuning env.",
+                   True, None)
     dsf = dist.copy()
     for c in ("p25", "p50", "p75", "best", "defaults"):
-        dsf[c] = dsf[c].map(lambda x: f"{x:.3f}" if np.isfinite(x) else "-")  # "-": no scored trial
+        dsf[c] = dsf[c].map(_f3)  # "-": no scored trial
     files += w(out, "tuning_scores", dist, dsf, "Trial scores over configurations.", True, None)
     files += w(out, "tuning_trials", ts.assign(
         per_env=ts["per_env"].map(lambda d: json.dumps(d, sort_keys=True)),
         config=ts["config"].map(lambda c: json.dumps(c, sort_keys=True))), None, "", True, None)
     figs = distribution_figure(ts, criterion, out)
-    sens = {v: sensitivity_figure(ts, tt, v, criterion, out, ranges.get(v))
+    sens = {v: sensitivity_figure(ts, tt, v, criterion, out, ranges.get(v),
+                                  picked.get(v, (None, ""))[0])
             for v in sorted(ts["variant"].unique())}
     files += figs + [f for v in sens.values() for f in v]
 
@@ -528,9 +653,9 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
         L += ["Every tuned variant had the same budget (configurations, envs, seeds, env "
               "steps per run).", ""]
     L += ["### Budget", "", tables.to_markdown(fmt), ""]
-    if headline is not None and len(headline):
+    if headline is not None and len(headline.table):
         tune_seeds = set(tt["seed"])
-        test = headline[~is_trial(headline["variant"])]
+        test = headline.table[~is_trial(headline.table["variant"])]
         overlap = sorted(tune_seeds & set(test["seed"]))
         tuned = set(b["variant"])
         untuned = sorted(set(test["variant"]) - tuned)
@@ -544,26 +669,47 @@ def section(trials: Runs, out: Path, headline: pd.DataFrame | None = None
             L += ["Variants in the headline without their own tuning (an ablation takes its "
                   "tuned variant's selection with its own switch changed; see each run's "
                   f"config): {', '.join(f'`{v}`' for v in untuned)}.", ""]
-        ho = held_out(tt, ts, test)
+        unmatched = [v for v, (_, how) in picked.items() if "matches no trial" in how]
+        if unmatched:
+            L += ["> **The test runs' config matches no trial** of " + ", ".join(
+                f"`{v}`" for v in unmatched) + " (a selection edited by hand, or trials "
+                "changed since): its chosen trial below is its best score.", ""]
+        ho = held_out(tt, picked, test_scores(headline, criterion), criterion)
         if len(ho):
-            hof = ho.assign(trial=ho["trial"].map(lambda t: f"c{t:02d}"),
-                            **{c: ho[c].map(lambda x: f"{x:.3f}") for c in ("tuning", "test", "change")})
+            hof = pd.DataFrame({
+                "variant": ho["variant"], "env": ho["env"], "trial": ho["trial"].map(lambda t: f"c{t:02d}"),
+                "tuning: mean [min, max] (seeds)": [_range_text(pd.Series(
+                    {"mean": r.tuning, "min": r.tuning_min, "max": r.tuning_max, "n": r.tuning_seeds}))
+                    for r in ho.itertuples()],
+                "test: mean [min, max] (seeds)": [_range_text(pd.Series(
+                    {"mean": r.test, "min": r.test_min, "max": r.test_max, "n": r.test_seeds}))
+                    for r in ho.itertuples()],
+                "change": ho["change"].map(lambda x: f"{x:+.3f}")})
             files += w(out, "tuning_held_out", ho, hof, "Chosen trial on the tuning seeds beside "
-                       "the test runs on the same envs (final, normalised).", True, None)
+                       f"the test runs on the same envs ({criterion}, normalised).", True, None)
             L += ["### The selection on fresh seeds", "",
-                  "Each tuned variant's chosen trial, final normalised score on its tuning seeds "
-                  "beside the same variant's test runs on that env (fresh seeds). The best of "
-                  "many trials on few seeds is biased upwards (the winner's curse): `change` "
-                  "is how much of the tuning score held; the headline uses the test runs only.",
-                  "", tables.to_markdown(hof), ""]
-    L += ["### Chosen values beside the defaults", "",
-          tables.to_markdown(chf[CHOSEN_COLUMNS]), ""]
-    pe = per_env_table(ts)
+                  f"Each tuned variant's chosen trial (the one its test runs ran), `{criterion}` "
+                  "normalised score on its tuning seeds beside the same variant's test runs on that "
+                  "env (fresh seeds). The best of many trials on few seeds is biased upwards (the "
+                  "winner's curse): `change` is how much of the tuning score held; a change "
+                  "within the seeds' [min, max] spread is as likely noise. The headline uses the "
+                  "test runs only.", "", tables.to_markdown(hof), ""]
+            steps = ho[ho["tuning_steps"] != ho["test_steps"]]
+            if len(steps):
+                L += ["> **Budgets differ between tuning and test** (" + "; ".join(
+                    f"{r.variant} {r.env}: {r.tuning_steps:,} vs {r.test_steps:,} steps"
+                    for r in steps.itertuples()) + "): the scores above are at different steps.", ""]
+    L += ["### Chosen values beside the defaults", ""]
+    how = sorted({h for _, h in picked.values()})
+    if how:
+        L += ["Chosen trial: " + "; ".join(
+            f"`{v}` c{t:02d} ({h})" for v, (t, h) in sorted(picked.items())) + ".", ""]
+    L += [tables.to_markdown(chf[CHOSEN_COLUMNS]), ""]
     if len(pe):
         L += ["Per tuning env (the criterion, normalised, mean over the tuning seeds), the "
-              "chosen trial beside the defaults: the selection ranks the mean over envs, so "
-              "an env whose normalised scores spread more weighs more in it.", "",
-              tables.to_markdown(pe), ""]
+              "chosen trial beside the defaults (`tuning_per_env`): the selection ranks the "
+              "mean over envs, so an env whose scores spread more over the trials weighs more "
+              "in it.", "", tables.to_markdown(pe), ""]
     at_edge = ch[ch["edge"] != ""]
     if len(at_edge):
         L += [f"> **Chosen at an end of the searched range** (within {EDGE:.0%} of its span, on "

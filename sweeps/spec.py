@@ -74,6 +74,7 @@ from typing import Any
 import yaml
 
 from algos.config import ConfigError
+from rundir.yaml12 import load as load_yaml12
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 TOP_KEYS = ("name", "description", "seeds", "envs", "budgets", "runs", "overrides", "slurm", "local",
@@ -95,62 +96,11 @@ class SpecError(ValueError):
 
 # -- YAML -------------------------------------------------------------------------
 
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 numbers and no duplicate keys."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark)
-                seen.add(key)
-            except TypeError:  # unhashable key: the base class reports it
-                pass
-        return super().construct_mapping(node, deep)
-
-
-_Loader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT)]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _INT, re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?0o[0-7_]+)$"),
-    list("-+0123456789"))
-_Loader.add_implicit_resolver(
-    _FLOAT, re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""", re.VERBOSE),
-    list("-+0123456789."))
-
-
-def _construct_int(loader, node):
-    value = loader.construct_scalar(node).replace("_", "")
-    sign = -1 if value.startswith("-") else 1
-    value = value.lstrip("+-")
-    if value.startswith("0x"):
-        return sign * int(value[2:], 16)
-    if value.startswith("0o"):
-        return sign * int(value[2:], 8)
-    return sign * int(value)
-
-
-_Loader.add_constructor(_INT, _construct_int)
-
-
 def load_yaml(text: str, source: str = "spec") -> Any:
+    """rundir.yaml12.load (YAML 1.2 numbers, no duplicate keys); SpecError naming
+    `source` and the line on invalid YAML."""
     try:
-        return yaml.load(text, Loader=_Loader)
+        return load_yaml12(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

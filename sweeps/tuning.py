@@ -79,6 +79,7 @@ from pathlib import Path
 from typing import Any
 
 from algos.config import ConfigError
+from analysis.tuning import best_of, edge_of
 from rundir import stable_hash
 
 TUNING_KEYS = ("configs", "seeds", "envs", "steps", "criterion", "sampler_seed", "selected",
@@ -99,26 +100,6 @@ def parse_trial(name: str) -> tuple[str, int] | None:
     """(variant, trial) of a trial's variant name, None for an ordinary variant."""
     m = TRIAL_RE.match(name)
     return (m["variant"], int(m["trial"])) if m else None
-
-
-EDGE = 0.1  # a selected value this close to an end of its range (share of the span) is flagged
-
-
-def range_position(value: float, kind: str, lo: float, hi: float) -> float:
-    """Where `value` sits in [lo, hi] as a share of the span, 0 at lo and 1 at hi, on
-    the range's own scale (logarithmic for log_uniform and log_int)."""
-    if kind.startswith("log"):
-        return (math.log(value) - math.log(lo)) / (math.log(hi) - math.log(lo))
-    return (value - lo) / (hi - lo)
-
-
-def edge_of(value: Any, kind: str, lo: float, hi: float) -> str:
-    """"low end" / "high end" where a numeric `value` lies within EDGE of the span from an
-    end of [lo, hi] (`range_position`), else "": the best value may lie outside the range."""
-    if not _number(value):
-        return ""
-    u = range_position(value, kind, lo, hi)
-    return "low end" if u <= EDGE else "high end" if u >= 1 - EDGE else ""
 
 
 def _round(x: float, digits: int = 3) -> float:
@@ -593,9 +574,10 @@ def score_trials(spec, runs_table, curve) -> dict[str, list[Trial]]:
 
 
 def choose(trials: list[Trial]) -> Trial | None:
-    """The best trial by score; ties to the lower index (the defaults first)."""
-    ok = [tr for tr in trials if math.isfinite(tr.score)]
-    return max(ok, key=lambda tr: (tr.score, -tr.trial)) if ok else None
+    """The best trial by score; ties to the lower index (the defaults first): the one
+    rule, `analysis.tuning.best_of`, which the report's tuning section uses too."""
+    best = best_of((tr.trial, tr.score) for tr in trials)
+    return next((tr for tr in trials if tr.trial == best), None)
 
 
 def _fmt(v: Any) -> str:

@@ -472,6 +472,26 @@ def test_late_sections_go_before_the_closing_ones_and_their_files_are_listed(tmp
     assert {f.strip(" `") for f in listed.split(",")} == on_disk
 
 
+def test_a_heading_quoted_in_a_run_error_does_not_move_the_late_sections(tmp_path):
+    from analysis.synthetic import linear_evals, run_config, write_run
+
+    write_sweep(tmp_path / "res", "sw", variants={"vmpo": "vmpo", "ppo": "ppo"},
+                envs={"Hopper-v5": "mujoco"}, seeds=range(3),
+                final=lambda v, e, s: 100.0 + 10 * s, steps=1000, n_evals=2)
+    cfg = run_config(sweep="sw", algo="ppo", variant="ppo", suite="mujoco", env="Hopper-v5",
+                     seed=7, steps=1000)
+    write_run(tmp_path / "res" / "sw", cfg, linear_evals(50.0, 1000, 1), state="failed",
+              error="RuntimeError: bad\n## Provenance\nsee the log")
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "res"), "--out", str(out), "--reps", "50", "--jobs", "1",
+                        "--allow-incomplete"]) == 0
+    md = (out / "report.md").read_text()
+    assert md.count("\n## Provenance\n") == 2  # the quoted one and the real one
+    seeds = md.index("\n## Seeds needed\n")
+    assert md.index("\n## Provenance\n") < seeds < md.rindex("\n## Provenance\n")
+    assert md.index("\n## References for normalisation\n") > seeds
+
+
 def test_a_variant_keeps_its_colour_whichever_others_a_report_has():
     from analysis.plots import variant_colours
     alone = variant_colours(["vmpo", "vmpo-no-alpha"])

@@ -91,7 +91,7 @@ def _imported_after(code: str) -> set[str]:
     return {m.split(".")[0] for m in out}
 
 
-@pytest.mark.parametrize("code", ["import analysis.load", "import analysis.report",
+@pytest.mark.parametrize("code", ["import analysis.load", "import analysis.report", "import analysis.tuning",
                                   "from analysis import load_runs", "import rundir"])
 def test_analysis_and_the_run_directory_import_neither_algos_nor_torch(code):
     mods = _imported_after(code)

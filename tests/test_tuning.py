@@ -282,10 +282,13 @@ def test_tune_select_test_and_report(tmp_path):
     held = pd.read_csv(out_dir / "tuning_held_out.csv", comment="#").set_index("variant")
     assert "### The selection on fresh seeds" in md
     tune_runs, test_runs = load([str(tune)]).table, load([str(test)]).table
+    import re
+    named = dict(re.findall(r"^  # (\w+): trial c(\d+) of", text, re.M))  # the selection file's
+    assert sorted(named) == ["ppo", "vmpo"]
     for v in ("ppo", "vmpo"):
-        best = trials[trials["variant"] == v].sort_values(["score", "trial"], ascending=[False, True]).iloc[0]
-        assert held.loc[v, "trial"] == best["trial"]
-        t_raw = tune_runs.loc[tune_runs["variant"] == f"{v}.c{int(best['trial']):02d}", "score"].iloc[0]
+        assert held.loc[v, "trial"] == int(named[v])
+        assert f"`{v}` c{int(named[v]):02d} (the test runs' config)" in md
+        t_raw = tune_runs.loc[tune_runs["variant"] == f"{v}.c{named[v]}", "score"].iloc[0]
         x_raw = test_runs.loc[test_runs["variant"] == v, "score"].iloc[0]
         assert held.loc[v, "tuning"] == pytest.approx(suites.normalise("CartPole-v1", t_raw), rel=1e-5)
         assert held.loc[v, "test"] == pytest.approx(suites.normalise("CartPole-v1", x_raw), rel=1e-5)
@@ -433,8 +436,7 @@ def test_a_trial_missing_a_tuning_env_is_not_scored_until_its_runs_exist(tmp_pat
 def test_chosen_values_show_their_searched_range_and_an_end_is_flagged(tmp_path):
     """The spec copy's ranges and choices reach the chosen-values table; a chosen value
     within 10% of its range's span from an end (log scale for log kinds) is flagged."""
-    from analysis.tuning import chosen, choice_options, search_ranges
-    from sweeps.tuning import range_position
+    from analysis.tuning import chosen, choice_options, pick, range_position, search_ranges
 
     sweep = tmp_path / "tun-tune"
     sweep.mkdir()
@@ -453,12 +455,12 @@ def test_chosen_values_show_their_searched_range_and_an_end_is_flagged(tmp_path)
     tt = pd.DataFrame([{"variant": "vmpo", "trial": i, "config": c} for i, c in enumerate(cfgs)])
     ts = pd.DataFrame([{"variant": "vmpo", "trial": i, "score": sc, "config": c}
                        for i, (c, sc) in enumerate(zip(cfgs, (0.2, 0.6, 0.4)))])
-    ch = chosen(ts, tt, ranges, choices).set_index("field")
+    ch = chosen(ts, tt, pick(ts, tt), ranges, choices).set_index("field")
     assert ch.loc["eps_eta", "chosen"] == 0.015 and ch.loc["eps_eta", "edge"] == "low end"
     assert ch.loc["eps_eta", "range"] == "log_uniform [0.01, 1]"
     assert ch.loc["num_envs", "range"] == "choice {4, 8}" and ch.loc["num_envs", "edge"] == ""
     ts.loc[1, "config"]["eps_eta"] = 0.02  # log position 0.15: inside, no flag
-    assert chosen(ts, tt, ranges, choices).set_index("field").loc["eps_eta", "edge"] == ""
+    assert chosen(ts, tt, pick(ts, tt), ranges, choices).set_index("field").loc["eps_eta", "edge"] == ""
 
 
 def test_the_selection_fragment_says_when_a_value_sits_at_an_end_of_its_range(tmp_path):
@@ -514,18 +516,105 @@ def test_the_report_scores_a_trial_only_with_all_its_tuning_envs_and_reads_yaml_
 
 
 def test_per_env_table_shows_the_defaults_the_chosen_trial_and_each_envs_spread():
-    from analysis.tuning import per_env_table
+    from analysis.tuning import per_env_table, pick
 
     ts = pd.DataFrame([
-        {"variant": "vmpo", "trial": 0, "score": 0.38, "per_env": {"A": 0.16, "B": 0.60}},
-        {"variant": "vmpo", "trial": 1, "score": 0.49, "per_env": {"A": 0.18, "B": 0.80}},
-        {"variant": "vmpo", "trial": 2, "score": 0.10, "per_env": {"A": 0.02, "B": 0.18}},
-        {"variant": "vmpo", "trial": 3, "score": np.nan, "per_env": {"A": 0.90}},  # unscored
+        {"variant": "vmpo", "trial": 0, "score": 0.38, "per_env": {"A": 0.16, "B": 0.60}, "config": {}},
+        {"variant": "vmpo", "trial": 1, "score": 0.49, "per_env": {"A": 0.18, "B": 0.80}, "config": {}},
+        {"variant": "vmpo", "trial": 2, "score": 0.10, "per_env": {"A": 0.02, "B": 0.18}, "config": {}},
+        {"variant": "vmpo", "trial": 3, "score": np.nan, "per_env": {"A": 0.90}, "config": {}},  # unscored
     ])
-    t = per_env_table(ts).set_index("trial")
-    assert list(t.index) == ["c00 (defaults)", "c01 (chosen)", "spread over trials (max - min)"]
+    t = per_env_table(ts, pick(ts, pd.DataFrame(columns=["variant", "config"]))).set_index("trial")
+    spread = "spread over 3 scored trials (max - min)"
+    assert list(t.index) == ["c00 (defaults)", "c01 (chosen)", spread]
+    assert list(t.columns) == ["variant", "A", "B", "mean"]
     assert t.loc["c01 (chosen)", "B"] == "0.800" and t.loc["c00 (defaults)", "mean"] == "0.380"
     # the spread counts scored trials only: A 0.18 - 0.02, not 0.90 - 0.02
-    assert t.loc["spread over trials (max - min)", "A"] == "0.160"
-    assert t.loc["spread over trials (max - min)", "B"] == "0.620"
-    assert t.loc["spread over trials (max - min)", "mean"] == "0.390"
+    assert t.loc[spread, "A"] == "0.160" and t.loc[spread, "B"] == "0.620"
+    assert t.loc[spread, "mean"] == "0.390"
+    # the defaults chosen: one row; one scored trial: no spread; unscored defaults: said
+    one = per_env_table(ts.iloc[[0]], {"vmpo": (0, "best score")}).set_index("trial")
+    assert list(one.index) == ["c00 (defaults, chosen)", "spread over 1 scored trials (max - min)"]
+    assert (one.iloc[1][["A", "B", "mean"]] == "-").all()
+    lone = ts.iloc[[3]].assign(trial=0)
+    assert per_env_table(lone, {}).iloc[0]["trial"] == "c00 (defaults, unscored)"
+
+
+def test_one_rule_picks_the_chosen_trial_for_select_and_the_report():
+    """A trial with a NaN run scores NaN in both sweeps.tuning (select) and the report,
+    so neither picks it; the report's pick prefers the trial the test runs ran, says when
+    none matches, and otherwise takes the best score by the same rule as select."""
+    from analysis.tuning import best_of, pick, trial_scores
+    from sweeps.tuning import choose
+
+    rows = []
+    for trial, finals in enumerate([(0.2, 0.3), (0.9, np.nan), (0.5, 0.4)]):
+        for seed, f in zip((1000, 1001), finals):
+            rows.append({"sweep": "t-tune", "variant": "vmpo", "trial": trial, "env": "A",
+                         "seed": seed, "state": "done", "final": f, "auc": f,
+                         "config": {"lr": [1e-3, 2e-3, 3e-3][trial]}})
+    tt = pd.DataFrame(rows)
+    ts = trial_scores(tt, "final")
+    assert math.isnan(ts.set_index("trial").loc[1, "score"])  # not 0.9 (a pandas skipna mean)
+    assert best_of(zip(ts["trial"], ts["score"])) == 2
+    trials = [Trial("vmpo", int(t), {}, score=float(sc)) for t, sc in zip(ts["trial"], ts["score"])]
+    assert choose(trials).trial == 2
+    assert best_of([(0, 0.5), (3, 0.5)]) == 0  # ties: the lower trial (the defaults first)
+    assert pick(ts, tt) == {"vmpo": (2, "best score")}
+    assert pick(ts, tt, {"vmpo": {"lr": 1e-3}}) == {"vmpo": (0, "the test runs' config")}
+    assert pick(ts, tt, {"vmpo": {"lr": 9e-3}})["vmpo"] == (
+        2, "best score (the test runs' config matches no trial)")
+
+
+def test_edges_and_sensitivity_axes_with_a_default_outside_a_log_range(tmp_path):
+    """A default of 0 on a log-ranged field (V-MPO's minibatch_size, PPO's ent_coef) is no
+    point of the range: no edge flag, no crash, left off the log axis; a positive default
+    outside the range widens the axis to show it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from analysis.tuning import edge_of, sensitivity_figure
+
+    assert edge_of(0, "log_uniform", 1e-4, 1e-2) == "" and edge_of(0.0, "log_int", 32, 512) == ""
+    assert edge_of(5e-2, "log_uniform", 1e-4, 1e-2) == ""  # outside: not an end of the range
+    assert edge_of(9.5e-3, "log_uniform", 1e-4, 1e-2) == "high end"
+    cfgs = [{"ent_coef": 0.0, "lr": 3e-2}, {"ent_coef": 2e-3, "lr": 5e-4}, {"ent_coef": 8e-3, "lr": 2e-4}]
+    tt = pd.DataFrame([{"variant": "ppo", "trial": i, "config": c} for i, c in enumerate(cfgs)])
+    ts = pd.DataFrame([{"variant": "ppo", "trial": i, "score": sc, "config": c}
+                       for i, (c, sc) in enumerate(zip(cfgs, (0.3, 0.5, 0.4)))])
+    import matplotlib.pyplot as plt
+
+    captured = {}
+    real_close = plt.close
+
+    def keep(fig=None):  # analysis.plots.save closes the figure: read its axes first
+        if fig is not None and hasattr(fig, "axes"):
+            captured["xlim"] = {ax.get_xlabel(): ax.get_xlim() for ax in fig.axes}
+        return real_close(fig)
+
+    plt.close = keep
+    try:
+        files = sensitivity_figure(ts, tt, "ppo", "final", tmp_path,
+                                   {"ent_coef": ("log_uniform", 1e-4, 1e-2),
+                                    "lr": ("log_uniform", 1e-4, 1e-3)}, best=1)
+    finally:
+        plt.close = real_close
+    assert "tuning_sensitivity_ppo.png" in files
+    lo, hi = captured["xlim"]["ent_coef"]
+    assert 0 < lo < 1e-4 and 1e-2 < hi < 2e-2  # the range, padded; 0 left off
+    lo, hi = captured["xlim"]["lr"]
+    assert lo < 1e-4 and hi > 3e-2  # widened to the default 3e-2 outside [1e-4, 1e-3]
+
+
+def test_two_tune_sweeps_of_one_variant_are_refused(tmp_path):
+    from analysis import report
+
+    for name in ("a", "b"):
+        rc, _, err = cli(tmp_path / name if (tmp_path / name).mkdir() is None else None,
+                         "--phase", "tune", "--executor", "debug",
+                         spec_text=SPEC.replace("name: tun", f"name: {name}").replace("configs: 3", "configs: 1"))
+        assert rc == 0, err
+    rc = report.main([str(tmp_path / "a" / "results" / "a-tune"), str(tmp_path / "b" / "results" / "b-tune"),
+                      "--out", str(tmp_path / "rep"), "--reps", "50", "--jobs", "1"])
+    assert rc == 2
+    assert not (tmp_path / "rep").exists()
