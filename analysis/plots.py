@@ -88,16 +88,16 @@ class Style:
         self.ci = f"95% stratified-bootstrap CIs ({reps:,} reps)"
         self.incomplete = incomplete
         # in a suite whose variants ran different budgets (scores.mixed_budgets), every
-        # label says its variant's
-        own: dict[str, set[int]] = {}
-        for budgets in (mixed or {}).values():
-            for v, bs in budgets.items():
-                own.setdefault(v, set()).update(bs)
-        self.budget = {v: "/".join(steps_text(b) for b in sorted(bs)) for v, bs in own.items()}
+        # label of that suite's figures says its variant's budgets there
+        self.budget = {suite: {v: "/".join(steps_text(b) for b in sorted(set(bs)))
+                               for v, bs in budgets.items()}
+                       for suite, budgets in (mixed or {}).items()}
 
-    def label(self, variant: str, n_runs, sep: str = " ") -> str:
-        """"variant (n=N)", or "variant (n=N, 300k steps)" where budgets differ."""
-        extra = f", {self.budget[variant]} steps" if variant in self.budget else ""
+    def label(self, variant: str, n_runs, suite: str, sep: str = " ") -> str:
+        """"variant (n=N)", or "variant (n=N, 300k steps)" where the variants' budgets
+        differ in `suite` (the budgets `variant` ran in that suite, not in others)."""
+        own = self.budget.get(suite, {})
+        extra = f", {own[variant]} steps" if variant in own else ""
         return f"{variant}{sep}(n={int(n_runs)}{extra})"
 
     def finish(self, fig, title: str) -> None:
@@ -146,7 +146,7 @@ def aggregate_figure(agg: pd.DataFrame, suite: str, style: Style, out: Path) -> 
                              sharey=True)
     for ax, metric in zip(axes, metrics):
         m = a[a["metric"] == metric].set_index("variant").loc[variants]
-        labels = [style.label(v, m.loc[v, "n_runs"]) for v in variants]
+        labels = [style.label(v, m.loc[v, "n_runs"], suite) for v in variants]
         _intervals(ax, labels, m["point"], m["lower"], m["upper"],
                    [style.colour[v] for v in variants])
         ax.set_title(metric + (" (lower is better)" if metric == "Optimality Gap" else
@@ -170,7 +170,7 @@ def profile_figure(prof: pd.DataFrame, suite: str, style: Style, out: Path) -> l
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
     for v, g in p.groupby("variant", sort=True):
         c = style.colour[v]
-        ax.plot(g["tau"], g["point"], color=c, lw=1.5, label=style.label(v, g["n_runs"].iloc[0]))
+        ax.plot(g["tau"], g["point"], color=c, lw=1.5, label=style.label(v, g["n_runs"].iloc[0], suite))
         ax.fill_between(g["tau"], g["lower"], g["upper"], color=c, alpha=0.2, lw=0)
     ax.set_xlabel(f"Threshold τ: {score_label(suite).lower()}")
     ax.set_ylabel(f"Fraction of runs with {'return' if is_raw(suite) else 'score'} > τ")
@@ -241,7 +241,7 @@ def curve_figure(cur: pd.DataFrame, suite: str, style: Style, out: Path) -> list
         for v, g in part.groupby("variant", sort=True):
             col = style.colour[v]
             ax.plot(g["step"], g["point"], color=col, lw=1.5, marker="o", ms=2.5,
-                    label=style.label(v, g["n_runs"].iloc[0]))
+                    label=style.label(v, g["n_runs"].iloc[0], suite))
             ax.fill_between(g["step"], g["lower"], g["upper"], color=col, alpha=0.2, lw=0)
         unit = steps_axis(ax, part["step"].max())
         if len(fs) == 1 and fs[0] > 1:
@@ -286,7 +286,7 @@ def ablation_figure(ab: pd.DataFrame, style: Style, out: Path) -> list[str]:
             ax.bar(xi, p, color=style.colour[nm], alpha=0.8, width=0.6)
             ax.errorbar(xi, p, yerr=[[p - lo], [hi - p]], color="black", capsize=3, lw=1)
         ax.set_xticks(x)
-        ax.set_xticklabels([style.label(nm, n, sep="\n") for nm, n in zip(names, ns)], rotation=30,
+        ax.set_xticklabels([style.label(nm, n, suite, sep="\n") for nm, n in zip(names, ns)], rotation=30,
                            ha="right", fontsize=7)
         ax.set_ylabel(iqm_label(suite))
         ax.set_title(suite_name(suite))
@@ -315,7 +315,7 @@ def duals_figure(tr: pd.DataFrame, suite: str, style: Style, out: Path,
     for ax, m in zip(axes.ravel(), metrics):
         for v, g in d[d["metric"] == m].groupby("variant", sort=True):
             c = style.colour[v]
-            ax.plot(g["step"], g["median"], color=c, lw=1.4, label=style.label(v, g["n_runs"].max()))
+            ax.plot(g["step"], g["median"], color=c, lw=1.4, label=style.label(v, g["n_runs"].max(), suite))
             ax.fill_between(g["step"], g["q25"], g["q75"], color=c, alpha=0.2, lw=0)
         if m.startswith("dual/alpha"):
             ax.axhline(1e-8, color="grey", ls=":", lw=1)
@@ -355,7 +355,7 @@ def diagnostics_figure(tr: pd.DataFrame, suite: str, style: Style, out: Path) ->
     for ax, (m, title, scale) in zip(axes.ravel(), panels):
         for v, g in d[d["metric"] == m].groupby("variant", sort=True):
             c = style.colour[v]
-            ax.plot(g["step"], g["median"], color=c, lw=1.4, label=style.label(v, g["n_runs"].max()))
+            ax.plot(g["step"], g["median"], color=c, lw=1.4, label=style.label(v, g["n_runs"].max(), suite))
             ax.fill_between(g["step"], g["q25"], g["q75"], color=c, alpha=0.2, lw=0)
             if m == "kl/step":
                 allowed = d[(d["metric"] == "kl/allowed") & (d["variant"] == v)]

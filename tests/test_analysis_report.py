@@ -515,3 +515,15 @@ def test_curves_zoom_into_the_smallest_budget_only_where_budgets_differ_2x():
     assert zoom_budget(rows({"vmpo": 1_000_000, "mpo": 600_000})) is None  # under 2x
     assert zoom_budget(rows({"vmpo": 1_000_000, "ppo": 1_001_472, "mpo": 100_352})) == 100_352
     assert zoom_budget(rows({"mpo": 100_000})) is None  # one variant: nothing to zoom
+
+
+def test_a_figure_label_gives_the_budget_its_variant_ran_in_that_suite():
+    from analysis.plots import Style
+
+    style = Style(["vmpo", "mpo", "ppo"], 100, None,
+                  {"mujoco": {"vmpo": [1_000_000], "mpo": [100_000]},
+                   "atari": {"vmpo": [10_000_000], "ppo": [10_000_000, 5_000_000]}})
+    assert style.label("vmpo", 3, "mujoco") == "vmpo (n=3, 1M steps)"  # not "1M/10M"
+    assert style.label("vmpo", 3, "atari") == "vmpo (n=3, 10M steps)"
+    assert style.label("ppo", 6, "atari", sep="\n") == "ppo\n(n=6, 5M/10M steps)"
+    assert style.label("ppo", 3, "mujoco") == "ppo (n=3)"  # budgets equal there: no label
