@@ -59,10 +59,35 @@ def suite_name(suite: str) -> str:
     return SUITE_NAMES.get(suite, suite)
 
 
+_KEYS: dict[str, str] = {}  # the current report's suite -> file key (assign_file_keys)
+
+
+def _sanitised(suite: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", suite)
+
+
+def assign_file_keys(suites) -> dict[str, str]:
+    """Give each suite of one report a distinct file key (`file_key` then returns it):
+    its sanitised name, and for a later suite (in sorted order) whose sanitised name is
+    taken, that name with -2, -3, ... (raw:a/B-v0 and raw:a:B-v0 both sanitise to
+    raw-a-B-v0)."""
+    _KEYS.clear()
+    used: set[str] = set()
+    for suite in sorted(set(suites)):
+        key, n = _sanitised(suite), 1
+        while key in used:
+            n += 1
+            key = f"{_sanitised(suite)}-{n}"
+        used.add(key)
+        _KEYS[suite] = key
+    return dict(_KEYS)
+
+
 def file_key(suite: str) -> str:
     """`suite` as a part of a file name: "atari" as it is; "raw:MinAtar/Breakout-v1" as
-    "raw-MinAtar-Breakout-v1"."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", suite)
+    "raw-MinAtar-Breakout-v1"; the key `assign_file_keys` gave it in this report, where
+    two suites' names sanitise alike."""
+    return _KEYS.get(suite) or _sanitised(suite)
 
 
 # The specs' variant names keep one tab10 colour in every report (a report with PPO and

@@ -423,6 +423,7 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
     style = plots.Style(variants, reps, note, mixed_budgets(final))
     # the normalised suites first, then the raw-return strata
     suites = sorted(set(est.aggregate["suite"]), key=lambda s: (is_raw(s), s))
+    plots.assign_file_keys(set(suites) | set(final["suite"]))  # distinct figure file names
     figs: dict[str, dict[str, list[str]]] = {s: {} for s in suites}
     for s in suites:
         figs[s]["aggregate"] = plots.aggregate_figure(est.aggregate, s, style, d)

@@ -225,3 +225,16 @@ def test_raw_profile_thresholds_when_every_return_is_equal():
     assert tuple(profile_taus(np.zeros(3), points=3, raw=True)) == (-0.5, 0.0, 0.5)
     # normalised scores keep their [min(0, lo), max(1, hi)] grid
     assert tuple(profile_taus(np.array([0.2, 0.4]), points=3)) == (0.0, 0.5, 1.0)
+
+
+def test_two_envs_whose_names_sanitise_alike_get_distinct_figure_files():
+    from analysis import plots
+
+    try:
+        keys = plots.assign_file_keys(["raw:a/B-v0", "raw:a:B-v0", "mujoco"])
+        assert keys["mujoco"] == "mujoco"
+        assert sorted([keys["raw:a/B-v0"], keys["raw:a:B-v0"]]) == ["raw-a-B-v0", "raw-a-B-v0-2"]
+        assert plots.file_key("raw:a:B-v0") == keys["raw:a:B-v0"]  # what the report links
+        assert plots.file_key("raw:other/C-v1") == "raw-other-C-v1"  # outside the report's set
+    finally:
+        plots.assign_file_keys([])
