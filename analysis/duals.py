@@ -76,7 +76,6 @@ CONSTRAINTS = {"mean": ("dual/alpha_mu", "kl/mean", "kl/allowed_mean"),
                "kl": ("dual/alpha", "kl", "kl/allowed_target")}
 DUAL_MIN = 1e-8  # algos.vmpo.Config.dual_min's default: the floor every alpha is kept at
 ACTIVE_FACTOR = 100  # an alpha above 100x its run's floor is taken to be acting (binding)
-TR_STATS = ("active", "kl_ratio")
 
 
 def kl_bounds(cfg: dict) -> dict[str, float]:
@@ -133,43 +132,55 @@ def trust_regions(runs: Runs, final: pd.DataFrame, variants: list[str],
     the E-step weights' effective sample size over the kept samples, 1/sum(psi^2)/n_kept
     (1: uniform weights, eta too loose to select); NaN for runs from before it was logged
     and archived. Columns: suite, variant, env, runs, then the statistics."""
-    cols = [f"{c}_{st}" for c in CONSTRAINTS for st in (*TR_STATS, "runs")] + ["ess_fraction"]
-    wanted = tuple({m for trio in CONSTRAINTS.values() for m in trio} | {"psi/ess_fraction"})
-    t = runs.table
     rows = []
     sel = final[final["variant"].isin(variants)]
     for (suite, variant, env), g in sel.groupby(["suite", "variant", "env"], sort=True):
-        per_run = []
-        for i in g["row"].to_numpy():
-            cfg = json.loads(t["config"].iloc[i])
-            bounds, floor = kl_bounds(cfg), float(cfg.get("dual_min", DUAL_MIN))
-            logged = read_metrics(os.path.join(t["path"].iloc[i], METRICS), wanted)
-            last = max((max(st) for st, _ in logged.values() if st), default=0)
-            edges = np.linspace(start * last, last, spans + 1)
+        per_run = [run_trust_region(runs, int(i), start, spans) for i in g["row"].to_numpy()]
+        rows.append({"suite": suite, "variant": variant, "env": env, **median_over_runs(per_run)})
+    return pd.DataFrame(rows, columns=["suite", "variant", "env", "runs", *TR_COLUMNS])
 
-            def late_spans(st, v, _edges=edges):
-                """Span means of the values logged past the first `start` of the run."""
-                st, v = np.asarray(st, dtype=np.float64), np.asarray(v, dtype=np.float64)
-                keep = st > _edges[0]
-                m = span_means(st[keep], v[keep], _edges) if keep.any() else np.zeros(0)
-                return m[np.isfinite(m)]
 
-            r = {}
-            for c, (alpha, kl, bound) in CONSTRAINTS.items():
-                a = late_spans(*logged[alpha])
-                ratio = late_spans(*_kl_over_bound(logged[kl], logged[bound], bounds.get(kl)))
-                has = len(a) > 0  # no multiplier: no trust region on this KL (a diagnostic)
-                r[f"{c}_active"] = float(np.mean(a > ACTIVE_FACTOR * floor)) if has else np.nan
-                r[f"{c}_kl_ratio"] = float(np.median(ratio)) if has and len(ratio) else np.nan
-            e = late_spans(*logged["psi/ess_fraction"])
-            r["ess_fraction"] = float(np.median(e)) if len(e) else np.nan
-            per_run.append(r)
-        row = {"suite": suite, "variant": variant, "env": env, "runs": len(per_run)}
-        for c in CONSTRAINTS:
-            row[f"{c}_runs"] = sum(np.isfinite(r[f"{c}_active"]) for r in per_run)
-        for col in {k for r in per_run for k in r}:
-            vals = np.array([r[col] for r in per_run])
-            vals = vals[np.isfinite(vals)]
-            row[col] = float(np.median(vals)) if len(vals) else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["suite", "variant", "env", "runs", *cols])
+TR_COLUMNS = [f"{c}_{st}" for c in CONSTRAINTS for st in ("active", "kl_ratio", "runs")] + ["ess_fraction"]
+
+
+def run_trust_region(runs: Runs, i: int, start: float = 0.5, spans: int = 50) -> dict[str, float]:
+    """One run's `trust_regions` statistics (row i of runs.table): `<c>_active`,
+    `<c>_kl_ratio` per constraint and `ess_fraction`, NaN where it logs none."""
+    wanted = tuple({m for trio in CONSTRAINTS.values() for m in trio} | {"psi/ess_fraction"})
+    t = runs.table
+    cfg = json.loads(t["config"].iloc[i])
+    bounds, floor = kl_bounds(cfg), float(cfg.get("dual_min", DUAL_MIN))
+    logged = read_metrics(os.path.join(t["path"].iloc[i], METRICS), wanted)
+    last = max((max(st) for st, _ in logged.values() if st), default=0)
+    edges = np.linspace(start * last, last, spans + 1)
+
+    def late_spans(st, v):
+        """Span means of the values logged past the first `start` of the run."""
+        st, v = np.asarray(st, dtype=np.float64), np.asarray(v, dtype=np.float64)
+        keep = st > edges[0]
+        m = span_means(st[keep], v[keep], edges) if keep.any() else np.zeros(0)
+        return m[np.isfinite(m)]
+
+    r = {}
+    for c, (alpha, kl, bound) in CONSTRAINTS.items():
+        a = late_spans(*logged[alpha])
+        ratio = late_spans(*_kl_over_bound(logged[kl], logged[bound], bounds.get(kl)))
+        has = len(a) > 0  # no multiplier: no trust region on this KL (a diagnostic)
+        r[f"{c}_active"] = float(np.mean(a > ACTIVE_FACTOR * floor)) if has else np.nan
+        r[f"{c}_kl_ratio"] = float(np.median(ratio)) if has and len(ratio) else np.nan
+    e = late_spans(*logged["psi/ess_fraction"])
+    r["ess_fraction"] = float(np.median(e)) if len(e) else np.nan
+    return r
+
+
+def median_over_runs(per_run: list[dict[str, float]]) -> dict[str, float]:
+    """runs, `<c>_runs` (the runs logging constraint c) and the median over runs of each
+    `run_trust_region` statistic, NaN values left out."""
+    row: dict[str, float] = {"runs": len(per_run)}
+    for c in CONSTRAINTS:
+        row[f"{c}_runs"] = sum(np.isfinite(r[f"{c}_active"]) for r in per_run)
+    for col in {k for r in per_run for k in r}:
+        vals = np.array([r[col] for r in per_run])
+        vals = vals[np.isfinite(vals)]
+        row[col] = float(np.median(vals)) if len(vals) else np.nan
+    return row

@@ -184,7 +184,8 @@ def _last_wall_time(path: str) -> float:
 
 
 def trial_table(trials: Runs) -> pd.DataFrame:
-    """One row per trial run: sweep, variant (the tuned one), trial, env, seed, state,
+    """One row per trial run (in the order of trials.table): sweep, algo, variant (the
+    tuned one), trial, env, seed, state,
     steps (budget), steps_done, wall_s, final and auc (normalised), config (dict)."""
     from analysis.scores import has_pair, learn_pairs, normalise
 
@@ -197,7 +198,7 @@ def trial_table(trials: Runs) -> pd.DataFrame:
         norm = (normalise(r["env"], values) if has_pair(r["env"]) else np.full(len(values), np.nan)
                 ) if len(values) else np.zeros(0)
         rows.append({
-            "sweep": r["sweep"], "variant": m["variant"], "trial": int(m["trial"]),
+            "sweep": r["sweep"], "algo": r["algo"], "variant": m["variant"], "trial": int(m["trial"]),
             "env": r["env"], "seed": int(r["seed"]), "state": r["state"],
             "steps": int(r["steps"]), "steps_done": max(int(r["status_step"]), 0),
             "wall_s": _last_wall_time(r["path"]),
@@ -205,7 +206,7 @@ def trial_table(trials: Runs) -> pd.DataFrame:
             "auc": float(norm.mean()) if len(norm) else np.nan,
             "config": json.loads(r["config"]),
         })
-    return pd.DataFrame(rows, columns=["sweep", "variant", "trial", "env", "seed", "state", "steps",
+    return pd.DataFrame(rows, columns=["sweep", "algo", "variant", "trial", "env", "seed", "state", "steps",
                                        "steps_done", "wall_s", "final", "auc", "config"])
 
 
@@ -428,6 +429,25 @@ def held_out(tt: pd.DataFrame, picked: dict[str, tuple[int, str]], test: pd.Data
                                        "tuning_min", "tuning_max", "tuning_seeds", "tuning_steps",
                                        "test", "test_min", "test_max", "test_seeds", "test_steps",
                                        "change"])
+
+
+def trial_trust_regions(trials: Runs, tt: pd.DataFrame, ts: pd.DataFrame) -> pd.DataFrame:
+    """Per V-MPO trial: its score and its trust regions' activity over the second half of
+    its runs (`analysis.duals.run_trust_region`, median over the trial's finished runs,
+    every tuning env and seed): does a configuration's trust region bind, and do the
+    configurations that score well have one that binds? Sorted by score, best first."""
+    from analysis.duals import median_over_runs, run_trust_region
+
+    rows = []
+    done = tt[(tt["algo"] == "vmpo") & (tt["state"] == "done")]
+    for (variant, trial), g in done.groupby(["variant", "trial"], sort=True):
+        stats = median_over_runs([run_trust_region(trials, int(i)) for i in g.index])
+        sc = ts[(ts["variant"] == variant) & (ts["trial"] == trial)]["score"]
+        rows.append({"variant": variant, "trial": int(trial),
+                     "score": float(sc.iloc[0]) if len(sc) else np.nan, **stats})
+    out = pd.DataFrame(rows)
+    return out.sort_values(["variant", "score"], ascending=[True, False], na_position="last",
+                           ignore_index=True) if len(out) else out
 
 
 def distribution(ts: pd.DataFrame) -> pd.DataFrame:
@@ -717,6 +737,29 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
                   f"{r.variant} {r.field} = {json.dumps(r.chosen)} ({r.edge} of {r.range})"
                   for r in at_edge.itertuples())
               + ". The best value may lie outside what was searched.", ""]
+    ttr = trial_trust_regions(trials, tt, ts)
+    if len(ttr) and ttr["mean_runs"].add(ttr["std_runs"]).add(ttr["kl_runs"]).sum() > 0:
+        from scipy.stats import spearmanr
+
+        from analysis import tables as _t
+
+        wide = _t.trust_regions_wide(ttr.assign(suite="", env=ttr["trial"].map(lambda t: f"c{t:02d}")))
+        wide = wide.drop(columns=["suite"]).rename(columns={"env": "trial"})
+        wide.insert(2, "score", ttr["score"].map(_f3))
+        files += w(out, "tuning_trust_regions", ttr, wide, "V-MPO's trust regions per trial.",
+                   True, None)
+        corr = []
+        for c, name in (("mean", "α_μ"), ("std", "α_Σ"), ("kl", "α")):
+            ok = ttr[np.isfinite(ttr["score"]) & np.isfinite(ttr[f"{c}_active"])]
+            if len(ok) >= 5 and ok[f"{c}_active"].nunique() > 1:
+                rho = spearmanr(ok["score"], ok[f"{c}_active"]).statistic
+                corr.append(f"{name} active vs score: Spearman ρ = {rho:+.2f} over {len(ok)} trials")
+        L += ["### V-MPO's trust regions over its trials", "",
+              "Each V-MPO trial's score beside how often its trust regions bound over the second "
+              "half of its runs (as in the headline's trust-region table; median over the "
+              "trial's envs and seeds): whether the configurations that score well are those "
+              "whose constraints act." + (" " + "; ".join(corr) + "." if corr else ""), "",
+              tables.to_markdown(wide), ""]
     L += ["### Scores over configurations", "",
           "What each variant reaches at its 25th, 50th and 75th percentile configuration, its "
           "best and its defaults (trial scores, normalised):", "", tables.to_markdown(dsf), ""]

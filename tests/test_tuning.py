@@ -294,6 +294,21 @@ def test_tune_select_test_and_report(tmp_path):
         assert held.loc[v, "test"] == pytest.approx(suites.normalise("CartPole-v1", x_raw), rel=1e-5)
         assert held.loc[v, "change"] == pytest.approx(held.loc[v, "test"] - held.loc[v, "tuning"], abs=1e-5)
 
+    # V-MPO's trust regions per trial: each its runs' median, as analysis.duals computes a run's
+    from analysis.duals import run_trust_region
+    from analysis.tuning import split_trials
+
+    per_trial = pd.read_csv(out_dir / "tuning_trust_regions.csv", comment="#")
+    assert sorted(per_trial["trial"]) == [0, 1, 2] and set(per_trial["variant"]) == {"vmpo"}
+    _, trial_runs = split_trials(load([str(tune)]))
+    for trial in range(3):
+        i = int(np.flatnonzero(trial_runs.table["variant"] == f"vmpo.c0{trial}")[0])
+        direct = run_trust_region(trial_runs, i)  # one env x one seed: the median is the run
+        row = per_trial[per_trial["trial"] == trial].iloc[0]
+        assert direct["kl_active"] == pytest.approx(row["kl_active"], abs=1e-6)  # categorical: one KL
+        assert np.isfinite(row["kl_kl_ratio"]) and int(row["kl_runs"]) == 1
+    assert "### V-MPO's trust regions over its trials" in md
+
     # the archive packs a tune sweep against the spec: its manifest lists every trial
     import tarfile
 
