@@ -431,6 +431,34 @@ def held_out(tt: pd.DataFrame, picked: dict[str, tuple[int, str]], test: pd.Data
                                        "change"])
 
 
+def other_criteria(tt: pd.DataFrame, cells: dict[str, int | None] | None = None) -> pd.DataFrame:
+    """How fragile is the selection? Per tuned variant, the trial each criterion would
+    pick (`best_of` on its scores): `final` and `auc` (`trial_scores`), and `rank`, the
+    mean over tuning envs of each trial's rank by its per-env final score (1 the best;
+    lowest mean wins; ties to the lower trial), which no env's scale can dominate. Only
+    trials scored under `final` take part. A robustness check beside the spec's declared
+    criterion, never a second selection. Columns: variant, criterion, trial, final, auc,
+    mean_rank (the picked trial's)."""
+    fin, auc = trial_scores(tt, "final", cells), trial_scores(tt, "auc", cells)
+    rows = []
+    for variant, g in fin.groupby("variant", sort=True):
+        g = g[np.isfinite(g["score"])].set_index("trial")
+        if g.empty:
+            continue
+        a = auc[auc["variant"] == variant].set_index("trial")["score"]
+        per_env = pd.DataFrame({t: d for t, d in g["per_env"].items()}).T  # trial x env
+        ranks = per_env.rank(ascending=False, method="average").mean(axis=1)
+        picks = {"final": best_of(zip(g.index, g["score"])),
+                 "auc": best_of((t, a.get(t, np.nan)) for t in g.index),
+                 "rank": best_of((t, -ranks[t]) for t in g.index)}
+        for crit, t in picks.items():
+            if t is not None:
+                rows.append({"variant": variant, "criterion": crit, "trial": int(t),
+                             "final": float(g.loc[t, "score"]), "auc": float(a.get(t, np.nan)),
+                             "mean_rank": float(ranks[t])})
+    return pd.DataFrame(rows, columns=["variant", "criterion", "trial", "final", "auc", "mean_rank"])
+
+
 def trial_trust_regions(trials: Runs, tt: pd.DataFrame, ts: pd.DataFrame) -> pd.DataFrame:
     """Per V-MPO trial: its score and its trust regions' activity over the second half of
     its runs (`analysis.duals.run_trust_region`, median over the trial's finished runs,
@@ -730,6 +758,20 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
               "chosen trial beside the defaults (`tuning_per_env`): the selection ranks the "
               "mean over envs, so an env whose scores spread more over the trials weighs more "
               "in it.", "", tables.to_markdown(pe), ""]
+    oc = other_criteria(tt, {sw: _cells(p) for sw, p in trials.sweep_paths.items()})
+    if len(oc):
+        ocf = oc.assign(trial=oc["trial"].map(lambda t: f"c{t:02d}"),
+                        final=oc["final"].map(_f3), auc=oc["auc"].map(_f3),
+                        mean_rank=oc["mean_rank"].map(lambda x: f"{x:.1f}"))
+        files += w(out, "tuning_other_criteria", oc, ocf, "The trial each criterion would pick.",
+                   True, None)
+        differ = sorted({v for v, g in oc.groupby("variant") if g["trial"].nunique() > 1})
+        L += [f"Would another criterion pick another trial? (a robustness check; the spec's "
+              f"`{criterion}` made the selection): `final` and `auc` as trial scores, and "
+              "`rank`, each trial's mean rank over the tuning envs, which no env's scale "
+              "dominates. " + (f"They disagree for {', '.join(f'`{v}`' for v in differ)}: "
+                               "its selection depends on the criterion." if differ else
+                               "They agree for every variant."), "", tables.to_markdown(ocf), ""]
     at_edge = ch[ch["edge"] != ""]
     if len(at_edge):
         L += [f"> **Chosen at an end of the searched range** (within {EDGE:.0%} of its span, on "

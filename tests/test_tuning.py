@@ -633,3 +633,22 @@ def test_two_tune_sweeps_of_one_variant_are_refused(tmp_path):
                       "--out", str(tmp_path / "rep"), "--reps", "50", "--jobs", "1"])
     assert rc == 2
     assert not (tmp_path / "rep").exists()
+
+
+def test_other_criteria_show_when_the_pick_depends_on_the_criterion():
+    """final: the mean over envs (env A's wide spread decides); rank: mean per-env rank
+    (A and B count alike); auc: the mean over the curve (here a late riser loses)."""
+    from analysis.tuning import other_criteria
+
+    # trial -> {env: (final, auc)}, one seed each
+    table = {0: {"A": (0.9, 0.3), "B": (0.10, 0.10)},   # best final mean (0.5), rank 1 + 3
+             1: {"A": (0.5, 0.5), "B": (0.30, 0.30)},   # final 0.4, rank 2 + 1 = best rank
+             2: {"A": (0.2, 0.2), "B": (0.20, 0.20)}}   # final 0.2, rank 3 + 2
+    tt = pd.DataFrame([{"sweep": "t-tune", "variant": "vmpo", "trial": t, "env": e, "seed": 1000,
+                        "state": "done", "final": f, "auc": a, "config": {}}
+                       for t, envs in table.items() for e, (f, a) in envs.items()])
+    oc = other_criteria(tt).set_index("criterion")
+    assert oc.loc["final", "trial"] == 0 and oc.loc["final", "final"] == pytest.approx(0.5)
+    assert oc.loc["rank", "trial"] == 1 and oc.loc["rank", "mean_rank"] == pytest.approx(1.5)
+    assert oc.loc["auc", "trial"] == 1 and oc.loc["auc", "auc"] == pytest.approx(0.4)
+    assert oc.loc["final", "mean_rank"] == pytest.approx(2.0)  # (1 + 3) / 2
