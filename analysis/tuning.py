@@ -642,6 +642,13 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
     criterion = crits.pop() if len(crits) == 1 else "final"
     ts = trial_scores(tt, criterion, {s: _cells(p) for s, p in trials.sweep_paths.items()})
     b = budgets(tt)
+    # a variant the spec tunes but no trial of which has started: its budget so far is 0
+    missing = sorted({v for p in trials.sweep_paths.values()
+                      for v in (_spec_tuning(p).get("search") or {})} - set(b["variant"]))
+    if missing:
+        b = pd.concat([b, pd.DataFrame([{"variant": v, "configurations": 0, "runs": 0, "envs": "-",
+                                         "seeds": "-", "env_steps": 0, "core_hours": 0.0}
+                                        for v in missing])], ignore_index=True)
     ranges: dict[str, dict[str, tuple[str, float, float]]] = {}
     choices: dict[str, dict[str, list]] = {}
     for p in trials.sweep_paths.values():

@@ -652,3 +652,25 @@ def test_other_criteria_show_when_the_pick_depends_on_the_criterion():
     assert oc.loc["rank", "trial"] == 1 and oc.loc["rank", "mean_rank"] == pytest.approx(1.5)
     assert oc.loc["auc", "trial"] == 1 and oc.loc["auc", "auc"] == pytest.approx(0.4)
     assert oc.loc["final", "mean_rank"] == pytest.approx(2.0)  # (1 + 3) / 2
+
+
+def test_a_tuned_variant_with_no_trial_yet_shows_a_zero_budget(tmp_path):
+    import shutil
+
+    from analysis import report
+    from analysis.load import load
+
+    rc, _, err = cli(tmp_path, "--phase", "tune", "--executor", "debug",
+                     spec_text=SPEC.replace("configs: 3", "configs: 1"))
+    assert rc == 0, err
+    tune = tmp_path / "results" / "tun-tune"
+    t = load([str(tune)]).table
+    for path in t.loc[t["variant"].str.startswith("ppo."), "path"]:
+        shutil.rmtree(path)
+    report.build([str(tune)], tmp_path / "rep", reps=100, seed=0, baseline=None,
+                 allow_incomplete=False)
+    b = pd.read_csv(tmp_path / "rep" / "tuning_budget.csv", comment="#").set_index("variant")
+    assert b.loc["ppo", "runs"] == 0 and b.loc["ppo", "configurations"] == 0
+    assert b.loc["vmpo", "runs"] == 1
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "**Unequal tuning budgets.** configurations: vmpo 1; ppo 0" in md
