@@ -179,7 +179,7 @@ def median_over_runs(per_run: list[dict[str, float]]) -> dict[str, float]:
     row: dict[str, float] = {"runs": len(per_run)}
     for c in CONSTRAINTS:
         row[f"{c}_runs"] = sum(np.isfinite(r[f"{c}_active"]) for r in per_run)
-    for col in {k for r in per_run for k in r}:
+    for col in sorted({k for r in per_run for k in r}):
         vals = np.array([r[col] for r in per_run])
         vals = vals[np.isfinite(vals)]
         row[col] = float(np.median(vals)) if len(vals) else np.nan

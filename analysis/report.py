@@ -461,6 +461,7 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
     md = _report_md(runs, status, summary, final, groups, est, note, reps, seed, engine,
                     command, suites, figs, side, claims, files, binds_wide)
     (d / "report.md").write_text(md)
+    plots.assign_file_keys([])  # this report's keys end with it
     return files + ["report.md"]
 
 

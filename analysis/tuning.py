@@ -184,21 +184,22 @@ def _last_wall_time(path: str) -> float:
 
 
 def trial_table(trials: Runs) -> pd.DataFrame:
-    """One row per trial run (in the order of trials.table): sweep, algo, variant (the
-    tuned one), trial, env, seed, state,
+    """One row per trial run: row (its position in trials.table), sweep, algo, variant
+    (the tuned one), trial, env, seed, state,
     steps (budget), steps_done, wall_s, final and auc (normalised), config (dict)."""
     from analysis.scores import has_pair, learn_pairs, normalise
 
     learn_pairs(trials, range(len(trials.table)))  # pairs a spec's `references:` recorded
     rows = []
-    for i, r in trials.table.iterrows():
+    for i, (_, r) in enumerate(trials.table.iterrows()):
         m = TRIAL_RE.match(r["variant"])
         _, values = trials.curve(i)
         # a trial env without a pair (a spec from before tuning envs needed one): no score
         norm = (normalise(r["env"], values) if has_pair(r["env"]) else np.full(len(values), np.nan)
                 ) if len(values) else np.zeros(0)
         rows.append({
-            "sweep": r["sweep"], "algo": r["algo"], "variant": m["variant"], "trial": int(m["trial"]),
+            "row": i, "sweep": r["sweep"], "algo": r["algo"], "variant": m["variant"],
+            "trial": int(m["trial"]),
             "env": r["env"], "seed": int(r["seed"]), "state": r["state"],
             "steps": int(r["steps"]), "steps_done": max(int(r["status_step"]), 0),
             "wall_s": _last_wall_time(r["path"]),
@@ -206,7 +207,7 @@ def trial_table(trials: Runs) -> pd.DataFrame:
             "auc": float(norm.mean()) if len(norm) else np.nan,
             "config": json.loads(r["config"]),
         })
-    return pd.DataFrame(rows, columns=["sweep", "algo", "variant", "trial", "env", "seed", "state", "steps",
+    return pd.DataFrame(rows, columns=["row", "sweep", "algo", "variant", "trial", "env", "seed", "state", "steps",
                                        "steps_done", "wall_s", "final", "auc", "config"])
 
 
@@ -299,10 +300,26 @@ def unequal(b: pd.DataFrame) -> list[str]:
                       ("seeds", "tuning seeds")):
         if b[col].nunique() > 1:
             out.append(what + ": " + "; ".join(f"{v} {x}" for v, x in zip(b["variant"], b[col])))
-    per_run = b["env_steps"] / b["runs"]
-    if len(b) > 1 and per_run.max() > 1.05 * per_run.min():
+    ran = b[b["runs"] > 0]  # a variant with no run yet has no steps per run
+    per_run = ran["env_steps"] / ran["runs"]
+    if len(ran) > 1 and per_run.max() > 1.05 * per_run.min():
         out.append("env steps per run: " + "; ".join(
-            f"{v} {int(x):,}" for v, x in zip(b["variant"], per_run)))
+            f"{v} {int(x):,}" for v, x in zip(ran["variant"], per_run)))
+    return out
+
+
+def declared_configs(sweep_paths) -> dict[str, int]:
+    """variant -> the configurations its spec copy declares (`tuning.configs`: one number
+    for every tuned variant, or a mapping; 16 by default), for the variants it searches."""
+    out: dict[str, int] = {}
+    for p in sweep_paths:
+        t = _spec_tuning(p)
+        configs = t.get("configs", 16)
+        for v in t.get("search") or {}:
+            try:
+                out[v] = int(configs[v] if isinstance(configs, dict) else configs)
+            except (KeyError, TypeError, ValueError):
+                continue
     return out
 
 
@@ -431,11 +448,13 @@ def held_out(tt: pd.DataFrame, picked: dict[str, tuple[int, str]], test: pd.Data
                                        "change"])
 
 
-def other_criteria(tt: pd.DataFrame, cells: dict[str, int | None] | None = None) -> pd.DataFrame:
+def other_criteria(tt: pd.DataFrame, cells: dict[str, int | None] | None = None,
+                   criterion: str = "final") -> pd.DataFrame:
     """How fragile is the selection? Per tuned variant, the trial each criterion would
     pick (`best_of` on its scores): `final` and `auc` (`trial_scores`), and `rank`, the
     mean over tuning envs of each trial's rank by its per-env final score (1 the best;
-    lowest mean wins; ties to the lower trial), which no env's scale can dominate. Only
+    lowest mean wins; a tie goes to the declared `criterion`'s better trial, then the
+    lower trial), which no env's scale can dominate. Only
     trials scored under `final` take part. A robustness check beside the spec's declared
     criterion, never a second selection. Columns: variant, criterion, trial, final, auc,
     mean_rank (the picked trial's)."""
@@ -448,9 +467,12 @@ def other_criteria(tt: pd.DataFrame, cells: dict[str, int | None] | None = None)
         a = auc[auc["variant"] == variant].set_index("trial")["score"]
         per_env = pd.DataFrame({t: d for t, d in g["per_env"].items()}).T  # trial x env
         ranks = per_env.rank(ascending=False, method="average").mean(axis=1)
+        declared = g["score"] if criterion == "final" else a.reindex(g.index)
+        # equal mean ranks are common with two envs: the declared criterion breaks the tie
+        top = ranks[ranks == ranks.min()].index
         picks = {"final": best_of(zip(g.index, g["score"])),
                  "auc": best_of((t, a.get(t, np.nan)) for t in g.index),
-                 "rank": best_of((t, -ranks[t]) for t in g.index)}
+                 "rank": best_of((t, declared[t]) for t in top)}
         for crit, t in picks.items():
             if t is not None:
                 rows.append({"variant": variant, "criterion": crit, "trial": int(t),
@@ -469,13 +491,33 @@ def trial_trust_regions(trials: Runs, tt: pd.DataFrame, ts: pd.DataFrame) -> pd.
     rows = []
     done = tt[(tt["algo"] == "vmpo") & (tt["state"] == "done")]
     for (variant, trial), g in done.groupby(["variant", "trial"], sort=True):
-        stats = median_over_runs([run_trust_region(trials, int(i)) for i in g.index])
+        stats = median_over_runs([run_trust_region(trials, int(i)) for i in g["row"]])
         sc = ts[(ts["variant"] == variant) & (ts["trial"] == trial)]["score"]
         rows.append({"variant": variant, "trial": int(trial),
                      "score": float(sc.iloc[0]) if len(sc) else np.nan, **stats})
-    out = pd.DataFrame(rows)
+    from analysis.duals import TR_COLUMNS
+
+    out = pd.DataFrame(rows, columns=["variant", "trial", "score", "runs", *TR_COLUMNS])
     return out.sort_values(["variant", "score"], ascending=[True, False], na_position="last",
-                           ignore_index=True) if len(out) else out
+                           ignore_index=True)
+
+
+def activity_correlations(ttr: pd.DataFrame) -> list[str]:
+    """Per V-MPO variant and constraint, Spearman's rank correlation between its trials'
+    scores and their alpha's active share (`trial_trust_regions`), as text, with its p
+    value and number of trials; only with at least 5 scored trials and neither column
+    constant (each variant on its own: pooling variants could reverse the sign)."""
+    from scipy.stats import spearmanr
+
+    out = []
+    for variant, g in ttr.groupby("variant", sort=True):
+        for c, name in (("mean", "α_μ"), ("std", "α_Σ"), ("kl", "α")):
+            ok = g[np.isfinite(g["score"]) & np.isfinite(g[f"{c}_active"])]
+            if len(ok) >= 5 and ok[f"{c}_active"].nunique() > 1 and ok["score"].nunique() > 1:
+                r = spearmanr(ok["score"], ok[f"{c}_active"])
+                out.append(f"`{variant}`, {name} active against score: Spearman ρ = "
+                           f"{r.statistic:+.2f} (p = {r.pvalue:.2g}, {len(ok)} trials)")
+    return out
 
 
 def distribution(ts: pd.DataFrame) -> pd.DataFrame:
@@ -689,7 +731,8 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
     L = ["## Tuning", ""]
     expected = [_expected_runs(p) for p in trials.sweep_paths.values()]
     done = int((tt["state"] == "done").sum())
-    if all(e is not None for e in expected) and done < sum(expected):
+    incomplete = all(e is not None for e in expected) and done < sum(expected)
+    if incomplete:
         L += [f"> **Tuning incomplete: {done} of {sum(expected)} trial runs done.** A trial is scored "
               "once every run it needs (tuning envs x seeds) is done, and a variant's choice is "
               "among its scored configurations: provisional until every trial is done.", ""]
@@ -701,8 +744,16 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
              + ", normalised, averaged over the tuning envs and seeds); the selected "
              "configuration is the best-scoring trial.")
     L.append("")
-    diffs = unequal(b)
-    if diffs:
+    declared = declared_configs(trials.sweep_paths.values())
+    if declared and len(set(declared.values())) > 1:
+        L += ["> **Unequal tuning budgets declared**: configurations " + "; ".join(
+            f"{v} {n}" for v, n in sorted(declared.items())) + ".", ""]
+    if incomplete:
+        L += ["Budget spent so far (the tuning is incomplete, so the variants' budgets are "
+              "not compared yet)" + (": the spec declares " + "; ".join(
+                  f"{v} {n} configurations" for v, n in sorted(declared.items())) if declared
+                  else "") + ".", ""]
+    elif diffs := unequal(b):
         L += ["> **Unequal tuning budgets.** " + " | ".join(diffs), ""]
     else:
         L += ["Every tuned variant had the same budget (configurations, envs, seeds, env "
@@ -765,20 +816,25 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
               "chosen trial beside the defaults (`tuning_per_env`): the selection ranks the "
               "mean over envs, so an env whose scores spread more over the trials weighs more "
               "in it.", "", tables.to_markdown(pe), ""]
-    oc = other_criteria(tt, {sw: _cells(p) for sw, p in trials.sweep_paths.items()})
+    oc = other_criteria(tt, {sw: _cells(p) for sw, p in trials.sweep_paths.items()}, criterion)
     if len(oc):
         ocf = oc.assign(trial=oc["trial"].map(lambda t: f"c{t:02d}"),
                         final=oc["final"].map(_f3), auc=oc["auc"].map(_f3),
                         mean_rank=oc["mean_rank"].map(lambda x: f"{x:.1f}"))
         files += w(out, "tuning_other_criteria", oc, ocf, "The trial each criterion would pick.",
                    True, None)
-        differ = sorted({v for v, g in oc.groupby("variant") if g["trial"].nunique() > 1})
-        L += [f"Would another criterion pick another trial? (a robustness check; the spec's "
-              f"`{criterion}` made the selection): `final` and `auc` as trial scores, and "
-              "`rank`, each trial's mean rank over the tuning envs, which no env's scale "
-              "dominates. " + (f"They disagree for {', '.join(f'`{v}`' for v in differ)}: "
-                               "its selection depends on the criterion." if differ else
-                               "They agree for every variant."), "", tables.to_markdown(ocf), ""]
+        differ = sorted({v for v, g in oc.groupby("variant")
+                         if g["trial"].nunique() > 1 or (v in picked and picked[v][0] not in set(g["trial"]))})
+        L += ["Would another criterion have picked another trial? A robustness check beside the "
+              f"spec's declared `{criterion}`, which made the selection: `final` and `auc` as "
+              "trial scores, and `rank`, each trial's mean rank by its per-env `final` score "
+              "over the tuning envs (which no env's scale dominates; a tie goes to the declared "
+              "criterion). With 2 tuning seeds per env, a disagreement between close trials "
+              "may be seed noise. " + (
+                  "They disagree, or differ from the chosen trial, for "
+                  + ", ".join(f"`{v}`" for v in differ) + ": the choice there depends on the "
+                  "criterion." if differ else "For every variant they agree with each other "
+                  "and with the chosen trial."), "", tables.to_markdown(ocf), ""]
     at_edge = ch[ch["edge"] != ""]
     if len(at_edge):
         L += [f"> **Chosen at an end of the searched range** (within {EDGE:.0%} of its span, on "
@@ -788,8 +844,6 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
               + ". The best value may lie outside what was searched.", ""]
     ttr = trial_trust_regions(trials, tt, ts)
     if len(ttr) and ttr["mean_runs"].add(ttr["std_runs"]).add(ttr["kl_runs"]).sum() > 0:
-        from scipy.stats import spearmanr
-
         from analysis import tables as _t
 
         wide = _t.trust_regions_wide(ttr.assign(suite="", env=ttr["trial"].map(lambda t: f"c{t:02d}")))
@@ -797,17 +851,16 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
         wide.insert(2, "score", ttr["score"].map(_f3))
         files += w(out, "tuning_trust_regions", ttr, wide, "V-MPO's trust regions per trial.",
                    True, None)
-        corr = []
-        for c, name in (("mean", "α_μ"), ("std", "α_Σ"), ("kl", "α")):
-            ok = ttr[np.isfinite(ttr["score"]) & np.isfinite(ttr[f"{c}_active"])]
-            if len(ok) >= 5 and ok[f"{c}_active"].nunique() > 1:
-                rho = spearmanr(ok["score"], ok[f"{c}_active"]).statistic
-                corr.append(f"{name} active vs score: Spearman ρ = {rho:+.2f} over {len(ok)} trials")
+        corr = activity_correlations(ttr)
+        scored = bool(np.isfinite(ttr["score"]).any())
         L += ["### V-MPO's trust regions over its trials", "",
               "Each V-MPO trial's score beside how often its trust regions bound over the second "
               "half of its runs (as in the headline's trust-region table; median over the "
-              "trial's envs and seeds): whether the configurations that score well are those "
-              "whose constraints act." + (" " + "; ".join(corr) + "." if corr else ""), "",
+              "trial's envs and seeds)"
+              + (": do the configurations that score well have constraints that act? "
+                 if scored else "; no trial is scored yet. ")
+              + ("Rank correlations, descriptive (trials are not a random sample of "
+                 "configurations one would use): " + "; ".join(corr) + "." if corr else ""), "",
               tables.to_markdown(wide), ""]
     L += ["### Scores over configurations", "",
           "What each variant reaches at its 25th, 50th and 75th percentile configuration, its "

@@ -238,3 +238,30 @@ def test_two_envs_whose_names_sanitise_alike_get_distinct_figure_files():
         assert plots.file_key("raw:other/C-v1") == "raw-other-C-v1"  # outside the report's set
     finally:
         plots.assign_file_keys([])
+
+
+def test_the_report_names_its_figures_by_the_keys_it_assigned_then_forgets_them(tmp_path, monkeypatch):
+    """report.build assigns each suite its file key once (so names that sanitise alike get
+    -2) and links the figures by them; the keys end with the report."""
+    from analysis import plots
+
+    seen = []
+    real = plots.assign_file_keys
+
+    def spy(suites):
+        seen.append(sorted(set(suites)))
+        keys = real(suites)
+        if seen[-1]:  # pretend the raw suite collided with another: it gets "-2"
+            plots._KEYS["raw:" + BREAKOUT] = "raw-MinAtar-Breakout-v1-2"
+        return keys
+
+    monkeypatch.setattr(plots, "assign_file_keys", spy)
+    write_sweep(tmp_path / "res", "mina", variants={"vmpo": "vmpo", "ppo": "ppo"},
+                envs={BREAKOUT: "minatar"}, seeds=range(3), final=lambda v, e, s: 5.0 + s,
+                steps=1000, n_evals=3)
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "res"), "--out", str(out), "--reps", "50", "--jobs", "1"]) == 0
+    assert seen[0] == ["raw:" + BREAKOUT] and seen[-1] == []  # assigned, then cleared
+    md = (out / "report.md").read_text()
+    assert "(curves_raw-MinAtar-Breakout-v1-2.png)" in md
+    assert (out / "curves_raw-MinAtar-Breakout-v1-2.png").is_file()
