@@ -829,8 +829,8 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
               f"spec's declared `{criterion}`, which made the selection: `final` and `auc` as "
               "trial scores, and `rank`, each trial's mean rank by its per-env `final` score "
               "over the tuning envs (which no env's scale dominates; a tie goes to the declared "
-              "criterion). With 2 tuning seeds per env, a disagreement between close trials "
-              "may be seed noise. " + (
+              f"criterion). With {tt['seed'].nunique()} tuning seed(s) per env, a disagreement "
+              "between close trials may be seed noise. " + (
                   "They disagree, or differ from the chosen trial, for "
                   + ", ".join(f"`{v}`" for v in differ) + ": the choice there depends on the "
                   "criterion." if differ else "For every variant they agree with each other "
@@ -859,8 +859,8 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
               "trial's envs and seeds)"
               + (": do the configurations that score well have constraints that act? "
                  if scored else "; no trial is scored yet. ")
-              + ("Rank correlations, descriptive (trials are not a random sample of "
-                 "configurations one would use): " + "; ".join(corr) + "." if corr else ""), "",
+              + ("Rank correlations over the trials, descriptive only (one search space's "
+                 "configurations, each on few seeds): " + "; ".join(corr) + "." if corr else ""), "",
               tables.to_markdown(wide), ""]
     L += ["### Scores over configurations", "",
           "What each variant reaches at its 25th, 50th and 75th percentile configuration, its "
