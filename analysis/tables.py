@@ -194,11 +194,12 @@ _TR_PARTS = {"mean": "mean (α_μ)", "std": "covariance (α_Σ)", "kl": "KL (α)
 TR_ESS = "ESS of ψ (share of kept)"
 
 
-def trust_regions_wide(tr: pd.DataFrame) -> pd.DataFrame:
-    """suite, variant, env, then per constraint some run logs (`duals.trust_regions`)
-    "α active / period-mean KL/ε (runs)" as "86% / 0.85 (3)", "-" for a variant without
-    it, and the E-step's ESS share where logged. No statistic column at all: empty."""
-    out = tr[["suite", "variant", "env"]].copy()
+def trust_regions_wide(tr: pd.DataFrame, keys=("suite", "variant", "env")) -> pd.DataFrame:
+    """The `keys` columns (a report's suite, variant, env; the tuning section's variant,
+    trial, score), then per constraint some run logs (`duals.trust_regions`) "α active /
+    period-mean KL/ε (runs)" as "86% / 0.85 (3)", "-" for a row without it, and the
+    E-step's ESS share where logged. No statistic column at all: empty."""
+    out = tr[list(keys)].copy()
     for c, label in _TR_PARTS.items():
         if tr[f"{c}_runs"].sum() > 0:
             out[f"{label}: α active / KL/ε"] = [
@@ -206,4 +207,4 @@ def trust_regions_wide(tr: pd.DataFrame) -> pd.DataFrame:
                 for a, r, n in zip(tr[f"{c}_active"], tr[f"{c}_kl_ratio"], tr[f"{c}_runs"])]
     if tr["ess_fraction"].notna().any():
         out[TR_ESS] = tr["ess_fraction"].map(lambda x: f"{x:.0%}" if np.isfinite(x) else "-")
-    return out if out.shape[1] > 3 else out.iloc[0:0]
+    return out if out.shape[1] > len(keys) else out.iloc[0:0]

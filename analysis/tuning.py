@@ -118,34 +118,29 @@ def edge_of(value: Any, kind: str, lo: float, hi: float) -> str:
 NUMERIC_KINDS = ("uniform", "log_uniform", "int", "log_int")  # sweeps.tuning's ranged kinds
 
 
-def search_ranges(sweep_path: str) -> dict[str, dict[str, tuple[str, float, float]]]:
-    """variant -> field -> (kind, lo, hi) for each ranged dimension of the spec copy's
-    `tuning.search` (choices have no range); {} where the copy does not say."""
-    out: dict[str, dict[str, tuple[str, float, float]]] = {}
-    search = _spec_tuning(sweep_path).get("search")
-    for variant, dims in (search.items() if isinstance(search, dict) else ()):
-        for field, dist in (dims.items() if isinstance(dims, dict) else ()):
-            if isinstance(dist, dict) and len(dist) == 1:
-                kind, args = next(iter(dist.items()))
-                if kind in NUMERIC_KINDS and isinstance(args, list) and len(args) == 2:
-                    out.setdefault(variant, {})[field] = (kind, float(args[0]), float(args[1]))
-    return out
-
-
-def choice_options(sweep_path: str) -> dict[str, dict[str, list]]:
-    """variant -> field -> the values its `choice` dimensions offer (a joint choice's
-    mappings give each of their fields), in spec order; {} where the copy does not say."""
-    out: dict[str, dict[str, list]] = {}
+def search_space(sweep_path: str) -> tuple[dict[str, dict[str, tuple[str, float, float]]],
+                                          dict[str, dict[str, list]]]:
+    """The spec copy's `tuning.search`, per variant and field: (ranges, choices).
+    ranges: field -> (kind, lo, hi) for each ranged dimension; choices: field -> the
+    values its `choice` dimensions offer (a joint choice's mappings give each of their
+    fields), in spec order. Both {} where the copy does not say."""
+    ranges: dict[str, dict[str, tuple[str, float, float]]] = {}
+    choices: dict[str, dict[str, list]] = {}
     search = _spec_tuning(sweep_path).get("search")
     for variant, dims in (search.items() if isinstance(search, dict) else ()):
         for key, dist in (dims.items() if isinstance(dims, dict) else ()):
-            opts = dist.get("choice") if isinstance(dist, dict) and len(dist) == 1 else None
-            for o in (opts if isinstance(opts, list) else ()):
-                for f, v in (o.items() if isinstance(o, dict) else ((key, o),)):
-                    vals = out.setdefault(variant, {}).setdefault(f, [])
-                    if v not in vals:
-                        vals.append(v)
-    return out
+            if not (isinstance(dist, dict) and len(dist) == 1):
+                continue
+            kind, args = next(iter(dist.items()))
+            if kind in NUMERIC_KINDS and isinstance(args, list) and len(args) == 2:
+                ranges.setdefault(variant, {})[key] = (kind, float(args[0]), float(args[1]))
+            elif kind == "choice" and isinstance(args, list):
+                for o in args:
+                    for f, v in (o.items() if isinstance(o, dict) else ((key, o),)):
+                        vals = choices.setdefault(variant, {}).setdefault(f, [])
+                        if v not in vals:
+                            vals.append(v)
+    return ranges, choices
 
 
 def _cells(sweep_path: str) -> int | None:
@@ -164,15 +159,10 @@ def _cells(sweep_path: str) -> int | None:
 
 
 def _expected_runs(sweep_path: str) -> int | None:
-    """Trial runs the spec asks for (configurations x `_cells`, summed over its tuned
+    """Trial runs the spec asks for (`declared_configs` x `_cells`, summed over its tuned
     variants), None where the spec copy does not say."""
-    t, cells = _spec_tuning(sweep_path), _cells(sweep_path)
-    try:
-        configs = t.get("configs", 16)
-        per = {v: (configs[v] if isinstance(configs, dict) else int(configs)) for v in t["search"]}
-        return None if cells is None else sum(per.values()) * cells
-    except (KeyError, TypeError, ValueError):
-        return None
+    configs, cells = declared_configs([sweep_path]), _cells(sweep_path)
+    return sum(configs.values()) * cells if configs and cells is not None else None
 
 
 def _last_wall_time(path: str) -> float:
@@ -183,28 +173,38 @@ def _last_wall_time(path: str) -> float:
     return rows[-1][3] if rows else float("nan")
 
 
+def run_scores(runs: Runs, i: int) -> tuple[float, float]:
+    """(final, auc) of run i: its last evaluation and the mean of its evaluations, both
+    normalised; NaN without evaluations or (a spec from before tuning envs needed one)
+    without a reference pair. `learn_pairs` must have seen the runs."""
+    from analysis.scores import has_pair, normalise
+
+    _, values = runs.curve(i)
+    env = runs.table["env"].iloc[i]
+    if not len(values) or not has_pair(env):
+        return np.nan, np.nan
+    norm = normalise(env, values)
+    return float(norm[-1]), float(norm.mean())
+
+
 def trial_table(trials: Runs) -> pd.DataFrame:
     """One row per trial run: row (its position in trials.table), sweep, algo, variant
     (the tuned one), trial, env, seed, state,
     steps (budget), steps_done, wall_s, final and auc (normalised), config (dict)."""
-    from analysis.scores import has_pair, learn_pairs, normalise
+    from analysis.scores import learn_pairs
 
     learn_pairs(trials, range(len(trials.table)))  # pairs a spec's `references:` recorded
     rows = []
     for i, (_, r) in enumerate(trials.table.iterrows()):
         m = TRIAL_RE.match(r["variant"])
-        _, values = trials.curve(i)
-        # a trial env without a pair (a spec from before tuning envs needed one): no score
-        norm = (normalise(r["env"], values) if has_pair(r["env"]) else np.full(len(values), np.nan)
-                ) if len(values) else np.zeros(0)
+        final, auc = run_scores(trials, i)
         rows.append({
             "row": i, "sweep": r["sweep"], "algo": r["algo"], "variant": m["variant"],
             "trial": int(m["trial"]),
             "env": r["env"], "seed": int(r["seed"]), "state": r["state"],
             "steps": int(r["steps"]), "steps_done": max(int(r["status_step"]), 0),
             "wall_s": _last_wall_time(r["path"]),
-            "final": float(norm[-1]) if len(norm) else np.nan,
-            "auc": float(norm.mean()) if len(norm) else np.nan,
+            "final": final, "auc": auc,
             "config": json.loads(r["config"]),
         })
     return pd.DataFrame(rows, columns=["row", "sweep", "algo", "variant", "trial", "env", "seed", "state", "steps",
@@ -329,10 +329,10 @@ def chosen(ts: pd.DataFrame, tt: pd.DataFrame, picked: dict[str, tuple[int, str]
     """Per tuned variant and searched field: the default (trial 0) and the chosen value
     (`picked`), with both trials' scores.
 
-    ranges (`search_ranges`): adds the field's searched range and `edge`, "low end" or
+    ranges (`search_space`): adds the field's searched range and `edge`, "low end" or
     "high end" where the chosen value lies within EDGE of the span from an end (on the
     range's scale): the best value may lie outside what was searched. choices
-    (`choice_options`): a choice field's range lists its options."""
+    (`search_space`): a choice field's range lists its options."""
     ranges, choices = ranges or {}, choices or {}
     rows = []
     for variant, g in ts.groupby("variant", sort=True):
@@ -401,19 +401,17 @@ def test_scores(headline: Runs, criterion: str) -> pd.DataFrame:
     """One row per finished headline (test) run with a reference pair: variant, env, seed,
     steps (budget), value (the criterion, normalised: `final` its last evaluation, `auc`
     the mean of its evaluations, as `trial_table` scores a trial's run)."""
-    from analysis.scores import has_pair, normalise
+    from analysis.scores import learn_pairs
 
-    rows = []
     t = headline.table
+    learn_pairs(headline, range(len(t)))
+    rows = []
     for i in np.flatnonzero((t["state"] == "done").to_numpy() & ~is_trial(t["variant"])):
         r = t.iloc[i]
-        _, values = headline.curve(int(i))
-        if not len(values) or not has_pair(r["env"]):
-            continue
-        norm = normalise(r["env"], values)
-        rows.append({"variant": r["variant"], "env": r["env"], "seed": int(r["seed"]),
-                     "steps": int(r["steps"]),
-                     "value": float(norm[-1]) if criterion == "final" else float(norm.mean())})
+        final, auc = run_scores(headline, int(i))
+        if not (np.isnan(final) and np.isnan(auc)):  # held_out leaves a NaN value out
+            rows.append({"variant": r["variant"], "env": r["env"], "seed": int(r["seed"]),
+                         "steps": int(r["steps"]), "value": final if criterion == "final" else auc})
     return pd.DataFrame(rows, columns=["variant", "env", "seed", "steps", "value"])
 
 
@@ -547,7 +545,7 @@ def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criteri
                        best: int | None = None) -> list[str]:
     """Trial score against each searched hyperparameter, one point per trial; the defaults
     (trial 0) as a star, the chosen trial (`best`, else the best score) ringed. A ranged
-    field's axis spans its searched range (`search_ranges`; logarithmic for log kinds; a
+    field's axis spans its searched range (`search_space`; logarithmic for log kinds; a
     non-positive value cannot sit on a log axis and is left off it), so a choice at an
     end shows."""
     ranges = ranges or {}
@@ -655,9 +653,9 @@ def _tested(headline: Runs | None) -> dict[str, dict]:
     return out
 
 
-def _range_text(r: pd.Series) -> str:
+def _range_text(mean: float, lo: float, hi: float, n: int) -> str:
     """"0.803 [0.62, 0.98] (2)": mean [min, max] (seeds)."""
-    return f"{r['mean']:.3f} [{r['min']:.3g}, {r['max']:.3g}] ({int(r['n'])})"
+    return f"{mean:.3f} [{lo:.3g}, {hi:.3g}] ({int(n)})"
 
 
 def section(trials: Runs, out: Path, headline: Runs | None = None
@@ -693,11 +691,10 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
                                         for v in missing])], ignore_index=True)
     ranges: dict[str, dict[str, tuple[str, float, float]]] = {}
     choices: dict[str, dict[str, list]] = {}
-    for p in trials.sweep_paths.values():
-        for v, r in search_ranges(p).items():
-            ranges.setdefault(v, r)
-        for v, c in choice_options(p).items():
-            choices.setdefault(v, c)
+    for p in trials.sweep_paths.values():  # one tune sweep per variant (checked above)
+        r, c = search_space(p)
+        ranges.update(r)
+        choices.update(c)
     spec_fields = {v: sorted(set(ranges.get(v, {})) | set(choices.get(v, {})))
                    for v in set(ranges) | set(choices)}
     picked = pick(ts, tt, _tested(headline), spec_fields)
@@ -784,11 +781,11 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
         if len(ho):
             hof = pd.DataFrame({
                 "variant": ho["variant"], "env": ho["env"], "trial": ho["trial"].map(lambda t: f"c{t:02d}"),
-                "tuning: mean [min, max] (seeds)": [_range_text(pd.Series(
-                    {"mean": r.tuning, "min": r.tuning_min, "max": r.tuning_max, "n": r.tuning_seeds}))
+                "tuning: mean [min, max] (seeds)": [
+                    _range_text(r.tuning, r.tuning_min, r.tuning_max, r.tuning_seeds)
                     for r in ho.itertuples()],
-                "test: mean [min, max] (seeds)": [_range_text(pd.Series(
-                    {"mean": r.test, "min": r.test_min, "max": r.test_max, "n": r.test_seeds}))
+                "test: mean [min, max] (seeds)": [
+                    _range_text(r.test, r.test_min, r.test_max, r.test_seeds)
                     for r in ho.itertuples()],
                 "change": ho["change"].map(lambda x: f"{x:+.3f}")})
             files += w(out, "tuning_held_out", ho, hof, "Chosen trial on the tuning seeds beside "
@@ -846,9 +843,9 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
     if len(ttr) and ttr["mean_runs"].add(ttr["std_runs"]).add(ttr["kl_runs"]).sum() > 0:
         from analysis import tables as _t
 
-        wide = _t.trust_regions_wide(ttr.assign(suite="", env=ttr["trial"].map(lambda t: f"c{t:02d}")))
-        wide = wide.drop(columns=["suite"]).rename(columns={"env": "trial"})
-        wide.insert(2, "score", ttr["score"].map(_f3))
+        wide = _t.trust_regions_wide(ttr.assign(trial=ttr["trial"].map(lambda t: f"c{t:02d}"),
+                                                score=ttr["score"].map(_f3)),
+                                     keys=("variant", "trial", "score"))
         files += w(out, "tuning_trust_regions", ttr, wide, "V-MPO's trust regions per trial.",
                    True, None)
         corr = activity_correlations(ttr)

@@ -452,12 +452,12 @@ def test_a_trial_missing_a_tuning_env_is_not_scored_until_its_runs_exist(tmp_pat
 def test_chosen_values_show_their_searched_range_and_an_end_is_flagged(tmp_path):
     """The spec copy's ranges and choices reach the chosen-values table; a chosen value
     within 10% of its range's span from an end (log scale for log kinds) is flagged."""
-    from analysis.tuning import chosen, choice_options, pick, range_position, search_ranges
+    from analysis.tuning import chosen, pick, range_position, search_space
 
     sweep = tmp_path / "tun-tune"
     sweep.mkdir()
     (sweep / "spec.yaml").write_text(textwrap.dedent(SPEC))
-    ranges, choices = search_ranges(str(sweep)), choice_options(str(sweep))
+    ranges, choices = search_space(str(sweep))
     assert ranges == {"vmpo": {"eps_eta": ("log_uniform", 0.01, 1.0)},
                       "ppo": {"lr": ("log_uniform", 1e-4, 3e-3), "epochs": ("int", 1.0, 10.0)}}
     assert choices == {"vmpo": {"num_envs": [4, 8], "rollout_length": [64, 32]}}
@@ -509,7 +509,7 @@ def test_the_report_scores_a_trial_only_with_all_its_tuning_envs_and_reads_yaml_
     launcher read (YAML 1.2 numbers), in the choices beside a chosen value."""
     from analysis import report
     from analysis.load import load
-    from analysis.tuning import choice_options
+    from analysis.tuning import search_space
 
     text = (textwrap.dedent(SPEC).replace("configs: 3", "configs: 1")
             .replace("envs: [CartPole-v1]\n  search", "envs: [CartPole-v1, Acrobot-v1]\n  search")
@@ -518,7 +518,7 @@ def test_the_report_scores_a_trial_only_with_all_its_tuning_envs_and_reads_yaml_
     rc, _, err = cli(tmp_path, "--phase", "tune", "--executor", "debug", spec_text=text)
     assert rc == 0, err
     tune = tmp_path / "results" / "tun-tune"
-    assert choice_options(str(tune))["ppo"] == {"clip_coef": [0.1, 0.2]}
+    assert search_space(str(tune))[1]["ppo"] == {"clip_coef": [0.1, 0.2]}
     runs = load([str(tune)])
     gone = runs.table[(runs.table["variant"] == "ppo.c00") & (runs.table["env"] == "Acrobot-v1")]
     import shutil
@@ -727,4 +727,5 @@ def test_activity_correlations_are_per_variant_and_skip_what_cannot_be_ranked():
     assert pooled > -0.9  # what one pooled rho would have said instead
     flat = ttr.assign(score=0.5)  # constant scores: no rho, no nan
     assert activity_correlations(flat) == []
+
 
