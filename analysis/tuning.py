@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from contextlib import contextmanager
 import re
 from pathlib import Path
 
@@ -540,6 +541,18 @@ def _numeric(values: list) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
+@contextmanager
+def seeded_jitter(seed: int = 0):
+    """seaborn's stripplot jitters with numpy's global generator: seed it for the call,
+    so a report's figures are byte-identical for the same inputs, and restore it after."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criterion: str,
                        out: Path, ranges: dict[str, tuple[str, float, float]] | None = None,
                        best: int | None = None) -> list[str]:
@@ -592,7 +605,9 @@ def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criteri
                     ax.xaxis.set_minor_formatter(NullFormatter())
         else:
             df["value"] = df["value"].map(lambda v: json.dumps(v))
-            sns.stripplot(data=df, x="value", y="score", ax=ax, color="tab:blue", size=4, jitter=0.15)
+            with seeded_jitter():
+                sns.stripplot(data=df, x="value", y="score", ax=ax, color="tab:blue", size=4,
+                              jitter=0.15)
         for t, kw in ((0, {"marker": "*", "s": 90, "color": "black", "label": "defaults (c00)"}),
                       (best, {"marker": "o", "s": 70, "facecolors": "none", "edgecolors": "red",
                               "label": f"chosen (c{int(best):02d})"})):
@@ -625,8 +640,9 @@ def distribution_figure(ts: pd.DataFrame, criterion: str, out: Path) -> list[str
     fig, ax = plt.subplots(figsize=(1.2 + 1.3 * len(order), 3.2))
     sns.boxplot(data=g, x="variant", y="score", order=order, ax=ax, color="0.9", whis=(0, 100),
                 showfliers=False)
-    sns.stripplot(data=g, x="variant", y="score", order=order, ax=ax, color="tab:blue", size=4,
-                  jitter=0.15)
+    with seeded_jitter():
+        sns.stripplot(data=g, x="variant", y="score", order=order, ax=ax, color="tab:blue", size=4,
+                      jitter=0.15)
     d = g[g["trial"] == 0]
     ax.scatter([order.index(v) for v in d["variant"]], d["score"], marker="*", s=90, color="black",
                zorder=3, label="defaults (c00)")
