@@ -459,7 +459,7 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
     files += abl_fig
 
     md = _report_md(runs, status, summary, final, groups, est, note, reps, seed, engine,
-                    command, suites, figs, side, claims, files, binds_wide)
+                    command, suites, figs, side, claims, files, binds if len(binds_wide) else None)
     (d / "report.md").write_text(md)
     plots.assign_file_keys([])  # this report's keys end with it
     return files + ["report.md"]
@@ -553,6 +553,7 @@ def ablation_claims(runs, final: pd.DataFrame, est) -> list[str]:
 
 def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engine,
                command, suites, figs, side, claims, files, binds=None) -> str:
+    """report.md. binds: `duals.trust_regions` (long), None where no V-MPO run logged duals."""
     from analysis import plots
     from suites.reference import NO_PAIR_HINT
 
@@ -656,12 +657,11 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
                    "and the KLs they bound, per learner step (`duals.csv`). An alpha at its "
                    "1e-8 floor is an inactive trust region: the KL stayed below its bound."),
                   "", f"![duals {s}](duals_{k}.png)", ""]
-        if binds is not None and len(binds) and (binds["suite"] == s).any():
-            part = binds[binds["suite"] == s]
-            part = part.loc[:, [c for c in part.columns if (part[c] != "-").any()]]  # this suite's KLs
-            if part.shape[1] > 3:
-                L += ["### Do V-MPO's trust regions bind?", "", _tr_caption(part), "",
-                      _section_table(part, s), ""]
+        part = (tables.trust_regions_wide(binds[binds["suite"] == s])  # this suite's KLs only
+                if binds is not None else pd.DataFrame())
+        if len(part):
+            L += ["### Do V-MPO's trust regions bind?", "", _tr_caption(part), "",
+                  _section_table(part, s), ""]
         if "diagnostics" in figs[s]:
             L += ["### Every learner's policy width and step size", "",
                   ("Median and quartiles over each variant's runs of its policy std, its "
