@@ -7,8 +7,8 @@ to `learner.observe`, and calls `learner.update()` while `learner.ready()`. On-p
 learners (PPO, TRPO, V-MPO) are ready once they hold a rollout and update from it;
 MPO stores rollouts in a replay buffer and is ready at its replay ratio.
 
-An algorithm is one module (e.g. `algos/ppo.py`) that defines two names, plus its line in
-`ALGOS`; docs/adding-an-algorithm.md walks through one:
+An algorithm is one module (e.g. `algos/ppo.py`) that defines two names (a third is
+optional), plus its line in `ALGOS`; docs/adding-an-algorithm.md walks through one:
 
     Config    a dataclass; each field carries a one-line doc (the string literal under it,
               `algos.config.doc_of`) and a default citing its source. Required field:
@@ -27,6 +27,10 @@ An algorithm is one module (e.g. `algos/ppo.py`) that defines two names, plus it
               training vector env's width B; total_steps: the run's budget in agent steps,
               summed over envs, for schedules; device: a torch.device) with the methods of
               the `Learner` protocol below.
+    gradient_steps_per_env_step   optional: a function of a resolved config (config.json's
+              `config` mapping) giving the learner's gradient steps per agent env step,
+              which the dry-run's cost model scales a run's update time by
+              (sweeps/plan.py); without it a run is costed at its algorithm's measured rate.
 
 `algorithm(name)` imports a registered module and checks this shape (`check_algorithm`),
 naming what is missing.

@@ -212,6 +212,13 @@ class Config:
                 raise ConfigError(name, f"{msg}, got {getattr(self, name)!r}")
 
 
+def gradient_steps_per_env_step(config) -> float:
+    """Learner updates per agent env step of a resolved config (config.json's `config`):
+    `replay_ratio`, once min_replay_size steps are in replay (`Learner.updates_owed`).
+    The dry-run's cost model (sweeps/plan.py)."""
+    return float(config["replay_ratio"])
+
+
 # -- pure pieces ---------------------------------------------------------------------
 
 

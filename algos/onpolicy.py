@@ -190,6 +190,21 @@ class OnPolicyLearner:
         self.refresh_actor()
 
 
+def steps_per_pass(n: int, size: int) -> int:
+    """Gradient steps in one pass over n samples in chunks of `size` (`minibatches`'
+    count; size 0, or at least n: one step on the whole batch)."""
+    return 1 if size <= 0 or size >= n else -(-n // size)
+
+
+def epochs_gradient_steps(config) -> float:
+    """Gradient steps per agent env step of a learner that takes `epochs` passes over each
+    num_envs x rollout_length batch in minibatches of `minibatch_size` (0: the whole
+    batch), from a resolved config (config.json's `config`): PPO's and V-MPO's
+    `gradient_steps_per_env_step`, the dry-run's cost model (sweeps/plan.py)."""
+    n = config["num_envs"] * config["rollout_length"]
+    return config["epochs"] * steps_per_pass(n, config["minibatch_size"]) / n
+
+
 def minibatches(n: int, size: int, generator: torch.Generator | None = None, device=None):
     """Index tensors covering a random permutation of range(n) in chunks of `size`
     (the last chunk may be shorter; none is empty)."""

@@ -27,7 +27,7 @@ from algos import ops
 from algos.base import EnvSpec
 from algos.fast.flat_adam import FlatAdam
 from algos.fast.ppo_step import NumpyPPOStep
-from algos.onpolicy import OnPolicyConfig, OnPolicyLearner
+from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, epochs_gradient_steps
 from algos.returns import gae
 
 
@@ -96,6 +96,10 @@ class Config(OnPolicyConfig):
                        "minibatch_size": 256, "clip_coef": 0.1, "ent_coef": 0.01,
                        "norm_obs": False, "norm_reward": False},
     }
+
+
+# gradient steps per agent env step of a resolved config: the dry-run's cost model
+gradient_steps_per_env_step = epochs_gradient_steps
 
 
 def ppo_loss(

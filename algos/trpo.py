@@ -40,7 +40,7 @@ from algos import ops
 from algos.base import EnvSpec
 from algos.config import ConfigError
 from algos.networks import ActorCritic
-from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, adam
+from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, adam, steps_per_pass
 from algos.returns import gae
 
 
@@ -120,6 +120,15 @@ class Config(OnPolicyConfig):
         for name, ok, msg in checks:
             if not ok:
                 raise ConfigError(name, f"{msg}, got {getattr(self, name)!r}")
+
+
+def gradient_steps_per_env_step(config) -> float:
+    """Learner steps per agent env step of a resolved config (config.json's `config`): per
+    num_envs x rollout_length batch, one natural-gradient policy step (counted as one) and
+    `vf_epochs` passes of value-function Adam steps in minibatches of `vf_minibatch_size`.
+    The dry-run's cost model (sweeps/plan.py)."""
+    n = config["num_envs"] * config["rollout_length"]
+    return (1 + config["vf_epochs"] * steps_per_pass(n, config["vf_minibatch_size"])) / n
 
 
 # -- pure pieces ---------------------------------------------------------------------

@@ -62,7 +62,8 @@ from algos.config import ConfigError
 from algos.distributions import categorical_kl, gaussian_kl, gaussian_kl_decoupled
 from algos.duals import Duals, make_optimizer
 from algos.networks import ActorCritic
-from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, adam, minibatches
+from algos.onpolicy import (OnPolicyConfig, OnPolicyLearner, adam, epochs_gradient_steps,
+                            minibatches)
 from algos.popart import PopArt
 from algos.returns import gae, nstep_returns
 
@@ -199,6 +200,10 @@ class Config(OnPolicyConfig):
         for name, ok, msg in checks:
             if not ok:
                 raise ConfigError(name, f"{msg}, got {getattr(self, name)!r}")
+
+
+# gradient steps per agent env step of a resolved config: the dry-run's cost model
+gradient_steps_per_env_step = epochs_gradient_steps
 
 
 # -- pure pieces ---------------------------------------------------------------------

@@ -6,14 +6,19 @@ looked up by (algo, env), then (algo, suite family); a row marked `placeholder` 
 conservative guess awaiting a benchmark, and the plan says which figures are
 placeholders. Evaluation is added (`eval_steps`: evaluations x eval envs x the env's
 time limit, at the env's fastest on-policy training rate: an upper bound where episodes
-end early), except to a row marked `includes_eval` (a whole run's measured rate). Core-hours = hours per run x cores per run (SLURM: cpus_per_task; local:
-one core per run). Each run also costs RUN_OVERHEAD_S of start-up (Python, torch and
+end early), except to a row marked `includes_eval` (a whole run's measured rate).
+A row's rate holds at the algorithm's defaults; a row with `ms_per_gradient_step` (fitted
+from finished runs by benchmarks/run_costs.py) also costs a config's gradient steps per
+env step beyond or short of the defaults' (`update_delta_s`: a tuning search over epochs
+and minibatch sizes moves a V-MPO run's wall time 5x). Core-hours = hours per run x
+cores per run (SLURM: cpus_per_task; local: one core per run). Each run also costs RUN_OVERHEAD_S of start-up (Python, torch and
 the envs; measured here), which matters for small budgets only.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +36,7 @@ class Rate:
     source: str
     placeholder: bool
     includes_eval: bool = False  # a whole run's rate, its evaluations included
+    ms_per_gradient_step: float | None = None  # a gradient step's cost beyond the defaults'
 
 
 def load_throughput(path: Path = THROUGHPUT) -> dict[tuple[str, str], Rate]:
@@ -47,9 +53,11 @@ def load_throughput(path: Path = THROUGHPUT) -> dict[tuple[str, str], Rate]:
                 continue
             key = (row["algo"].strip(), (row.get("env") or "").strip() or row["suite"].strip())
             yes = ("1", "yes", "true")
+            ms = (row.get("ms_per_gradient_step") or "").strip()
             table[key] = Rate(sps, (row.get("source") or "").strip(),
                               (row.get("placeholder") or "").strip().lower() in yes,
-                              (row.get("includes_eval") or "").strip().lower() in yes)
+                              (row.get("includes_eval") or "").strip().lower() in yes,
+                              float(ms) if ms else None)
     return table
 
 
@@ -94,14 +102,57 @@ def eval_rate(run: Run, table: dict[tuple[str, str], Rate]) -> Rate | None:
     return max(rates, key=lambda r: r.steps_per_sec) if rates else rate_for(run, table)
 
 
+def _gradient_steps(algo: str, env: str, overrides: dict) -> float | None:
+    from algos.train import RunSpec, algo_module, resolve
+
+    try:
+        fn = getattr(algo_module(algo), "gradient_steps_per_env_step", None)
+        if fn is None:
+            return None
+        cfg = resolve(RunSpec(algo=algo, env=env, seed=0, steps=1, overrides=dict(overrides)))
+        return float(fn(cfg["config"]))
+    except Exception:  # noqa: BLE001 - an env the registry lacks here: no scaling, as before
+        return None
+
+
+def gradient_steps(run: Run) -> float | None:
+    """Gradient steps per agent env step of `run`'s resolved config (its algorithm's
+    `gradient_steps_per_env_step`); None where the algorithm does not say."""
+    return _gradient_steps(run.algo, run.env, run.overrides)
+
+
+@functools.lru_cache(maxsize=None)
+def default_gradient_steps(algo: str, env: str) -> float | None:
+    """Gradient steps per agent env step of the algorithm's defaults for `env`: the
+    config a throughput row was measured at."""
+    return _gradient_steps(algo, env, {})
+
+
+def update_delta_s(run: Run, rate: Rate) -> float:
+    """Seconds `run` spends on gradient steps beyond (negative: short of) its algorithm's
+    defaults for the env: steps x (G - G_defaults) x the row's ms_per_gradient_step, where
+    G is gradient steps per env step (`gradient_steps`); 0 where either is unknown."""
+    if rate.ms_per_gradient_step is None:
+        return 0.0
+    g, g0 = gradient_steps(run), default_gradient_steps(run.algo, run.env)
+    if g is None or g0 is None:
+        return 0.0
+    return run.steps * (g - g0) * rate.ms_per_gradient_step / 1000
+
+
 def run_hours(run: Run, table: dict[tuple[str, str], Rate]) -> float | None:
     """Estimated wall hours of one run (training, evaluation and start-up), None without
-    a figure."""
+    a figure. Training: steps at the row's rate, plus `update_delta_s` for a config that
+    takes more or fewer gradient steps than the defaults the row was measured at; never
+    below a tenth of the row's time (a fit's slope applied far below the defaults could
+    otherwise cancel the simulator's share)."""
     rate = rate_for(run, table)
     if rate is None:
         return None
+    base = run.steps / rate.steps_per_sec
+    train = max(base + update_delta_s(run, rate), 0.1 * base)
     ev = 0.0 if rate.includes_eval else eval_steps(run) / eval_rate(run, table).steps_per_sec
-    return (run.steps / rate.steps_per_sec + ev + RUN_OVERHEAD_S) / 3600
+    return (train + ev + RUN_OVERHEAD_S) / 3600
 
 
 def _fmt_steps(n: float) -> str:
@@ -143,6 +194,7 @@ def plan_text(spec: Spec, executor: str, executor_why: str, parallelism: int, fo
     longest = 0.0
     missing: set[tuple[str, str]] = set()
     placeholders: set[tuple[str, str]] = set()
+    scaled: set[tuple[str, str]] = set()
     for (variant, where), rs in cells.items():
         steps = sum(r.steps for r in rs)
         total_steps += steps
@@ -159,6 +211,8 @@ def plan_text(spec: Spec, executor: str, executor_why: str, parallelism: int, fo
             if any(rate_for(r, table).placeholder for r in rs):
                 placeholders.add((rs[0].algo, rs[0].suite))
                 hrun += "*"
+            if any(update_delta_s(r, rate_for(r, table)) for r in rs):
+                scaled.add((rs[0].algo, rs[0].suite))
         label = f"{where} ({len({r.env for r in rs})})" if by_suite else where
         steps_run = {r.steps for r in rs}
         per = _fmt_steps(rs[0].steps) if len(steps_run) == 1 else "mixed"
@@ -184,6 +238,10 @@ def plan_text(spec: Spec, executor: str, executor_why: str, parallelism: int, fo
             lines.append(f"  slurm: {len(rs)} runs in {ntasks} array task(s) of {res.time} min, "
                          f"{res.cpus_per_task} cpu(s)" + (f", {res.gpus_per_task} gpu(s)" if res.gpus_per_task else "")
                          + f", {res.runs_per_task} run(s) per task, at most {res.array_parallelism} at once{note}")
+    if scaled:
+        lines.append("  configs with more or fewer gradient steps per env step than the defaults "
+                     f"are costed at {THROUGHPUT.name}'s ms_per_gradient_step: "
+                     + ", ".join(f"{a}/{s}" for a, s in sorted(scaled)))
     if placeholders or missing:
         src = THROUGHPUT.name
         if placeholders:
