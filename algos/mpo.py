@@ -214,8 +214,9 @@ class Config:
 
 def gradient_steps_per_env_step(config) -> float:
     """Learner updates per agent env step of a resolved config (config.json's `config`):
-    `replay_ratio`, once min_replay_size steps are in replay (`Learner.updates_owed`).
-    The dry-run's cost model (sweeps/plan.py)."""
+    `replay_ratio` once min_replay_size steps are in replay (`Learner.updates_owed`), so
+    slightly high for a run not much longer than min_replay_size. The dry-run's cost
+    model (sweeps/plan.py)."""
     return float(config["replay_ratio"])
 
 

@@ -191,8 +191,8 @@ class OnPolicyLearner:
 
 
 def steps_per_pass(n: int, size: int) -> int:
-    """Gradient steps in one pass over n samples in chunks of `size` (`minibatches`'
-    count; size 0, or at least n: one step on the whole batch)."""
+    """Gradient steps in one pass over n samples in chunks of `size`, the last one
+    shorter: ceil(n / size); size 0 (V-MPO's "the whole batch") or at least n: one step."""
     return 1 if size <= 0 or size >= n else -(-n // size)
 
 
@@ -200,7 +200,8 @@ def epochs_gradient_steps(config) -> float:
     """Gradient steps per agent env step of a learner that takes `epochs` passes over each
     num_envs x rollout_length batch in minibatches of `minibatch_size` (0: the whole
     batch), from a resolved config (config.json's `config`): PPO's and V-MPO's
-    `gradient_steps_per_env_step`, the dry-run's cost model (sweeps/plan.py)."""
+    `gradient_steps_per_env_step`, the dry-run's cost model (sweeps/plan.py). Nominal: the
+    learners step over the valid samples, fewer where autoreset steps are masked out."""
     n = config["num_envs"] * config["rollout_length"]
     return config["epochs"] * steps_per_pass(n, config["minibatch_size"]) / n
 

@@ -25,6 +25,7 @@ import torch
 
 from algos import ops
 from algos.base import EnvSpec
+from algos.config import ConfigError
 from algos.fast.flat_adam import FlatAdam
 from algos.fast.ppo_step import NumpyPPOStep
 from algos.onpolicy import OnPolicyConfig, OnPolicyLearner, epochs_gradient_steps
@@ -96,6 +97,18 @@ class Config(OnPolicyConfig):
                        "minibatch_size": 256, "clip_coef": 0.1, "ent_coef": 0.01,
                        "norm_obs": False, "norm_reward": False},
     }
+
+    def validate(self) -> None:
+        checks = [
+            ("rollout_length", self.rollout_length >= 1, "expected a positive int"),
+            ("epochs", self.epochs >= 1, "expected a positive int"),
+            ("minibatch_size", self.minibatch_size >= 1, "expected a positive int (samples per gradient step)"),
+            ("max_grad_norm", self.max_grad_norm >= 0.0, "expected a float >= 0 (0: off)"),
+            ("lr", self.lr > 0.0, "expected a float > 0"),
+        ]
+        for name, ok, msg in checks:
+            if not ok:
+                raise ConfigError(name, f"{msg}, got {getattr(self, name)!r}")
 
 
 # gradient steps per agent env step of a resolved config: the dry-run's cost model

@@ -126,7 +126,8 @@ def gradient_steps_per_env_step(config) -> float:
     """Learner steps per agent env step of a resolved config (config.json's `config`): per
     num_envs x rollout_length batch, one natural-gradient policy step (counted as one) and
     `vf_epochs` passes of value-function Adam steps in minibatches of `vf_minibatch_size`.
-    The dry-run's cost model (sweeps/plan.py)."""
+    Coarse: the policy step (cg_iters Fisher-vector products and a line search over the
+    whole batch) costs more than a value step. The dry-run's cost model (sweeps/plan.py)."""
     n = config["num_envs"] * config["rollout_length"]
     return (1 + config["vf_epochs"] * steps_per_pass(n, config["vf_minibatch_size"])) / n
 

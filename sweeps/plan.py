@@ -7,10 +7,12 @@ conservative guess awaiting a benchmark, and the plan says which figures are
 placeholders. Evaluation is added (`eval_steps`: evaluations x eval envs x the env's
 time limit, at the env's fastest on-policy training rate: an upper bound where episodes
 end early), except to a row marked `includes_eval` (a whole run's measured rate).
-A row's rate holds at the algorithm's defaults; a row with `ms_per_gradient_step` (fitted
-from finished runs by benchmarks/run_costs.py) also costs a config's gradient steps per
-env step beyond or short of the defaults' (`update_delta_s`: a tuning search over epochs
-and minibatch sizes moves a V-MPO run's wall time 5x). Core-hours = hours per run x
+A row's rate holds at the config it was measured at; a row with `ms_per_gradient_step`
+and that config's `gradient_steps_per_env_step` (both fitted from finished runs by
+benchmarks/run_costs.py) also costs a config's gradient steps per env step beyond or
+short of it (`update_delta_s`: a tuning search over epochs and minibatch sizes moves a
+V-MPO run's wall time 5x). G is nominal: num_envs x rollout_length samples per batch, so
+an upper bound where autoreset steps are masked out. Core-hours = hours per run x
 cores per run (SLURM: cpus_per_task; local: one core per run). Each run also costs RUN_OVERHEAD_S of start-up (Python, torch and
 the envs; measured here), which matters for small budgets only.
 """
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +40,8 @@ class Rate:
     source: str
     placeholder: bool
     includes_eval: bool = False  # a whole run's rate, its evaluations included
-    ms_per_gradient_step: float | None = None  # a gradient step's cost beyond the defaults'
+    ms_per_gradient_step: float | None = None  # what one more gradient step costs
+    gradient_steps_per_env_step: float | None = None  # the G the rate was measured at
 
 
 def load_throughput(path: Path = THROUGHPUT) -> dict[tuple[str, str], Rate]:
@@ -52,13 +57,28 @@ def load_throughput(path: Path = THROUGHPUT) -> dict[tuple[str, str], Rate]:
             except (KeyError, TypeError, ValueError):
                 continue
             key = (row["algo"].strip(), (row.get("env") or "").strip() or row["suite"].strip())
+            try:  # the cost model's pair: both or neither, finite and >= 0
+                ms, g = (_optional_figure(row, k) for k in ("ms_per_gradient_step",
+                                                             "gradient_steps_per_env_step"))
+            except ValueError:
+                continue  # as a bad steps_per_sec: the row is not used
             yes = ("1", "yes", "true")
-            ms = (row.get("ms_per_gradient_step") or "").strip()
             table[key] = Rate(sps, (row.get("source") or "").strip(),
                               (row.get("placeholder") or "").strip().lower() in yes,
                               (row.get("includes_eval") or "").strip().lower() in yes,
-                              float(ms) if ms else None)
+                              ms if g is not None else None, g if ms is not None else None)
     return table
+
+
+def _optional_figure(row: dict, key: str) -> float | None:
+    """A finite float >= 0 from an optional column, None if empty; ValueError otherwise."""
+    text = (row.get(key) or "").strip()
+    if not text:
+        return None
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{key} {text!r}")
+    return value
 
 
 def rate_for(run: Run, table: dict[tuple[str, str], Rate]) -> Rate | None:
@@ -102,48 +122,47 @@ def eval_rate(run: Run, table: dict[tuple[str, str], Rate]) -> Rate | None:
     return max(rates, key=lambda r: r.steps_per_sec) if rates else rate_for(run, table)
 
 
-def _gradient_steps(algo: str, env: str, overrides: dict) -> float | None:
+@functools.lru_cache(maxsize=None)
+def _gradient_steps(algo: str, env: str, overrides_json: str) -> float | None:
     from algos.train import RunSpec, algo_module, resolve
 
-    try:
-        fn = getattr(algo_module(algo), "gradient_steps_per_env_step", None)
-        if fn is None:
-            return None
-        cfg = resolve(RunSpec(algo=algo, env=env, seed=0, steps=1, overrides=dict(overrides)))
-        return float(fn(cfg["config"]))
-    except Exception:  # noqa: BLE001 - an env the registry lacks here: no scaling, as before
+    fn = getattr(algo_module(algo), "gradient_steps_per_env_step", None)
+    if fn is None:
         return None
+    cfg = resolve(RunSpec(algo=algo, env=env, seed=0, steps=1, overrides=json.loads(overrides_json)))
+    return float(fn(cfg["config"]))
+
+
+def gradient_steps_of(algo: str, env: str, overrides: dict) -> float | None:
+    """Gradient steps per agent env step of the resolved config of `algo` on `env` with
+    `overrides` (the algorithm's `gradient_steps_per_env_step`; {} for its defaults), None
+    where the algorithm does not say. Resolved once per distinct config: a plan costs
+    every run several times (table, executor order, confirmation)."""
+    return _gradient_steps(algo, env, json.dumps(overrides, sort_keys=True))
 
 
 def gradient_steps(run: Run) -> float | None:
-    """Gradient steps per agent env step of `run`'s resolved config (its algorithm's
-    `gradient_steps_per_env_step`); None where the algorithm does not say."""
-    return _gradient_steps(run.algo, run.env, run.overrides)
-
-
-@functools.lru_cache(maxsize=None)
-def default_gradient_steps(algo: str, env: str) -> float | None:
-    """Gradient steps per agent env step of the algorithm's defaults for `env`: the
-    config a throughput row was measured at."""
-    return _gradient_steps(algo, env, {})
+    """`gradient_steps_of` the run's config."""
+    return gradient_steps_of(run.algo, run.env, run.overrides)
 
 
 def update_delta_s(run: Run, rate: Rate) -> float:
-    """Seconds `run` spends on gradient steps beyond (negative: short of) its algorithm's
-    defaults for the env: steps x (G - G_defaults) x the row's ms_per_gradient_step, where
-    G is gradient steps per env step (`gradient_steps`); 0 where either is unknown."""
-    if rate.ms_per_gradient_step is None:
+    """Seconds `run` spends on gradient steps beyond (negative: short of) the config its
+    throughput row was measured at: steps x (G - G_row) x ms_per_gradient_step / 1000,
+    where G is gradient steps per env step (`gradient_steps`) and G_row the row's
+    `gradient_steps_per_env_step`; 0 where the row or the algorithm does not say."""
+    if rate.ms_per_gradient_step is None or rate.gradient_steps_per_env_step is None:
         return 0.0
-    g, g0 = gradient_steps(run), default_gradient_steps(run.algo, run.env)
-    if g is None or g0 is None:
+    g = gradient_steps(run)
+    if g is None:
         return 0.0
-    return run.steps * (g - g0) * rate.ms_per_gradient_step / 1000
+    return run.steps * (g - rate.gradient_steps_per_env_step) * rate.ms_per_gradient_step / 1000
 
 
 def run_hours(run: Run, table: dict[tuple[str, str], Rate]) -> float | None:
     """Estimated wall hours of one run (training, evaluation and start-up), None without
     a figure. Training: steps at the row's rate, plus `update_delta_s` for a config that
-    takes more or fewer gradient steps than the defaults the row was measured at; never
+    takes more or fewer gradient steps than the one the row was measured at; never
     below a tenth of the row's time (a fit's slope applied far below the defaults could
     otherwise cancel the simulator's share)."""
     rate = rate_for(run, table)
