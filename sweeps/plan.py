@@ -311,7 +311,24 @@ def run_progress(run_dir: Path) -> str:
     return ", ".join(parts)
 
 
-def status_text(spec: Spec, folder: Path, states: list[RunState], warnings: list[str]) -> str:
+def hours_left(states: list[RunState], table: dict[tuple[str, str], Rate]) -> tuple[float, int]:
+    """(estimated core-hours, runs without a figure) of the runs not done and not failed,
+    by `run_hours`, a started run counted from its step (one core per run)."""
+    hours, missing = 0.0, 0
+    for st in states:
+        if st.state in ("done", "failed"):
+            continue
+        h = run_hours(st.run, table)
+        if h is None:
+            missing += 1
+        else:
+            hours += h * (1 - min(max(st.step, 0) / st.run.steps, 1.0))
+    return hours, missing
+
+
+def status_text(spec: Spec, folder: Path, states: list[RunState], warnings: list[str],
+                table: dict[tuple[str, str], Rate] | None = None) -> str:
+    table = load_throughput() if table is None else table
     c = {s: sum(1 for x in states if x.state == s) for s in STATES}
     lines = [f"sweep {spec.name} ({folder}): {len(states)} runs: "
              + ", ".join(f"{c[s]} {s}" for s in STATES)]
@@ -324,6 +341,12 @@ def status_text(spec: Spec, folder: Path, states: list[RunState], warnings: list
         cell[st.state] += 1
     for (variant, env), cell in cells.items():
         lines.append(f"  {variant:<16} {env:<28} " + " ".join(f"{cell[s]:>7}" for s in STATES))
+    left = sum(1 for st in states if st.state not in ("done", "failed"))
+    if left:
+        hours, missing = hours_left(states, table)
+        lines.append(f"left: {left} run(s), ~{hours:.3g} core-hours by the plan's estimate (a "
+                     "started run from its step)" + (f"; {missing} without a throughput figure"
+                                                     if missing else ""))
     running = [s for s in states if s.state == "running"]
     if running:
         lines += ["", f"running ({len(running)}):"]

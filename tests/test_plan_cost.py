@@ -231,3 +231,24 @@ def test_run_costs_usage(tmp_path, capsys):
     assert e.value.code == 2
     assert run_costs.main([str(tmp_path)]) == 1
     assert "results/<sweep>" in capsys.readouterr().err
+
+
+def test_status_says_what_is_left(tmp_path):
+    from sweeps.plan import hours_left, status_text
+    from sweeps.spec import parse_spec
+    from sweeps.state import RunState
+
+    spec = parse_spec(SPEC.replace("seeds: 1", "seeds: 4"))
+    table = {("vmpo", "HalfCheetah-v5"): Rate(1e6 / 3600, "test", False, True)}  # 1 h per run
+    runs = spec.runs
+    states = [RunState(runs[0], "done", 1_000_000, None, None),
+              RunState(runs[1], "failed", 300_000, "boom", None),     # not retried: not left
+              RunState(runs[2], "running", 250_000, None, None),      # 3/4 left
+              RunState(runs[3], "new", 0, None, None)]
+    hours, missing = hours_left(states, table)
+    assert missing == 0
+    assert hours == pytest.approx(0.75 * (1 + 6 / 3600) + (1 + 6 / 3600))
+    text = status_text(spec, tmp_path, states, [], table)
+    assert "left: 2 run(s), ~1.75 core-hours" in text
+    assert "~0 core-hours by the plan's estimate (a started run from its step); 2 without a " \
+           "throughput figure" in status_text(spec, tmp_path, states, [], {})
