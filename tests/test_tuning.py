@@ -594,7 +594,8 @@ def test_edges_and_sensitivity_axes_with_a_default_outside_a_log_range(tmp_path)
     assert edge_of(0, "log_uniform", 1e-4, 1e-2) == "" and edge_of(0.0, "log_int", 32, 512) == ""
     assert edge_of(5e-2, "log_uniform", 1e-4, 1e-2) == ""  # outside: not an end of the range
     assert edge_of(9.5e-3, "log_uniform", 1e-4, 1e-2) == "high end"
-    cfgs = [{"ent_coef": 0.0, "lr": 3e-2}, {"ent_coef": 2e-3, "lr": 5e-4}, {"ent_coef": 8e-3, "lr": 2e-4}]
+    cfgs = [{"ent_coef": 0.0, "lr": 3e-2, "vf_lr": 1e-3}, {"ent_coef": 2e-3, "lr": 5e-4, "vf_lr": 4e-4},
+            {"ent_coef": 8e-3, "lr": 2e-4, "vf_lr": 2.5e-3}]
     tt = pd.DataFrame([{"variant": "ppo", "trial": i, "config": c} for i, c in enumerate(cfgs)])
     ts = pd.DataFrame([{"variant": "ppo", "trial": i, "score": sc, "config": c}
                        for i, (c, sc) in enumerate(zip(cfgs, (0.3, 0.5, 0.4)))])
@@ -606,13 +607,20 @@ def test_edges_and_sensitivity_axes_with_a_default_outside_a_log_range(tmp_path)
     def keep(fig=None):  # analysis.plots.save closes the figure: read its axes first
         if fig is not None and hasattr(fig, "axes"):
             captured["xlim"] = {ax.get_xlabel(): ax.get_xlim() for ax in fig.axes}
+            fig.canvas.draw()
+            captured["labels"] = {ax.get_xlabel(): (
+                [t.get_text() for t in ax.get_xticklabels() if t.get_text()
+                 and ax.get_xlim()[0] <= t.get_position()[0] <= ax.get_xlim()[1]],
+                [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()])
+                for ax in fig.axes}
         return real_close(fig)
 
     plt.close = keep
     try:
         files = sensitivity_figure(ts, tt, "ppo", "final", tmp_path,
                                    {"ent_coef": ("log_uniform", 1e-4, 1e-2),
-                                    "lr": ("log_uniform", 1e-4, 1e-3)}, best=1)
+                                    "lr": ("log_uniform", 1e-4, 1e-3),
+                                    "vf_lr": ("log_uniform", 3e-4, 3e-3)}, best=1)
     finally:
         plt.close = real_close
     assert "tuning_sensitivity_ppo.png" in files
@@ -620,6 +628,9 @@ def test_edges_and_sensitivity_axes_with_a_default_outside_a_log_range(tmp_path)
     assert 0 < lo < 1e-4 and 1e-2 < hi < 2e-2  # the range, padded; 0 left off
     lo, hi = captured["xlim"]["lr"]
     assert lo < 1e-4 and hi > 3e-2  # widened to the default 3e-2 outside [1e-4, 1e-3]
+    # a decade's range: no minor tick labels (they overlapped), majors at 1 and 3 per decade
+    major, minor = captured["labels"]["vf_lr"]
+    assert minor == [] and len(major) == 3, (major, minor)
 
 
 def test_two_tune_sweeps_of_one_variant_are_refused(tmp_path):
