@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Runs
+from rundir import last_wall_time
 
 TRIAL_RE = re.compile(r"^(?P<variant>.+)\.c(?P<trial>\d{2,})$")  # as sweeps.tuning names them
 TUNE_SUFFIX = "-tune"
@@ -166,14 +167,6 @@ def _expected_runs(sweep_path: str) -> int | None:
     return sum(configs.values()) * cells if configs and cells is not None else None
 
 
-def _last_wall_time(path: str) -> float:
-    """The wall_time of the last metrics.csv row (seconds), NaN if absent."""
-    from rundir import tail_rows
-
-    rows = tail_rows(path, 4096)
-    return rows[-1][3] if rows else float("nan")
-
-
 def run_scores(runs: Runs, i: int) -> tuple[float, float]:
     """(final, auc) of run i: its last evaluation and the mean of its evaluations, both
     normalised; NaN without evaluations or (a spec from before tuning envs needed one)
@@ -204,7 +197,7 @@ def trial_table(trials: Runs) -> pd.DataFrame:
             "trial": int(m["trial"]),
             "env": r["env"], "seed": int(r["seed"]), "state": r["state"],
             "steps": int(r["steps"]), "steps_done": max(int(r["status_step"]), 0),
-            "wall_s": _last_wall_time(r["path"]),
+            "wall_s": last_wall_time(r["path"]),
             "final": final, "auc": auc,
             "config": json.loads(r["config"]),
         })

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scipy import stats  # noqa: E402
 
-from rundir import read_json, tail_rows  # noqa: E402
+from rundir import last_wall_time, read_json  # noqa: E402
 
 
 @dataclass
@@ -68,11 +68,10 @@ def run_points(sweeps: list[Path], warn=lambda msg: print(msg, file=sys.stderr)
                 status, cfg = read_json(d / "status.json") or {}, read_json(cfg_path) or {}
                 if status.get("state") != "done":
                     continue
-                rows = tail_rows(d, 4096)
                 fn = getattr(algo_module(cfg["algo"]), "gradient_steps_per_env_step", None)
                 if fn is None:
                     continue
-                steps, wall = int(status.get("step") or cfg["steps"]), rows[-1][3] if rows else 0.0
+                steps, wall = int(status.get("step") or cfg["steps"]), last_wall_time(d)
                 if steps <= 0 or not wall > 0:
                     raise ValueError(f"no wall time to fit (steps {steps}, wall_time {wall})")
                 point = Point(float(fn(cfg["config"])), wall / steps,

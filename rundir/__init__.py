@@ -246,6 +246,13 @@ def tail_rows(run_dir: str | os.PathLike, tail_bytes: int = 65536
         return []
 
 
+def last_wall_time(run_dir: str | os.PathLike) -> float:
+    """The wall_time of the last metrics.csv row (seconds of training, carried over
+    resumes), NaN if there is none."""
+    rows = tail_rows(run_dir, 4096)
+    return rows[-1][3] if rows else float("nan")
+
+
 def writable_dir_problem(path: str | os.PathLike, need_write: bool = True) -> str | None:
     """Why `path` cannot be used as a folder to write in (None if it can): it or a parent
     is a file, or (need_write) the nearest existing folder is read-only or not writable."""

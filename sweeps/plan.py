@@ -12,9 +12,10 @@ and that config's `gradient_steps_per_env_step` (both fitted from finished runs 
 benchmarks/run_costs.py) also costs a config's gradient steps per env step beyond or
 short of it (`update_delta_s`: a tuning search over epochs and minibatch sizes moves a
 V-MPO run's wall time 5x). G is nominal: num_envs x rollout_length samples per batch, so
-an upper bound where autoreset steps are masked out. Core-hours = hours per run x
-cores per run (SLURM: cpus_per_task; local: one core per run). Each run also costs RUN_OVERHEAD_S of start-up (Python, torch and
-the envs; measured here), which matters for small budgets only.
+an upper bound where autoreset steps are masked out. Core-hours = hours per run x cores
+per run (SLURM: cpus_per_task; local: one core per run). Each run also costs
+RUN_OVERHEAD_S of start-up (Python, torch and the envs; measured here), which matters
+for small budgets only.
 """
 
 from __future__ import annotations
@@ -258,8 +259,8 @@ def plan_text(spec: Spec, executor: str, executor_why: str, parallelism: int, fo
                          f"{res.cpus_per_task} cpu(s)" + (f", {res.gpus_per_task} gpu(s)" if res.gpus_per_task else "")
                          + f", {res.runs_per_task} run(s) per task, at most {res.array_parallelism} at once{note}")
     if scaled:
-        lines.append("  configs with more or fewer gradient steps per env step than the defaults "
-                     f"are costed at {THROUGHPUT.name}'s ms_per_gradient_step: "
+        lines.append("  configs with more or fewer gradient steps per env step than their "
+                     f"throughput row's are costed at {THROUGHPUT.name}'s ms_per_gradient_step: "
                      + ", ".join(f"{a}/{s}" for a, s in sorted(scaled)))
     if placeholders or missing:
         src = THROUGHPUT.name
