@@ -27,8 +27,8 @@ from scipy import stats
 
 from analysis import bootstrap as bs
 from analysis.load import Runs
-from analysis.scores import (Group, ablations, curve_grid, curve_tensor, full_vmpo, is_raw,
-                             mixed_budgets, scores_at)
+from analysis.scores import (Group, ablations, curve_grid, curve_tensor, full_vmpo, full_vmpos,
+                             is_raw, mixed_budgets, scores_at)
 
 PROFILE_POINTS = 101
 RAW_METRICS = tuple(m for m in bs.METRICS if m != "Optimality Gap")
@@ -113,16 +113,22 @@ def aggregates(groups: dict[tuple[str, str], Group], results: dict) -> pd.DataFr
                                        "upper", "n_runs", "n_tasks", "n_seeds"])
 
 
-def _pairs(groups, baseline: str, full: str | None, abl: list[str]):
-    """(suite, kind, x, y) comparisons: the baseline against every other variant, and
-    full V-MPO against each ablation, per suite where both have runs."""
+def _pairs(groups, baseline: str, abl: dict[str, str]):
+    """(suite, kind, x, y) comparisons, per suite where both have runs: the baseline
+    against every other variant ("baseline"), each ablation's full V-MPO against it
+    ("ablation"; `abl`: ablation -> full, scores.ablations), and each variant X against X@label, its namesake in a labelled sweep
+    ("label": analysis/labels.py)."""
+    from analysis.labels import base
+
     out = []
     for suite in sorted({s for s, _ in groups}):
         if (suite, baseline) in groups:
             out += [(suite, "baseline", baseline, v) for s, v in groups
                     if s == suite and v != baseline]
-        if full is not None and (suite, full) in groups:
-            out += [(suite, "ablation", full, a) for a in abl if (suite, a) in groups]
+        out += [(suite, "ablation", f, a) for a, f in abl.items()
+                if (suite, f) in groups and (suite, a) in groups]
+        out += [(suite, "label", base(v), v) for s, v in sorted(groups)
+                if s == suite and base(v) != v and (suite, base(v)) in groups]
     return out
 
 
@@ -145,7 +151,8 @@ def poi_jobs(groups, pairs, reps: int, seed: int, engine: str) -> dict:
 
 def probabilities(groups, pairs, results: dict) -> pd.DataFrame:
     """P(X > Y) with intervals. Columns: suite, kind ("baseline": X is the baseline, Y
-    every other variant; "ablation": X is full V-MPO, Y each ablation), x, y, point,
+    every other variant; "ablation": X is full V-MPO, Y each ablation; "label": Y is X
+    of a labelled sweep, X@label), x, y, point,
     lower, upper, n_x, n_y, n_tasks (envs both have)."""
     rows = []
     for suite, kind, xv, yv in pairs:
@@ -160,14 +167,13 @@ def probabilities(groups, pairs, results: dict) -> pd.DataFrame:
                                        "n_x", "n_y", "n_tasks"])
 
 
-def ablation_jobs(groups, full: str | None, abl: list[str], reps: int, seed: int,
-                  engine: str) -> dict:
+def ablation_jobs(groups, abl: dict[str, str], reps: int, seed: int, engine: str) -> dict:
     """IQM of full V-MPO and of an ablation on the envs both have, where their env sets
     differ (an ablation not yet run on every env): their IQMs over all of each one's own
     envs would compare different tasks."""
     jobs = {}
     for (suite, a), ga in groups.items():
-        gf = groups.get((suite, full))
+        gf = groups.get((suite, abl.get(a)))
         if a not in abl or gf is None or list(gf.envs) == list(ga.envs):
             continue
         c = _common(gf, ga)
@@ -182,9 +188,10 @@ def ablation_jobs(groups, full: str | None, abl: list[str], reps: int, seed: int
     return jobs
 
 
-def ablation_table(agg: pd.DataFrame, poi: pd.DataFrame, full: str | None,
-                   abl: list[str], groups: dict, results: dict) -> pd.DataFrame:
-    """IQM of each ablation beside full V-MPO's on the same envs, per suite. Columns:
+def ablation_table(agg: pd.DataFrame, poi: pd.DataFrame, abl: dict[str, str],
+                   groups: dict, results: dict) -> pd.DataFrame:
+    """IQM of each ablation beside its full V-MPO's (`abl`: ablation -> full) on the same
+    envs, per suite. Columns:
     suite, variant, point, lower, upper, n_runs, full, full_point, full_lower, full_upper,
     full_n_runs, n_tasks (envs compared), p_full_better, p_lower, p_upper (P(full V-MPO >
     ablation)). Where the two were run on different envs, both IQMs are over the envs
@@ -192,19 +199,16 @@ def ablation_table(agg: pd.DataFrame, poi: pd.DataFrame, full: str | None,
     cols = ["suite", "variant", "point", "lower", "upper", "n_runs", "full", "full_point",
             "full_lower", "full_upper", "full_n_runs", "n_tasks", "p_full_better", "p_lower",
             "p_upper"]
-    if full is None:
-        return pd.DataFrame([], columns=cols)
     iqm = agg[agg["metric"] == "IQM"].set_index(["suite", "variant"])
     rows = []
     for suite in sorted(set(agg["suite"])):
-        if (suite, full) not in iqm.index:
-            continue
-        f = iqm.loc[(suite, full)]
-        for a in abl:
-            if (suite, a) not in iqm.index:
+        for a, full in abl.items():
+            if (suite, full) not in iqm.index or (suite, a) not in iqm.index:
                 continue
+            f = iqm.loc[(suite, full)]
             r = iqm.loc[(suite, a)]
-            pr = poi[(poi["suite"] == suite) & (poi["kind"] == "ablation") & (poi["y"] == a)]
+            pr = poi[(poi["suite"] == suite) & (poi["kind"] == "ablation") & (poi["y"] == a)
+                     & (poi["x"] == full)]
             pp = pr.iloc[0] if len(pr) else None
             p3 = (np.nan,) * 3 if pp is None else (pp["point"], pp["lower"], pp["upper"])
             mine = (r["point"], r["lower"], r["upper"], r["n_runs"])
@@ -381,19 +385,33 @@ def estimate(runs: Runs, final: pd.DataFrame, groups, *, baseline: str, reps: in
             notes.append(f"{suite}: the baseline {baseline!r} has no finished runs, so no "
                          "baseline comparisons (choose one with --baseline)")
     full = full_vmpo(groups, baseline)
-    abl = ablations(groups, full)
-    pairs = _pairs(groups, baseline, full, abl)
+    fulls = full_vmpos(groups, baseline)
+    abl = ablations(groups, fulls)
+    alone = sorted({v for (_, v), g in groups.items() if g.algo == "vmpo"}
+                   - set(abl) - set(fulls.values()))
+    if alone:
+        notes.append(f"no ablation comparison for {', '.join(alone)}: no full V-MPO of their "
+                     "sweep label (`vmpo`, or `vmpo@<label>`) has finished runs here")
+    pairs = _pairs(groups, baseline, abl)
+    ids = runs.table["run_id"].to_numpy()
+    for suite, kind, xv, yv in pairs:
+        shared = (set(ids[groups[(suite, xv)].rows.ravel()])
+                  & set(ids[groups[(suite, yv)].rows.ravel()])) if kind == "label" else ()
+        if shared:
+            notes.append(f"{suite}: `{xv}` and `{yv}` share {len(shared)} run id(s), i.e. the "
+                         "same resolved config, env and seed: on those runs P(X > Y) measures "
+                         "a rerun (another commit or CPU), not a change of config")
     pj = profile_jobs(groups, reps, seed, engine)
     cj, grids = curve_jobs(runs, groups, reps, seed, engine, curve_points, notes)
     bj, binfo = common_budget_jobs(runs, groups, final, reps, seed, engine, notes)
     jobs = {**aggregate_jobs(groups, reps, seed, engine),
             **poi_jobs(groups, pairs, reps, seed, engine), **pj, **cj, **bj,
-            **ablation_jobs(groups, full, abl, reps, seed, engine)}
+            **ablation_jobs(groups, abl, reps, seed, engine)}
     results = run_jobs(jobs, default_jobs() if n_jobs is None else n_jobs)
     agg = aggregates(groups, results)
     poi = probabilities(groups, pairs, results)
     return Estimates(
-        aggregate=agg, poi=poi, ablation=ablation_table(agg, poi, full, abl, groups, results),
+        aggregate=agg, poi=poi, ablation=ablation_table(agg, poi, abl, groups, results),
         profiles=profiles(groups, pj, results), curves=curves(groups, grids, results),
         per_env=per_env(final), full=full, baseline=baseline, notes=notes,
         common=common_budget(groups, binfo, results))

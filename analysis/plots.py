@@ -25,6 +25,7 @@ import pandas as pd
 import re
 
 from analysis.aggregate import metrics as suite_metrics
+from analysis.labels import base
 from analysis.scores import is_raw, raw_env
 
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
@@ -96,10 +97,20 @@ CANONICAL = ("vmpo", "vmpo-no-topk", "vmpo-no-alpha", "vmpo-fixed-eta", "ppo", "
 
 
 def variant_colours(variants: list[str]) -> dict[str, int]:
-    """variant -> tab10 slot: CANONICAL names their own slot, the rest the free ones."""
-    slots = {v: CANONICAL.index(v) for v in variants if v in CANONICAL}
-    others = sorted(set(variants) - set(slots))
-    return {**slots, **{v: len(CANONICAL) + i for i, v in enumerate(others)}}
+    """variant -> tab10 slot: CANONICAL names their own slot, the rest the free ones; a
+    labelled variant (`ppo@defaults`, analysis/labels.py) takes its base name's slot."""
+    bases = sorted({base(v) for v in variants})
+    slots = {v: CANONICAL.index(v) for v in bases if v in CANONICAL}
+    others = [v for v in bases if v not in slots]
+    slots.update({v: len(CANONICAL) + i for i, v in enumerate(others)})
+    return {v: slots[base(v)] for v in variants}
+
+
+LABELLED_TINT = 0.5  # a labelled variant's colour: its base's, this far towards white
+
+
+def _tint(rgba, w: float):
+    return tuple(c + (1.0 - c) * w for c in rgba[:3]) + tuple(rgba[3:])
 
 
 class Style:
@@ -107,9 +118,14 @@ class Style:
     text and the banner."""
 
     def __init__(self, variants: list[str], reps: int, incomplete: str | None,
-                 mixed: dict[str, dict[str, list[int]]] | None = None):
+                 mixed: dict[str, dict[str, list[int]]] | None = None,
+                 env_counts: dict[str, dict[str, int]] | None = None):
         cmap = plt.get_cmap("tab10")
-        self.colour = {v: cmap(i % 10) for v, i in variant_colours(variants).items()}
+        self.colour = {v: cmap(i % 10) if v == base(v) else _tint(cmap(i % 10), LABELLED_TINT)
+                       for v, i in variant_colours(variants).items()}
+        # a labelled variant's lines are dash-dotted too, told apart from its namesake in
+        # print (dotted and dashed mean floors and bounds in the duals figures)
+        self.ls = {v: "-" if v == base(v) else "-." for v in variants}
         self.ci = f"95% stratified-bootstrap CIs ({reps:,} reps)"
         self.incomplete = incomplete
         # in a suite whose variants ran different budgets (scores.mixed_budgets), every
@@ -117,12 +133,18 @@ class Style:
         self.budget = {suite: {v: "/".join(steps_text(b) for b in sorted(set(bs)))
                                for v, bs in budgets.items()}
                        for suite, budgets in (mixed or {}).items()}
+        # in a suite whose variants ran different numbers of envs (an incomplete grid, two
+        # studies pooled), every label of that suite's figures says its variant's count
+        self.envs = env_counts or {}
 
     def label(self, variant: str, n_runs, suite: str, sep: str = " ") -> str:
-        """"variant (n=N)", or "variant (n=N, 300k steps)" where the variants' budgets
-        differ in `suite` (the budgets `variant` ran in that suite, not in others)."""
+        """"variant (n=N)"; "variant (n=N, 300k steps)" where the variants' budgets
+        differ in `suite` (the budgets `variant` ran in that suite, not in others);
+        ", K envs" added where their numbers of envs there differ."""
         own = self.budget.get(suite, {})
         extra = f", {own[variant]} steps" if variant in own else ""
+        k = self.envs.get(suite, {}).get(variant)
+        extra += "" if k is None else f", {k} env{'s' if k != 1 else ''}"
         return f"{variant}{sep}(n={int(n_runs)}{extra})"
 
     def finish(self, fig, title: str) -> None:
@@ -195,7 +217,7 @@ def profile_figure(prof: pd.DataFrame, suite: str, style: Style, out: Path) -> l
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
     for v, g in p.groupby("variant", sort=True):
         c = style.colour[v]
-        ax.plot(g["tau"], g["point"], color=c, lw=1.5, label=style.label(v, g["n_runs"].iloc[0], suite))
+        ax.plot(g["tau"], g["point"], color=c, ls=style.ls[v], lw=1.5, label=style.label(v, g["n_runs"].iloc[0], suite))
         ax.fill_between(g["tau"], g["lower"], g["upper"], color=c, alpha=0.2, lw=0)
     ax.set_xlabel(f"Threshold τ: {score_label(suite).lower()}")
     ax.set_ylabel(f"Fraction of runs with {'return' if is_raw(suite) else 'score'} > τ")
@@ -265,7 +287,7 @@ def curve_figure(cur: pd.DataFrame, suite: str, style: Style, out: Path) -> list
         part = c if limit is None else c[c["step"] <= 1.05 * limit]
         for v, g in part.groupby("variant", sort=True):
             col = style.colour[v]
-            ax.plot(g["step"], g["point"], color=col, lw=1.5, marker="o", ms=2.5,
+            ax.plot(g["step"], g["point"], color=col, ls=style.ls[v], lw=1.5, marker="o", ms=2.5,
                     label=style.label(v, g["n_runs"].iloc[0], suite))
             ax.fill_between(g["step"], g["lower"], g["upper"], color=col, alpha=0.2, lw=0)
         unit = steps_axis(ax, part["step"].max())
@@ -295,7 +317,7 @@ def ablation_figure(ab: pd.DataFrame, style: Style, out: Path) -> list[str]:
         # full V-MPO once, unless ablations run on fewer envs compare it on other env sets:
         # then a full V-MPO bar before each group of ablations that share its envs
         names, pts, los, his, ns = [], [], [], [], []
-        for _, g in a.groupby(["full_point", "full_n_runs", "n_tasks"], sort=False):
+        for _, g in a.groupby(["full", "full_point", "full_n_runs", "n_tasks"], sort=False):
             h = g.iloc[0]
             for nm, rr in [(h["full"], (h["full_point"], h["full_lower"], h["full_upper"],
                                         h["full_n_runs"]))] + [
@@ -304,7 +326,7 @@ def ablation_figure(ab: pd.DataFrame, style: Style, out: Path) -> list[str]:
                 for lst, val in zip((pts, los, his, ns), rr):
                     lst.append(val)
         x = np.arange(len(names))
-        if names.count(f["full"]) == 1:
+        if a["full"].nunique() == 1 and names.count(f["full"]) == 1:  # one full V-MPO bar
             ax.axhspan(f["full_lower"], f["full_upper"], color=style.colour[f["full"]],
                        alpha=0.12, lw=0)
         for xi, nm, p, lo, hi in zip(x, names, pts, los, his):
@@ -328,9 +350,11 @@ _DUAL_TITLES = {"dual/eta": "temperature η", "dual/alpha_mu": "α_μ (mean KL)"
 
 
 def duals_figure(tr: pd.DataFrame, suite: str, style: Style, out: Path,
-                 bounds: dict[str, float] | None = None) -> list[str]:
+                 bounds: dict[str, dict[str, float]] | None = None) -> list[str]:
     """V-MPO's duals and KLs over training (median and quartiles over runs), one panel per
-    metric, log scale: duals_<suite>. `bounds`: metric -> its epsilon, drawn dashed."""
+    metric, log scale: duals_<suite>. `bounds`: variant -> metric -> its epsilon, drawn
+    dashed (black for one variant, else in each variant's colour) and named in the title."""
+    bounds = {v: b for v, b in (bounds or {}).items() if b}
     d = tr[tr["suite"] == suite]
     metrics = [m for m in _DUAL_TITLES if (d["metric"] == m).any()]
     cols = min(3, len(metrics))
@@ -340,12 +364,14 @@ def duals_figure(tr: pd.DataFrame, suite: str, style: Style, out: Path,
     for ax, m in zip(axes.ravel(), metrics):
         for v, g in d[d["metric"] == m].groupby("variant", sort=True):
             c = style.colour[v]
-            ax.plot(g["step"], g["median"], color=c, lw=1.4, label=style.label(v, g["n_runs"].max(), suite))
+            ax.plot(g["step"], g["median"], color=c, ls=style.ls[v], lw=1.4, label=style.label(v, g["n_runs"].max(), suite))
             ax.fill_between(g["step"], g["q25"], g["q75"], color=c, alpha=0.2, lw=0)
         if m.startswith("dual/alpha"):
             ax.axhline(1e-8, color="grey", ls=":", lw=1)
-        if bounds and m in bounds:
-            ax.axhline(bounds[m], color="black", ls="--", lw=1)
+        for v, b in bounds.items():
+            if m in b:
+                ax.axhline(b[m], color="black" if len(bounds) == 1 else style.colour[v],
+                           ls="--", lw=1)
         ax.set_yscale("log")
         ax.set_title(_DUAL_TITLES[m])
         ax.set_xlabel(steps_axis(ax, d["step"].max()))
@@ -356,7 +382,10 @@ def duals_figure(tr: pd.DataFrame, suite: str, style: Style, out: Path,
     fig.legend(handles, labels, title="variant (runs)", frameon=False, loc="upper left",
                bbox_to_anchor=(1.0, 0.9))
     style.finish(fig, f"{suite_name(suite)}: V-MPO's duals and KLs per learner step (median, "
-                      "quartiles over runs)\ndotted: the duals' 1e-8 floor; dashed: the KL bound ε")
+                      "quartiles over runs)\ndotted grey: the duals' 1e-8 floor; dashed: "
+                      + (f"{next(iter(bounds))}'s KL bound ε" if len(bounds) == 1 else
+                         "the KL bounds ε of " + ", ".join(bounds) + " in their colours"
+                         if bounds else "the KL bound ε"))
     fig.tight_layout()
     return save(fig, out, f"duals_{file_key(suite)}")
 
@@ -380,7 +409,7 @@ def diagnostics_figure(tr: pd.DataFrame, suite: str, style: Style, out: Path) ->
     for ax, (m, title, scale) in zip(axes.ravel(), panels):
         for v, g in d[d["metric"] == m].groupby("variant", sort=True):
             c = style.colour[v]
-            ax.plot(g["step"], g["median"], color=c, lw=1.4, label=style.label(v, g["n_runs"].max(), suite))
+            ax.plot(g["step"], g["median"], color=c, ls=style.ls[v], lw=1.4, label=style.label(v, g["n_runs"].max(), suite))
             ax.fill_between(g["step"], g["q25"], g["q75"], color=c, alpha=0.2, lw=0)
             if m == "kl/step":
                 allowed = d[(d["metric"] == "kl/allowed") & (d["variant"] == v)]

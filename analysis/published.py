@@ -84,10 +84,21 @@ def published_text(mean, std) -> str:
     return short(float(mean)) + (f" ± {short(float(std))}" if str(std) != "" else "")
 
 
+def _namesakes(ours: pd.Series, variant: str) -> list[str]:
+    """`variant` and its labelled namesakes (`ppo@defaults`, analysis/labels.py) among
+    `ours`, those present, in that order."""
+    from analysis.labels import base
+
+    have = set(ours)
+    return [v for v in [variant, *sorted(x for x in have if x != variant and base(x) == variant)]
+            if v in have]
+
+
 def side_by_side(per_env: pd.DataFrame, final: pd.DataFrame, published: pd.DataFrame | None = None,
                  variants: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per (suite, env, algo) with published figures: our variant named like the
-    algorithm (`variants` maps algo -> our variant; default the same name), its mean
+    algorithm (`variants` maps algo -> our variant; default the same name), and one more
+    per labelled namesake (`ppo@defaults`, named in the algo column), its mean
     [Student-t 95% CI] over n seeds and its budget, then each source's figure and ours as
     a fraction of it. Columns: suite, env, algo, ours, n, steps, then per source
     "<source>" and "ours / <source>", and "below half of": the sources of the same budget
@@ -99,14 +110,12 @@ def side_by_side(per_env: pd.DataFrame, final: pd.DataFrame, published: pd.DataF
     rows, used = [], []
     for (suite, env), g in per_env.groupby(["suite", "env"], sort=True):
         p = pub[(pub["suite"] == suite) & (pub["key"] == env_key(env))]
-        for algo in sorted(set(p["algo"])):
-            variant = variants.get(algo, algo)
-            mine = g[g["variant"] == variant]
-            if mine.empty:
-                continue
-            r = mine.iloc[0]
+        for algo, variant in ((a, v) for a in sorted(set(p["algo"]))
+                              for v in _namesakes(g["variant"], variants.get(a, a))):
+            r = g[g["variant"] == variant].iloc[0]
             steps = budgets.get((env, variant), [])
-            row = {"suite": suite, "env": env, "algo": algo, "ours": ci(r["mean"], r["lower"], r["upper"]),
+            row = {"suite": suite, "env": env, "algo": algo if variant == variants.get(algo, algo)
+                   else variant, "ours": ci(r["mean"], r["lower"], r["upper"]),
                    "n": int(r["n"]), "steps": "/".join(f"{b:,}" for b in steps), "_below": []}
             for q in p[p["algo"] == algo].itertuples(index=False):
                 used.append(q.source)

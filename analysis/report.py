@@ -3,6 +3,7 @@
     python analysis/report.py [RESULTS ...] [--out DIR] [--reps N] [--seed N]
                               [--baseline VARIANT] [--allow-incomplete]
                               [--curve-points K] [--engine fast|rliable]
+                              [--label SWEEP=LABEL ...] [--variants V1,V2,...]
 
 RESULTS are results roots (folders of sweeps) or sweep folders; with none, every sweep
 under ./results. An env without a reference pair (suites.reference; a spec's
@@ -13,10 +14,16 @@ written in a temporary sibling and renamed into place, so it is never half writt
 existing DIR is replaced only if it is empty or an earlier report (it holds report.md).
 
 Exit status: 0 done; 2 a usage error (bad path or field, unknown variant, an incomplete
-grid without --allow-incomplete, an --out that is a file or cannot be written), with a
+grid without --allow-incomplete, a bad --label or --variants or either without --out,
+an --out that is a file or cannot be written), with a
 message naming what is wrong; 1 writing failed (a full disk: the temp folder is removed,
 an earlier report is left as it was). A report killed while writing leaves a temp folder
 (or a replaced report) beside DIR, which the next report of DIR removes.
+
+--label SWEEP=LABEL renames the variants of SWEEP `<variant>@LABEL` (analysis/labels.py),
+so that two studies whose variants share names (a study at defaults and its tuned rerun)
+pool into one report, with P(X > X@LABEL) for every variant both ran; --variants keeps
+only the variants named (after labelling), and their rows of the manifests.
 """
 
 from __future__ import annotations
@@ -48,8 +55,9 @@ import pandas as pd
 
 from rundir import writable_dir_problem
 from analysis import completeness, duals, published, tables
+from analysis import labels as label_mod
 from analysis.load import Runs, UsageError, load
-from analysis.scores import (final_scores, is_raw, mixed_budgets, raw_env, reference,
+from analysis.scores import (final_scores, full_vmpos, is_raw, mixed_budgets, raw_env, reference,
                              stratify, without_pair)
 from analysis.scores import groups as make_groups
 
@@ -82,6 +90,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes for the bootstrap (default: the usable cores, "
                         "at most 2); results do not depend on it")
+    p.add_argument("--label", action="append", default=[], metavar="SWEEP=LABEL",
+                   help="name the variants of SWEEP <variant>@LABEL (repeatable), to pool "
+                        "two studies whose variants share names, e.g. --label "
+                        "mujoco-core=defaults; P(X > X@LABEL) is reported for each X")
+    p.add_argument("--variants", default=None, metavar="V1,V2,...",
+                   help="report only these variants (names after --label), e.g. to leave "
+                        "a labelled study's ablations out (default: every variant)")
     p.add_argument("--engine", choices=ENGINES, default="fast",
                    help="bootstrap engine: 'fast' (vectorised, equal to rliable) or "
                         "'rliable' (rliable's own loop; slow)")
@@ -226,8 +241,12 @@ def _incomplete_note(status: pd.DataFrame) -> str | None:
 
 def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | None,
           allow_incomplete: bool, curve_points: int = 20, engine: str = "fast",
-          command: str = "", n_jobs: int | None = None) -> list[str]:
+          command: str = "", n_jobs: int | None = None,
+          labels: dict[str, str] | None = None,
+          variants: list[str] | None = None) -> list[str]:
     """Write one report of the sweeps under `paths` to `out`; return the files written.
+    labels: sweep -> label, its variants renamed `<variant>@<label>` (analysis/labels.py).
+    variants: the (labelled) variant names to report, None for all; trials stay.
 
     UsageError (nothing written) for bad input; an OSError while writing (a full disk)
     leaves `out` as it was."""
@@ -237,6 +256,9 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
     # A test sweep's tuning trials (its `<sweep>-tune` sibling) join the report, but only
     # in its tuning section: every headline table and figure is drawn from the rest.
     runs, trials = tuning.split_trials(load(list(paths) + tuning.sibling_tune_sweeps(paths)))
+    runs = label_mod.apply(runs, labels or {}, tuned=_tested_sweeps(trials))
+    if variants is not None:
+        runs = _only(runs, variants)
     if runs.table.empty and not trials.table.empty:
         return _tuning_only(trials, out)
     if runs.table.empty:
@@ -278,10 +300,37 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
                            reps, seed, engine, command, variants)
         files = _append(tmp, files, *_seeds_needed(tmp, est, groups, seed, complete, note))
         if not trials.table.empty:
-            files = _append(tmp, files, *tuning.section(trials, tmp, runs))
+            files = _append(tmp, files, *tuning.section(trials, tmp, label_mod.unlabelled(runs)))
         return files
 
     return _written(out, write)
+
+
+def _only(runs: Runs, variants: list[str]) -> Runs:
+    """The runs (and manifest rows) of `variants`; UsageError naming any not present."""
+    from analysis.tuning import subset
+
+    have = set(runs.table["variant"]) | {v for m in runs.manifests.values() if m is not None
+                                         for v in m["variant"]}
+    unknown = [v for v in variants if v not in have]
+    if unknown:
+        raise UsageError(f"--variants: no variant {', '.join(map(repr, unknown))} in this "
+                         f"report; its variants: {', '.join(sorted(have)) or 'none'}")
+    out = subset(runs, runs.table["variant"].isin(variants).to_numpy())
+    # every sweep's manifest stays (its rows of `variants`): a named variant none of whose
+    # runs has started is still expected, and the report says it is missing
+    out.manifests = {k: (m if m is None else m[m["variant"].isin(variants)].reset_index(drop=True))
+                     for k, m in runs.manifests.items()}
+    out.sweep_paths = dict(runs.sweep_paths)
+    return out
+
+
+def _tested_sweeps(trials: Runs) -> set[str]:
+    """The tune sweeps of these trials and the test sweeps they tuned (`<sweep>-tune`)."""
+    from analysis.tuning import TUNE_SUFFIX
+
+    tune = set(trials.sweep_paths)
+    return tune | {s.removesuffix(TUNE_SUFFIX) for s in tune}
 
 
 def raw_note(raw_envs: list[str], every: bool) -> str:
@@ -420,7 +469,11 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
                    + raw_iqm, complete, note)
     claims = ablation_claims(runs, final, est)
 
-    style = plots.Style(variants, reps, note, mixed_budgets(final))
+    env_counts = {}
+    for (suite, v), g in groups.items():
+        env_counts.setdefault(suite, {})[v] = len(g.envs)
+    style = plots.Style(variants, reps, note, mixed_budgets(final),
+                        {s: c for s, c in env_counts.items() if len(set(c.values())) > 1})
     # the normalised suites first, then the raw-return strata
     suites = sorted(set(est.aggregate["suite"]), key=lambda s: (is_raw(s), s))
     plots.assign_file_keys(set(suites) | set(final["suite"]))  # distinct figure file names
@@ -439,7 +492,10 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
         files += W(d, "duals", tr, None, "", complete, note)
         for s in suites:
             if (tr["suite"] == s).any():
-                bounds = _kl_bounds(runs, final, est.full or vmpo_variants[0], s)
+                # each full V-MPO's bounds (one per sweep label, analysis/labels.py)
+                fulls = sorted(v for v in set(full_vmpos(groups, est.baseline).values())
+                               if (s, v) in groups) or [est.full or vmpo_variants[0]]
+                bounds = {v: _kl_bounds(runs, final, v, s) for v in fulls}
                 figs[s]["duals"] = plots.duals_figure(tr, s, style, d, bounds)
     binds = duals.trust_regions(runs, final, vmpo_variants) if vmpo_variants else pd.DataFrame()
     binds_wide = tables.trust_regions_wide(binds) if len(binds) else binds
@@ -514,7 +570,7 @@ PAPER_CLAIMS = {
 def ablation_claims(runs, final: pd.DataFrame, est) -> list[str]:
     """One plain sentence per ablation: what it removes (the config fields it changes
     against full V-MPO), P(full > ablation) with its interval, and what that shows."""
-    if est.full is None or est.ablation.empty:
+    if est.ablation.empty:
         return []
     t = runs.table
 
@@ -529,7 +585,7 @@ def ablation_claims(runs, final: pd.DataFrame, est) -> list[str]:
     out = []
     for r in est.ablation.itertuples(index=False):
         # per-suite and per-env defaults differ between envs: compare on one env both ran
-        mine, full_c = configs(r.suite, r.variant), configs(r.suite, est.full)
+        mine, full_c = configs(r.suite, r.variant), configs(r.suite, r.full)
         shared = sorted(set(mine) & set(full_c))
         if not shared:
             continue
@@ -544,7 +600,7 @@ def ablation_claims(runs, final: pd.DataFrame, est) -> list[str]:
         shown = ("reproduces the claim" if r.p_lower > 0.5 else
                  "contradicts the claim" if r.p_upper < 0.5 else
                  "does not reproduce the claim at this scale")
-        out.append(f"- `{r.variant}` ({change}; removes {what}): P({est.full} > {r.variant}) = "
+        out.append(f"- `{r.variant}` ({change}; removes {what}): P({r.full} > {r.variant}) = "
                    f"{tables.ci(r.p_full_better, r.p_lower, r.p_upper)} ({r.suite}, "
                    f"{int(r.full_n_runs)} vs {int(r.n_runs)} runs) - {v}. {claim} "
                    f"This study {shown if parts else 'has no claim to check'}.")
@@ -566,6 +622,7 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
         every = all(is_raw(s) for s in suites)
         L += [f"> **Raw returns.** {raw_note(raw_envs, every)}", ""]
     abl = ", ".join(f"`{a}`" for a in sorted(set(est.ablation["variant"]))) or "none"
+    fulls = ", ".join(f"`{f}`" for f in sorted(set(est.ablation["full"]))) or f"`{est.full or 'none'}`"
     method = [
         ("- Score of a run: its `eval/return` (mean return of the deterministic policy's "
          "evaluation episodes) at its last evaluation."),
@@ -586,9 +643,18 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
          "curves are the same estimators in its return units; no optimality gap (the "
          "gap to a normalised score of 1 has no meaning in raw units).") if raw_envs else None,
         (f"- Baseline for probability of improvement: `{est.baseline}`. Full V-MPO: "
-         f"`{est.full or 'none'}`; ablations are the other variants whose runs have "
+         f"{fulls}; ablations are the other variants whose runs have "
          f"algo `vmpo`: {abl}."),
     ]
+    tagged = runs.table[runs.table["variant"].str.contains(label_mod.SEP, regex=False)]
+    for sweep, g in tagged.groupby("sweep", sort=True):
+        tag = label_mod.label(g["variant"].iloc[0])
+        method.append(f"- Sweep `{sweep}` labelled `{tag}` (`--label {sweep}={tag}`): its "
+                      f"variants are named `<variant>@{tag}`, so that they pool with "
+                      "namesakes of other sweeps; P(X > X@label) compares each variant "
+                      "with its namesake (comparison `label`), and V-MPO's ablations are "
+                      "compared only with the full V-MPO of their own sweep label. The "
+                      "tuning section, if any, reads the unlabelled runs only.")
     for suite, budgets in mixed_budgets(final).items():
         method.append(f"- {plots.suite_name(suite)}: budgets differ between variants (agent "
                       "steps): " + "; ".join(f"`{v}` {'/'.join(f'{b:,}' for b in bs_)}"
@@ -736,13 +802,27 @@ def main(argv: list[str] | None = None) -> int:
         cmd.append(f"--curve-points {args.curve_points}")
     if args.engine != "fast":
         cmd.append(f"--engine {args.engine}")
+    cmd += [f"--label {a}" for a in args.label]
+    if args.variants is not None:
+        cmd.append("--variants " + ",".join(v.strip() for v in args.variants.split(",")
+                                              if v.strip()))
     command = " ".join(cmd)
     errors = 0
     try:
+        labels = label_mod.parse(args.label)
+        variants = None
+        if args.variants is not None:
+            variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+            if not variants:
+                raise UsageError("--variants: expected comma-separated variant names, got "
+                                 f"{args.variants!r}")
         results = args.results or ["results"]
         if not args.results and not os.path.isdir("results"):
             raise UsageError("no RESULTS given and ./results does not exist; pass results "
                              "roots or sweep folders")
+        if (args.label or args.variants is not None) and not args.out:
+            raise UsageError("--label and --variants pool sweeps into one report: give it "
+                             "a folder with --out DIR")
         if args.out:
             jobs = [(results, Path(args.out))]
         else:
@@ -755,7 +835,8 @@ def main(argv: list[str] | None = None) -> int:
             files = build(paths, out, reps=args.reps, seed=args.seed, baseline=args.baseline,
                           allow_incomplete=args.allow_incomplete,
                           curve_points=args.curve_points, engine=args.engine,
-                          command=command, n_jobs=args.jobs)
+                          command=command, n_jobs=args.jobs, labels=labels,
+                          variants=variants)
             print(f"wrote {out}/ ({len(files)} files)")
         except UsageError as e:
             print(f"analysis/report.py: error: {', '.join(paths)}: {e}", file=sys.stderr)

@@ -259,18 +259,37 @@ def groups(final: pd.DataFrame) -> dict[tuple[str, str], Group]:
 
 def full_vmpo(groups_: dict[tuple[str, str], Group], baseline: str) -> str | None:
     """The variant ablations are compared with: the baseline if it is a V-MPO variant,
-    else the variant named "vmpo" if present, else None."""
+    else the variant named "vmpo" if present (of the baseline's sweep label), else None."""
+    from analysis.labels import label
+
+    return full_vmpos(groups_, baseline).get(label(baseline))
+
+
+def full_vmpos(groups_: dict[tuple[str, str], Group], baseline: str) -> dict[str, str]:
+    """Sweep label ("" unlabelled; analysis/labels.py) -> the full V-MPO its ablations are
+    compared with: the baseline for its own label if it is a V-MPO variant, else that
+    label's "vmpo" (`vmpo@<label>`), where present."""
+    from analysis.labels import SEP, label
+
     algos = {v: g.algo for (_, v), g in groups_.items()}
+    out = {}
+    for lab in sorted({label(v) for v, a in algos.items() if a == "vmpo"}):
+        name = FULL_VMPO + (SEP + lab if lab else "")
+        if algos.get(name) == "vmpo":
+            out[lab] = name
     if algos.get(baseline) == "vmpo":
-        return baseline
-    return FULL_VMPO if algos.get(FULL_VMPO) == "vmpo" else None
+        out[label(baseline)] = baseline
+    return out
 
 
-def ablations(groups_: dict[tuple[str, str], Group], full: str | None) -> list[str]:
-    """Variants whose runs are V-MPO (algo == "vmpo") under another name than `full`."""
-    if full is None:
-        return []
-    return sorted({v for (_, v), g in groups_.items() if g.algo == "vmpo" and v != full})
+def ablations(groups_: dict[tuple[str, str], Group], fulls: dict[str, str]) -> dict[str, str]:
+    """Ablation -> its full V-MPO (`fulls`, from `full_vmpos`): every other variant whose
+    runs are V-MPO (algo == "vmpo") with a full V-MPO of its own sweep label."""
+    from analysis.labels import label
+
+    return {v: fulls[label(v)] for v in sorted({v for (_, v), g in groups_.items()
+                                                if g.algo == "vmpo"})
+            if label(v) in fulls and v != fulls[label(v)]}
 
 
 def curve_grid(runs: Runs, rows: np.ndarray, points: int) -> np.ndarray:

@@ -60,9 +60,18 @@ def is_trial(variants: pd.Series) -> np.ndarray:
 
 
 def split_trials(runs: Runs) -> tuple[Runs, Runs]:
-    """(headline runs, tuning trials)."""
+    """(headline runs, tuning trials). A sweep with a manifest but no run directory yet
+    goes to the side its manifest's variants belong to, so its runs count as missing."""
     mask = is_trial(runs.table["variant"])
-    return subset(runs, ~mask), subset(runs, mask)
+    head, trials = subset(runs, ~mask), subset(runs, mask)
+    for sweep, man in runs.manifests.items():
+        if sweep in head.manifests or sweep in trials.manifests:
+            continue
+        side = trials if man is not None and len(man) and is_trial(man["variant"]).all() else head
+        side.manifests[sweep] = man
+        if sweep in runs.sweep_paths:
+            side.sweep_paths[sweep] = runs.sweep_paths[sweep]
+    return head, trials
 
 
 def sibling_tune_sweeps(paths: list[str | os.PathLike]) -> list[str]:

@@ -13,6 +13,7 @@ from analysis.scores import (
     curve_tensor,
     final_scores,
     full_vmpo,
+    full_vmpos,
     groups,
     normalise,
 )
@@ -118,10 +119,11 @@ def test_ablations_come_from_the_config_algo(tmp_path):
         "ppo-no-clip": "ppo"})
     g = groups(final_scores(runs, status))
     assert full_vmpo(g, "vmpo") == "vmpo"
-    assert ablations(g, "vmpo") == ["big-batch", "vmpo-no-topk"]
+    assert ablations(g, full_vmpos(g, "vmpo")) == {"big-batch": "vmpo", "vmpo-no-topk": "vmpo"}
     assert full_vmpo(g, "ppo") == "vmpo"        # a non-V-MPO baseline: full V-MPO is "vmpo"
     assert full_vmpo(g, "big-batch") == "big-batch"
-    assert ablations(g, "big-batch") == ["vmpo", "vmpo-no-topk"]
+    assert ablations(g, full_vmpos(g, "big-batch")) == {"vmpo": "big-batch",
+                                                        "vmpo-no-topk": "big-batch"}
 
 
 def test_one_variant_name_one_algo(tmp_path):
