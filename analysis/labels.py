@@ -21,21 +21,24 @@ variant name is whatever follows its "@".
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from analysis.load import Runs, UsageError
 
 SEP = "@"
+# a label follows a variant name's rule (sweeps.spec.NAME_RE, equal by a test): the
+# analysis imports nothing of sweeps/ or algos/ (docs/design.md: it reads run directories)
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
 def parse(args: list[str]) -> dict[str, str]:
     """`SWEEP=LABEL` strings -> {sweep: label}; UsageError naming the bad one."""
-    from sweeps.spec import NAME_RE  # a label follows a variant name's rule
-
     out: dict[str, str] = {}
     for a in args:
         sweep, eq, label = a.partition("=")
-        if not eq or not sweep or not NAME_RE.match(label):
+        if not eq or not sweep or not LABEL_RE.match(label):
             raise UsageError(f"--label {a!r}: expected SWEEP=LABEL, LABEL being letters, "
                              "digits and ._+- (e.g. --label mujoco-core=defaults)")
         if sweep in out and out[sweep] != label:

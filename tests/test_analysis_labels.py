@@ -297,3 +297,9 @@ def test_the_duals_figure_draws_each_full_v_mpo_s_bound_in_its_colour(monkeypatc
     fig = drawn["duals_mujoco"]
     assert [ln.get_color() for ln in fig.axes[0].lines if ln.get_linestyle() == "--"] == ["black"]
     assert "dashed: vmpo's KL bound ε" in fig._suptitle.get_text()
+
+
+def test_a_label_follows_the_variant_name_rule_of_specs():
+    from analysis.labels import LABEL_RE
+    from sweeps.spec import NAME_RE
+    assert LABEL_RE.pattern == NAME_RE.pattern

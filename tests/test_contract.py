@@ -92,7 +92,8 @@ def _imported_after(code: str) -> set[str]:
 
 
 @pytest.mark.parametrize("code", ["import analysis.load", "import analysis.report", "import analysis.tuning",
-                                  "from analysis import load_runs", "import rundir"])
+                                  "from analysis import load_runs", "import rundir",
+                                  "from analysis import labels; labels.parse(['a=b'])"])
 def test_analysis_and_the_run_directory_import_neither_algos_nor_torch(code):
     mods = _imported_after(code)
     assert "algos" not in mods and "torch" not in mods
