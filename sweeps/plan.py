@@ -353,6 +353,11 @@ def status_text(spec: Spec, folder: Path, states: list[RunState], warnings: list
         lines += ["", f"running ({len(running)}):"]
         for s in running:
             lines.append(f"  {s.run.label()}: {run_progress(folder / s.run.run_id)}")
+    waiting = [s for s in states if s.state == "queued" and s.step > 0]
+    if waiting:
+        lines += ["", f"queued to resume ({len(waiting)}; relaunched, waiting for a slot):"]
+        for s in waiting:
+            lines.append(f"  {s.run.label()}: from its checkpoint at or before step {s.step:,}")
     failed = [s for s in states if s.state == "failed"]
     if failed:
         lines += ["", f"failed ({len(failed)}; `--retry-failed` relaunches them):"]

@@ -29,7 +29,8 @@ Read from `<run_id>/status.json`, cross-checked with the job the manifest names:
               was submitted after that (--retry-failed) and is alive: then queued/running.
     queued    the run's job is alive and the run has not started (no status.json yet, or
               SLURM shows the job PENDING, e.g. requeued after a timeout or preemption).
-    running   the run's job is alive and status.json says "running".
+    running   the run's job is alive and status.json says "running", written since the
+              job was submitted (older: a relaunched stale run waiting for a slot, queued).
     stale     not done, and its job is gone: status.json says "running" (the job was
               killed, timed out for good or vanished) or the run never started.
     new       never launched (not in the manifest, no run directory).
@@ -359,9 +360,10 @@ def run_states(folder: Path, spec: Spec, check_jobs: bool = True) -> tuple[list[
             if sched is not None and sched in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
                                                "CONFIGURING", "SUSPENDED"):
                 s = "queued"
-            elif state == "running" or sched == "RUNNING":
+            elif sched == "RUNNING" or (state == "running" and not _relaunched_after(
+                    entry, folder / run.run_id / STATUS)):
                 s = "running"
-            else:
+            else:  # not started, or relaunched and not restarted yet (status.json older)
                 s = "queued"
             out.append(RunState(run, s, step, None, entry, f"SLURM {sched}" if sched else ""))
         elif state == "running" or launched or (folder / run.run_id / CHECKPOINT).exists():

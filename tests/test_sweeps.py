@@ -498,6 +498,30 @@ def test_slurm_job_states_drive_queued_running_and_stale(tmp_path, monkeypatch):
     assert [s.state for s in state.run_states(folder, spec)[0]] == ["stale", "stale", "stale", "failed"]
 
 
+def test_a_relaunched_stale_run_is_queued_until_it_restarts(tmp_path):
+    """A local launcher relaunches a run that a killed session left at step 100: until a
+    slot frees and the run writes status.json again, it is queued (resuming), not running."""
+    from algos.results import RunDir
+    from sweeps.plan import status_text
+
+    spec = parse_spec(VALID)
+    folder = tmp_path / "v"
+    folder.mkdir()
+    r = spec.runs[0]
+    (folder / r.run_id).mkdir()
+    RunDir(folder / r.run_id).write_status("running", 100)
+    mtime = (folder / r.run_id / "status.json").stat().st_mtime
+    me = {"executor": "local", **state.this_process()}
+    state.write_manifest(folder, spec, updates={r.run_id: {**me, "submitted_ts": mtime + 1}})
+    states, _ = state.run_states(folder, spec)
+    assert states[0].state == "queued" and states[0].step == 100
+    text = status_text(spec, folder, states, [])
+    assert "queued to resume (1; relaunched, waiting for a slot):" in text
+    assert "from its checkpoint at or before step 100" in text and "running (" not in text
+    state.write_manifest(folder, spec, updates={r.run_id: {**me, "submitted_ts": mtime - 1}})
+    assert state.run_states(folder, spec)[0][0].state == "running"  # restarted since
+
+
 def test_local_liveness_uses_pid_and_start_time():
     me = state.this_process()
     assert state._local_alive(me)
