@@ -53,6 +53,7 @@ class Estimates:
     full: str | None
     baseline: str
     notes: list[str] = field(default_factory=list)
+    fulls: dict[str, str] = field(default_factory=dict)  # sweep label -> its full V-MPO
     common: pd.DataFrame = field(default_factory=pd.DataFrame)  # IQM at the smallest budget
 
 
@@ -116,8 +117,8 @@ def aggregates(groups: dict[tuple[str, str], Group], results: dict) -> pd.DataFr
 def _pairs(groups, baseline: str, abl: dict[str, str]):
     """(suite, kind, x, y) comparisons, per suite where both have runs: the baseline
     against every other variant ("baseline"), each ablation's full V-MPO against it
-    ("ablation"; `abl`: ablation -> full, scores.ablations), and each variant X against X@label, its namesake in a labelled sweep
-    ("label": analysis/labels.py)."""
+    ("ablation"; `abl`: ablation -> full, scores.ablations), and each variant X against
+    X@label, its namesake in a labelled sweep ("label": analysis/labels.py)."""
     from analysis.labels import base
 
     out = []
@@ -413,5 +414,5 @@ def estimate(runs: Runs, final: pd.DataFrame, groups, *, baseline: str, reps: in
     return Estimates(
         aggregate=agg, poi=poi, ablation=ablation_table(agg, poi, abl, groups, results),
         profiles=profiles(groups, pj, results), curves=curves(groups, grids, results),
-        per_env=per_env(final), full=full, baseline=baseline, notes=notes,
+        per_env=per_env(final), full=full, baseline=baseline, notes=notes, fulls=fulls,
         common=common_budget(groups, binfo, results))

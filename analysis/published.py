@@ -90,8 +90,8 @@ def _namesakes(ours: pd.Series, variant: str) -> list[str]:
     from analysis.labels import base
 
     have = set(ours)
-    return [v for v in [variant, *sorted(x for x in have if x != variant and base(x) == variant)]
-            if v in have]
+    return ([variant] if variant in have else []) + sorted(
+        x for x in have if x != variant and base(x) == variant)
 
 
 def side_by_side(per_env: pd.DataFrame, final: pd.DataFrame, published: pd.DataFrame | None = None,

@@ -57,7 +57,7 @@ from rundir import writable_dir_problem
 from analysis import completeness, duals, published, tables
 from analysis import labels as label_mod
 from analysis.load import Runs, UsageError, load
-from analysis.scores import (final_scores, full_vmpos, is_raw, mixed_budgets, raw_env, reference,
+from analysis.scores import (final_scores, is_raw, mixed_budgets, raw_env, reference,
                              stratify, without_pair)
 from analysis.scores import groups as make_groups
 
@@ -493,7 +493,7 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
         for s in suites:
             if (tr["suite"] == s).any():
                 # each full V-MPO's bounds (one per sweep label, analysis/labels.py)
-                fulls = sorted(v for v in set(full_vmpos(groups, est.baseline).values())
+                fulls = sorted(v for v in set(est.fulls.values())
                                if (s, v) in groups) or [est.full or vmpo_variants[0]]
                 bounds = {v: _kl_bounds(runs, final, v, s) for v in fulls}
                 figs[s]["duals"] = plots.duals_figure(tr, s, style, d, bounds)
