@@ -81,7 +81,7 @@ def _spec_manifest(spec_path: str | Path, name: str, done: set[str]) -> tuple[by
     A study launched in stages (specs with the same name and a subset of the runs) has
     in its folder the manifest of the last stage only; the report needs the whole grid."""
     from sweeps.spec import SpecError, load_spec  # sweeps/ only where a spec is asked for
-    from sweeps.state import run_entry
+    from sweeps.state import run_entry, tuning_record
 
     try:
         spec = load_spec(spec_path)
@@ -94,7 +94,7 @@ def _spec_manifest(spec_path: str | Path, name: str, done: set[str]) -> tuple[by
     if spec.name != name:
         raise UsageError(f"--spec {spec_path} is sweep {spec.name!r}, the folder holds {name!r}")
     runs = [{**run_entry(r), "state": "done" if r.run_id in done else "new"} for r in spec.runs]
-    manifest = {"sweep": name, "spec": "spec.yaml", "runs": runs,
+    manifest = {"sweep": name, "spec": "spec.yaml", "runs": runs, **tuning_record(spec),
                 "note": f"written by analysis.archive from {Path(spec_path).name}"}
     return spec.text.encode(), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
 

@@ -30,8 +30,10 @@ Relaunching is idempotent: done, queued and running runs are skipped, stale ones
 done, job gone) are relaunched and resume (sweeps/state.py has the rule). Two launchers
 started at once on one sweep take turns (a lock on the sweep folder) until each has
 recorded what it launched, so the second skips the first one's runs. A spec error, a
-results folder that is a file or cannot be written, or a damaged manifest.json exits
-with status 2 and writes nothing; a local/debug launch exits 1 if a run failed or was
+results folder that is a file or cannot be written, a damaged manifest.json, or a tune
+phase whose folder holds trials of another design (sweeps/tuning.design_change: a changed
+`tuning.sampler`, `sampler_seed` or search space would put two configurations under one
+trial name) exits with status 2 and writes nothing; a local/debug launch exits 1 if a run failed or was
 stopped (a stopped run is stale: the next launch resumes it).
 """
 
@@ -182,6 +184,9 @@ def _phases(args, path: Path, spec, out, err) -> int:
         tuned = all(s.state in ("done", "failed") for s in states)
         phase = "tune" if not tuned else "select" if spec.selection is None else "test"
         if args.status or args.dry_run:
+            for problem in tuning.design_change(spec, tune, tune_folder):
+                print(f"warning: {problem}", file=err)
+            tuning.warn_design(spec.tuning, args, err, tune, tune_folder)
             print(f"{spec.name}: tuning {'finished' if tuned else 'not finished'}; selection "
                   f"{'in ' + str(spec.tuning.selected_path) if spec.selection else 'not made yet'}",
                   file=out)
@@ -193,6 +198,14 @@ def _phases(args, path: Path, spec, out, err) -> int:
                 return rc
             return _main(args, path, spec, (results / spec.name).absolute(), out, err)
     if phase == "tune":
+        # Trials are named by index: a changed design would file two under one name.
+        problems = tuning.design_change(spec, tune, tune_folder)
+        for problem in problems:
+            print(f"{'warning' if args.status or args.dry_run else 'error'}: {problem}", file=err)
+        if problems and not (args.status or args.dry_run):
+            print("nothing launched", file=err)
+            return 2
+        tuning.warn_design(spec.tuning, args, err, tune, tune_folder)
         rc = _main(args, path, tune, tune_folder, out, err)
         if args.phase == "tune" or args.status or args.dry_run or rc != 0:
             return rc

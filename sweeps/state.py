@@ -2,11 +2,13 @@
 
     <results>/<sweep>/
       spec.yaml        the spec as last launched (its text, comments included)
-      manifest.json    {"sweep", "spec", "updated", "launches": [...], "runs": [
+      manifest.json    {"sweep", "spec", "updated", "tuning", "launches": [...], "runs": [
                           {"run_id", "variant", "algo", "env", "suite", "seed", "steps",
                            "executor", "job_id", "log", "host", "pid", "pid_start",
                            "submitted", "submitted_ts", "state", "step", "error"}, ...]}
-                       (written atomically, under an flock on .manifest.lock)
+                       (written atomically, under an flock on .manifest.lock); "tuning"
+                       ({"sampler", "sampler_seed"}: `tuning_record`) in a tune phase's
+                       sweep only
       <run_id>/        run directories (docs/design.md): config.json, metrics.csv, status.json, ...
       logs/            the jobs' output: Submitit's folder per SLURM/debug job
                        (logs/<job_id>/) and one log per local run (logs/local/<run_id>.log)
@@ -165,6 +167,14 @@ def run_entry(run: Run) -> dict[str, Any]:
             "suite": run.suite, "seed": run.seed, "steps": run.steps}
 
 
+def tuning_record(spec: Spec) -> dict[str, Any]:
+    """The manifest's top-level `tuning` entry: {"tuning": Tuning.record()} for a tune
+    phase's sweep (sweeps.tuning.tuning_spec), {} for any other. The launcher and
+    analysis.archive --spec both write it; the tune phase refuses to launch into a folder
+    whose record differs (sweeps.tuning.design_change)."""
+    return {"tuning": spec.tuning.record()} if spec.phase == "tune" and spec.tuning else {}
+
+
 def write_manifest(folder: Path, spec: Spec, updates: dict[str, dict] | None = None,
                    launch: dict | None = None, states: dict[str, RunState] | None = None) -> None:
     """Rewrite manifest.json for `spec`'s runs (under the lock, atomically): each run keeps
@@ -188,6 +198,7 @@ def write_manifest(folder: Path, spec: Spec, updates: dict[str, dict] | None = N
             launches.append(launch)
         atomic_write_json(folder / MANIFEST, {
             "sweep": spec.name, "spec": SPEC_COPY, "updated": now_iso(),
+            **tuning_record(spec),
             "launches": launches[-100:], "runs": runs,
         })
 

@@ -22,7 +22,8 @@ whole protocol. The section:
                                           # each needs a reference pair: see `references`)
       steps: 1_000_000              # optional: every trial's budget (else budgets/runs)
       criterion: final              # final (default) | auc
-      sampler_seed: 0               # the quasi-random sequence's seed
+      sampler: lhs                  # lhs (default) | sobol: how trials 1..n-1 are drawn
+      sampler_seed: 0               # the design's seed
       selected: mujoco-tuned.selected.yaml   # optional; default <spec stem>.selected.yaml
       inherit: {vmpo-no-topk: vmpo} # optional; default: an untuned variant takes the
                                     # selection of the one tuned variant of its algorithm
@@ -46,14 +47,45 @@ floor(u k)-th option. Floats are rounded to 3 significant digits so that configu
 read (and diff) cleanly.
 
 Configurations: trial 0 (`<variant>.c00`) is the variant as the spec writes it, i.e. the
-algorithm's defaults: the current defaults are always a candidate. Trials 1..n-1 are the
-first n-1 points of a scrambled Sobol sequence (`scipy.stats.qmc.Sobol`), seeded by
-`sampler_seed` and the variant's name. Why Sobol rather than Optuna's adaptive samplers:
-the configurations are a pure function of the spec (no trial's result changes another's
-configuration), so every algorithm gets the same kind of budget, a killed tuning sweep
-resumes by relaunching (the trials are ordinary runs with stable run ids), and SLURM can
-run every trial at once; a low-discrepancy sequence covers each hyperparameter's range and
-their pairs more evenly than independent random draws of the same size.
+algorithm's defaults: the current defaults are always a candidate. Trials 1..n-1 are n-1
+points of a space-filling design over the unit cube, one dimension per searched key (a
+joint choice is one dimension), seeded by `sampler_seed` and the variant's name:
+`sampler: lhs` (the default) a Latin hypercube, `scipy.stats.qmc.LatinHypercube(d,
+optimization="random-cd")`; `sampler: sobol` the first n-1 points of a scrambled Sobol
+sequence (`qmc.Sobol`), as every spec drew before the key existed (a spec launched then
+must say `sampler: sobol` to keep its trials and run ids). Both draws are scipy's
+implementation, not ours: tests/test_tuning.py pins them (a small spec's trials, and the
+hash of the shipped study's 192 run ids), so a scipy that draws otherwise fails CI rather
+than silently moving run ids. The tune sweep's manifest.json records the resolved sampler
+and its seed at its top level (`Tuning.record`; outside every run-id hash), so the report
+can name the design of a spec copy that leaves `sampler` to its default, and the tune
+phase refuses (exit 2; --status and --dry-run warn) to launch into a folder whose record,
+or whose done trials' run ids, show another design (`design_change`): trials are named
+by index, so the report would average two designs under one trial name.
+
+Why a fixed design rather than Optuna's adaptive samplers: the configurations are a pure
+function of the spec (no trial's result changes another's configuration), so every
+algorithm gets the same kind of budget, a killed tuning sweep resumes by relaunching (the
+trials are ordinary runs with stable run ids), and SLURM can run every trial at once. Why
+a Latin hypercube rather than Sobol at these sizes: 15 points are too few for Sobol's
+balance to reach the pairs. The top bits of some dimensions move in lock-step for every
+scramble seed (in 8 dimensions, dimensions 1, 6 and 7, 0-based), so with `configs: 16`
+two 4-option choices and a range's quartile take 4 of their 16 joint levels, and their
+effects cannot be told apart (mujoco-tuned.yaml's V-MPO: topk_fraction, batch, passes).
+Over 10 seeds, 15 points, quartile levels, the worst / median pair of a design reached
+4 / 15 of 16 joint levels with Sobol at d = 8 and 10 (8 / 11.5 at d = 5), 9.1 / 11.9
+with the Latin hypercube at d = 8 (10.2 / 12.2 at d = 5), 7.8 / 10.1 with independent
+random draws. A Latin hypercube stratifies every marginal (each of a choice's k options
+gets floor((n-1)/k) or ceil((n-1)/k) trials, each range's quarters their share), and
+random-cd permutes its coordinates to lower the centered discrepancy, which scipy's
+documentation says gives better space-filling robustness toward 2-D and 3-D
+subprojections (0.1-0.3 s a draw).
+`Tuning.design_warnings` (printed by `--dry-run` and before the tune phase launches) and
+the report's design-coverage table (`analysis.tuning.design_coverage`) flag a pair whose
+levels fix each other's at quartiles (aliased), or whose halves split each other's levels
+into disjoint sets (confounded at halves: the same Sobol design of mujoco-tuned.yaml gives
+PPO's lr lower half only passes 5 x 64 and 10 x 64, and V-MPO's eps_eta and lr halves
+coincide on every trial), whichever sampler drew it.
 
 Selection (`select`): a trial's score is the mean normalised score over the tuning envs
 and seeds (suite reference pairs: `suites.normalise`). `final` (the default) takes each
@@ -79,11 +111,12 @@ from pathlib import Path
 from typing import Any
 
 from algos.config import ConfigError
-from analysis.tuning import best_of, edge_of
+from analysis.tuning import aliased_groups, best_of, design_coverage, edge_of
 from rundir import stable_hash
 
-TUNING_KEYS = ("configs", "seeds", "envs", "steps", "criterion", "sampler_seed", "selected",
-               "inherit", "search")
+TUNING_KEYS = ("configs", "seeds", "envs", "steps", "criterion", "sampler", "sampler_seed",
+               "selected", "inherit", "search")
+SAMPLERS = ("lhs", "sobol")
 DISTRIBUTIONS = ("uniform", "log_uniform", "int", "log_int", "choice")
 CRITERIA = ("final", "auc")
 TUNE_SUFFIX = "-tune"
@@ -153,6 +186,7 @@ class Tuning:
     inherit: dict[str, str]            # untuned variant -> tuned variant it takes values from
     search: dict[str, list[Dist]]      # tuned variant -> its dimensions, in spec order
     equal_budget: bool = True
+    sampler: str = "lhs"               # lhs | sobol: how trials 1..n-1 are drawn
 
     def configurations(self, variant: str) -> list[dict[str, Any]]:
         """The variant's trials' overrides, [trial 0 = {} (defaults), trial 1, ...]."""
@@ -164,15 +198,150 @@ class Tuning:
         from scipy.stats import qmc
 
         seed = int(stable_hash([self.sampler_seed, variant]), 16) % 2**32
-        sobol = qmc.Sobol(d=len(dims), scramble=True, seed=seed)
-        m = max(0, math.ceil(math.log2(n - 1)))
-        points = sobol.random_base2(m)[: n - 1]  # the first n-1 points of the sequence
+        if self.sampler == "sobol":
+            sobol = qmc.Sobol(d=len(dims), scramble=True, seed=seed)
+            m = max(0, math.ceil(math.log2(n - 1)))
+            points = sobol.random_base2(m)[: n - 1]  # the first n-1 points of the sequence
+        else:
+            points = qmc.LatinHypercube(d=len(dims), optimization="random-cd",
+                                        seed=seed).random(n - 1)
         for row in points:
             cfg: dict[str, Any] = {}
             for dim, u in zip(dims, row):
                 cfg.update(dim.value(u))
             out.append(cfg)
         return out
+
+    def coverage(self, variant: str):
+        """`analysis.tuning.design_coverage` of the variant's trials: per pair of its
+        searched dimensions, the joint levels its trials c01.. reach, aliased pairs flagged."""
+        dims = {d.key: {d.kind: list(d.args)} for d in self.search[variant]}
+        return design_coverage(dims, dict(enumerate(self.configurations(variant))))
+
+    def record(self) -> dict[str, Any]:
+        """What the tune sweep's manifest.json keeps of the design at its top level
+        (`tuning`, sweeps.state.write_manifest; read by analysis.tuning.resolved_sampler):
+        the resolved sampler and its seed, which a spec copy leaving them to their defaults
+        does not say. The manifest is outside every run-id hash."""
+        return {"sampler": self.sampler, "sampler_seed": self.sampler_seed}
+
+    def design_warnings(self) -> list[str]:
+        """One line per aliased pair, and per pair confounded at halves, of a tuned
+        variant's design (`coverage`): said before any trial trains, since no analysis can
+        tell such a pair's effects apart."""
+        out = []
+        for vname in self.search:
+            cov = self.coverage(vname)
+            fix = ("`sampler: lhs`, the default, stratifies every dimension and rarely aliases"
+                   if self.sampler == "sobol" else "another `sampler_seed` or more `configs` "
+                   "may break it") + "; a new design changes every trial's run id"
+            for r in cov[cov["aliased"]].itertuples():
+                out.append(f"tuning.search.{vname}: {r.a} and {r.b} are aliased in the {self.sampler} "
+                           f"design: its {r.trials} trials reach {r.levels} of {r.possible} possible "
+                           "joint levels and each one's level fixes the other's, so their effects "
+                           f"cannot be told apart ({fix})")
+            groups = aliased_groups(cov)
+            if any(len(g) > 2 for g in groups):
+                out.append(f"tuning.search.{vname}: aliased together: "
+                           + "; ".join(" x ".join(g) for g in groups))
+            for r in cov[cov["aliased_at"] == "halves"].itertuples():
+                out.append(f"tuning.search.{vname}: {r.a} and {r.b} are confounded at halves in "
+                           f"the {self.sampler} design ({r.split}, on all {r.trials} trials): cut "
+                           f"at the middle of each range, their effects cannot be told apart ({fix})")
+        return out
+
+
+def warn_design(tuning: Tuning, args, err, tune=None, folder: Path | None = None) -> None:
+    """`Tuning.design_warnings` as `warning:` lines, with the plan (--dry-run) or before
+    the tune phase launches; not for --status, which spends nothing. tune, folder: the
+    tune phase's spec (`tuning_spec`) and sweep folder: where its trials have run, each
+    warning says so ("(its trials already ran)", or how many have), since it then comes
+    after the compute it warns of."""
+    if args.status:
+        return
+    warnings = tuning.design_warnings()
+    note = ""
+    if warnings and tune is not None and folder is not None:
+        from sweeps.state import run_states
+
+        states, _ = run_states(folder, tune)
+        ran = sum(s.state in ("done", "failed") for s in states)
+        note = (" (its trials already ran)" if states and ran == len(states) else
+                f" ({ran} of {len(states)} trial runs already ran)" if ran else "")
+    for w in warnings:
+        print(f"warning: {w}{note}", file=err)
+
+
+def _done_trial_runs(folder: Path) -> dict[str, tuple[str, str, int]]:
+    """run id -> (variant, env, seed) of each done trial run (variant `<v>.cNN`) in the
+    folder, read from the run directories (config.json, status.json); an unreadable one
+    is skipped (`--status` reports it)."""
+    import json
+
+    from rundir import CONFIG, CorruptFile, RunDir
+
+    out: dict[str, tuple[str, str, int]] = {}
+    if not folder.is_dir():
+        return out
+    for p in sorted(folder.iterdir()):
+        try:
+            cfg = json.loads((p / CONFIG).read_text())
+            status = RunDir(p).read_status()
+        except (OSError, ValueError, CorruptFile):
+            continue
+        if not isinstance(cfg, dict) or (status or {}).get("state") != "done":
+            continue
+        if isinstance(cfg.get("variant"), str) and parse_trial(cfg["variant"]):
+            out[p.name] = (cfg["variant"], str(cfg.get("env")), int(cfg.get("seed", -1)))
+    return out
+
+
+def design_change(spec, tune, folder: Path) -> list[str]:
+    """Why the tune phase must not launch into `folder` (empty: it may): `key: message`.
+
+    A trial is named by its index (`vmpo.c03`), not its configuration, so a relaunch whose
+    design differs from the one the folder's trials were drawn with would file two
+    configurations under one trial name, and the report would average them. Two signs:
+    (a) the folder's manifest.json records a `tuning` design (`Tuning.record`) other than
+    the spec's; (b) a done trial run whose run id the spec lacks sits on a (trial, env,
+    seed) cell whose spec run is not done, i.e. the spec would run that trial again with
+    another configuration (a changed sampler, sampler_seed, search space, steps or base
+    overrides). Raises CorruptFile for a damaged manifest.json."""
+    from sweeps.state import read_manifest
+
+    t = spec.tuning
+    keep = ("restore the old value to go on with these trials, or give the spec a new `name` "
+            "(or another --results folder) to tune afresh")
+    out = []
+    old = read_manifest(folder).get("tuning") if folder.is_dir() else None
+    if isinstance(old, dict):
+        new = t.record()
+        for key in [k for k in new if k in old and old[k] != new[k]]:
+            out.append(f"tuning.{key}: {folder}/manifest.json records the trials as drawn with "
+                       f"{key} {old[key]!r}, this spec draws them with {key} {new[key]!r}: "
+                       f"relaunching would put two designs under one trial name; valid: "
+                       f"`tuning.{key}: {old[key]}` to go on with these trials, or a new `name` "
+                       "(or another --results folder) to tune afresh with the new design")
+    done = _done_trial_runs(folder)
+    cell = {(r.variant, r.env, r.seed): r.run_id for r in tune.runs}
+    stray = {rid: c for rid, c in done.items()
+             if rid not in set(cell.values()) and c in cell and cell[c] not in done}
+    if stray and not out:
+        rid, (variant, env, seed) = next(iter(stray.items()))
+        key, hint = "tuning.search", ""
+        for other in (s for s in SAMPLERS if s != t.sampler):  # a spec from before `sampler`
+            alt = tuning_spec(replace(spec, tuning=replace(t, sampler=other)))
+            if set(stray) <= {r.run_id for r in alt.runs}:
+                key, hint = "tuning.sampler", (f"`tuning.sampler: {other}` gives these trials "
+                                               "their run ids again; ")
+        out.append(f"{key}: {folder} holds {len(stray)} done trial run(s) whose run ids this "
+                   f"spec does not have, on trials, envs and seeds it would run anew (e.g. "
+                   f"{variant} on {env} seed {seed}: run {rid} done, this spec's run "
+                   f"{cell[(variant, env, seed)]} not): the trials' configurations changed "
+                   "(tuning.sampler, tuning.sampler_seed, tuning.search, tuning.steps or a tuned "
+                   "variant's overrides), and the report would average two designs under one "
+                   f"trial name; {hint}{keep}")
+    return out
 
 
 # -- parsing -------------------------------------------------------------------------------
@@ -369,6 +538,11 @@ def parse_tuning(raw: Any, variants: dict, test_seeds: list[int], source: str, e
     criterion = top.get("criterion", "final")
     if criterion not in CRITERIA:
         errors.add("tuning.criterion", f"unknown criterion {_got(criterion)}; valid: {', '.join(CRITERIA)}")
+    sampler = top.get("sampler", "lhs")
+    if sampler not in SAMPLERS:
+        errors.add("tuning.sampler", f"unknown sampler {_got(sampler)}; valid: {', '.join(SAMPLERS)} "
+                                     "(lhs: a Latin hypercube, the default; sobol: a scrambled Sobol "
+                                     "sequence, as specs drew before the key existed)")
     sampler_seed = _int(top.get("sampler_seed", 0), "tuning.sampler_seed", errors, 0, "an int >= 0")
 
     default_sel = Path(source).with_suffix("").name + ".selected.yaml"
@@ -412,7 +586,7 @@ def parse_tuning(raw: Any, variants: dict, test_seeds: list[int], source: str, e
     if errors.items:
         return None
     return Tuning(configs, seeds, envs, env_entry, steps, criterion, sampler_seed or 0,
-                  selected_path, inherit, search, equal)
+                  selected_path, inherit, search, equal, sampler)
 
 
 # -- the phases as specs ---------------------------------------------------------------------

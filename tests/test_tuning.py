@@ -90,24 +90,39 @@ def test_trial_names_round_trip():
     assert parse_trial("vmpo") is None
 
 
+SOBOL = SPEC.replace("  seeds: [1000]\n", "  seeds: [1000]\n  sampler: sobol\n")
+
+
 def test_configurations_are_pinned_deterministic_and_start_with_the_defaults():
-    spec = parse_spec(textwrap.dedent(SPEC), source="/x/spec.yaml")
-    t = spec.tuning
-    vm = t.configurations("vmpo")
-    assert vm[0] == {}                                  # trial c00: the defaults
-    assert len(vm) == 3 and len(t.configurations("ppo")) == 3
-    assert vm == t.configurations("vmpo")               # a pure function of the spec
-    assert t.configurations("ppo") != [{}, *vm[1:]]
-    # pinned: the first Sobol points of this spec (scipy's scrambled Sobol, seeded by
-    # sampler_seed and the variant name); a change here changes every trial's run_id
-    assert vm[1:] == [{"eps_eta": 0.48, "num_envs": 4, "rollout_length": 64},
-                      {"eps_eta": 0.0379, "num_envs": 8, "rollout_length": 32}]
-    # ... and recomputed from scipy's sequence by hand: 0.01 * 100**u, option floor(2u)
     from scipy.stats import qmc
 
     from algos.results import stable_hash
 
-    u = qmc.Sobol(d=2, scramble=True, seed=int(stable_hash([0, "vmpo"]), 16) % 2**32).random_base2(1)
+    seed = int(stable_hash([0, "vmpo"]), 16) % 2**32
+    # sobol: the draws of every spec from before `tuning.sampler` existed, bit for bit
+    # (scipy's scrambled Sobol, seeded by sampler_seed and the variant name); a change
+    # here changes every trial's run_id
+    t = parse_spec(textwrap.dedent(SOBOL), source="/x/spec.yaml").tuning
+    vm = t.configurations("vmpo")
+    assert t.sampler == "sobol" and vm[0] == {}         # trial c00: the defaults
+    assert len(vm) == 3 and len(t.configurations("ppo")) == 3
+    assert vm == t.configurations("vmpo")               # a pure function of the spec
+    assert t.configurations("ppo") != [{}, *vm[1:]]
+    assert vm[1:] == [{"eps_eta": 0.48, "num_envs": 4, "rollout_length": 64},
+                      {"eps_eta": 0.0379, "num_envs": 8, "rollout_length": 32}]
+    # ... and recomputed from scipy's sequence by hand: 0.01 * 100**u, option floor(2u)
+    u = qmc.Sobol(d=2, scramble=True, seed=seed).random_base2(1)
+    for cfg, (u_eta, u_batch) in zip(vm[1:], u):
+        assert cfg["eps_eta"] == pytest.approx(0.01 * 100**u_eta, rel=5e-3)
+        assert cfg["num_envs"] == (4, 8)[int(2 * u_batch)]
+    # lhs, the default: pinned too, and recomputed from scipy's Latin hypercube by hand
+    spec = parse_spec(textwrap.dedent(SPEC), source="/x/spec.yaml")
+    t = spec.tuning
+    vm = t.configurations("vmpo")
+    assert t.sampler == "lhs" and vm[0] == {} and vm == t.configurations("vmpo")
+    assert vm[1:] == [{"eps_eta": 0.022, "num_envs": 8, "rollout_length": 32},
+                      {"eps_eta": 0.49, "num_envs": 4, "rollout_length": 64}]
+    u = qmc.LatinHypercube(d=2, optimization="random-cd", seed=seed).random(2)
     for cfg, (u_eta, u_batch) in zip(vm[1:], u):
         assert cfg["eps_eta"] == pytest.approx(0.01 * 100**u_eta, rel=5e-3)
         assert cfg["num_envs"] == (4, 8)[int(2 * u_batch)]
@@ -143,8 +158,10 @@ def test_configurations_are_pinned_deterministic_and_start_with_the_defaults():
     ("configs: 3", "configs: 0", "tuning.configs: expected a positive int"),
     ("  seeds: [1000]\n", "", "tuning.seeds: required"),
     ("epochs: {int: [1, 10]}", "clip_value: {choice: [maybe, false]}",
-     "tuning.search.ppo.clip_value: trial c02 sets clip_value: expected a bool, got \"maybe\""),
+     "tuning.search.ppo.clip_value: trial c01 sets clip_value: expected a bool, got \"maybe\""),
     ("  ppo: {}", "  ppo: {lr: 1e-3}", "tuning.search.ppo.lr: lr is also set by runs.ppo.lr"),
+    ("  seeds: [1000]\n", "  seeds: [1000]\n  sampler: halton\n",
+     'tuning.sampler: unknown sampler "halton"; valid: lhs, sobol'),
 ])
 def test_bad_tuning_input_exits_2_names_the_key_and_writes_nothing(tmp_path, snapshot, old, new, expected):
     text = textwrap.dedent(SPEC)
@@ -336,11 +353,33 @@ def test_the_shipped_tuned_study_spec(tmp_path):
     # issue 24's minimum space for V-MPO
     assert {"eps_eta", "topk_fraction", "eps_alpha_mu", "eps_alpha_sigma", "target_period",
             "num_envs", "rollout_length", "epochs", "minibatch_size", "lr"} <= searched
-    assert len(tuning_spec(spec).runs) == 3 * 16 * 2 * 2
+    runs = tuning_spec(spec).runs
+    assert len(runs) == 3 * 16 * 2 * 2
+    # its 192 trials were drawn by Sobol: `sampler: sobol` keeps their run ids (those of
+    # the archived trials, docs/results/mujoco-tuned/tune-runs.tar.xz)
+    import hashlib
+
+    assert t.sampler == "sobol"
+    ids = " ".join(sorted(r.run_id for r in runs)).encode()
+    assert hashlib.sha256(ids).hexdigest()[:16] == "e563041fba138489"
     rc, out, err = cli(tmp_path, "--dry-run", "--executor", "local",
                        spec_text=(root / "sweeps" / "mujoco-tuned.yaml").read_text())
     assert rc == 0, err
     assert "= 192 runs" in out and "= 120 runs" in out
+    # ... and the dry run warns of its aliased and halves-confounded pairs before anything
+    # trains (no results folder: no trial ran, so no "already ran")
+    warned = [ln for ln in err.splitlines() if ln.startswith("warning: tuning.search.")]
+    assert len(warned) == 6, err
+    for a, b in (("batch", "passes"), ("topk_fraction", "batch"), ("topk_fraction", "passes")):
+        assert any(f"vmpo: {a} and {b} are aliased in the sobol design: its 15 trials reach 4 "
+                   "of 15 possible joint levels" in ln for ln in warned), err
+    assert "aliased together: batch x passes x topk_fraction" in err
+    assert ("warning: tuning.search.ppo: lr and passes are confounded at halves in the sobol "
+            "design (lr lower half: passes in {5 x 64, 10 x 64}; lr upper half: passes in "
+            "{10 x 32, 20 x 128}, on all 15 trials)") in err
+    assert ("warning: tuning.search.vmpo: eps_eta and lr are confounded at halves in the sobol "
+            "design (eps_eta lower half <=> lr lower half, on all 15 trials)") in err
+    assert "already ran" not in err
 
 
 def test_a_partial_tune_sweep_is_reported_as_provisional(tmp_path):
@@ -741,15 +780,28 @@ def test_activity_correlations_are_per_variant_and_skip_what_cannot_be_ranked():
 
 
 
-def test_the_tuning_figures_are_byte_identical_from_the_same_runs(tmp_path):
-    """seaborn's stripplot jitters with numpy's global generator; the report seeds it for
-    the call (and leaves the caller's generator where it was)."""
+def test_the_tuning_figures_are_byte_identical_from_the_same_runs(tmp_path, monkeypatch):
+    """The figures spread equal values without a random generator, so the report leaves
+    the caller's global one where it was; with two tuning seeds the section adds the
+    split-seed reliability (and the scores figure each trial's seed spread). The same
+    trials show the launcher's design record and its warnings after the fact."""
     from analysis import report
+    from sweeps.tuning import Tuning
 
-    rc, _, err = cli(tmp_path, "--phase", "tune", "--executor", "debug",
-                     spec_text=SPEC.replace("configs: 3", "configs: 2"))
+    text = SPEC.replace("  seeds: [1000]\n", "  seeds: [1000, 1001]\n")
+    rc, _, err = cli(tmp_path, "--phase", "tune", "--executor", "debug", spec_text=text)
     assert rc == 0, err
     tune = tmp_path / "results" / "tun-tune"
+    # the spec leaves `sampler` to its default: the tune sweep's manifest records it (the
+    # test sweep's does not: it draws nothing), and the report reads it from there
+    assert json.loads((tune / "manifest.json").read_text())["tuning"] == {"sampler": "lhs",
+                                                                          "sampler_seed": 0}
+    assert "sampler" not in (tune / "spec.yaml").read_text()
+    # a design warning after every trial ran says so, through launch.py's dry run
+    monkeypatch.setattr(Tuning, "design_warnings", lambda self: ["tuning.search.vmpo: x"])
+    rc, _, err = cli(tmp_path, "--dry-run", "--executor", "local", spec_text=text)
+    assert rc == 0 and "warning: tuning.search.vmpo: x (its trials already ran)\n" in err, err
+    monkeypatch.undo()
     np.random.seed(123)
     before = np.random.random()
     np.random.seed(123)
@@ -757,5 +809,613 @@ def test_the_tuning_figures_are_byte_identical_from_the_same_runs(tmp_path):
         report.build([str(tune)], tmp_path / name, reps=100, seed=0, baseline=None,
                      allow_incomplete=False)
     assert np.random.random() == before  # the global generator untouched by the report
+    md = (tmp_path / "a" / "report.md").read_text()
+    assert "### Does the trials' ranking replicate across seeds?" in md
+    rel = pd.read_csv(tmp_path / "a" / "tuning_reliability.csv", comment="#")
+    assert sorted(rel["variant"]) == ["ppo", "vmpo"] and set(rel["trials"]) == {3}
+    assert "### Design coverage" in md and "No pair is aliased" in md  # 2 trials: nothing missed
+    assert "the others are points of a Latin hypercube (`tuning.sampler: lhs`" in md
     for f in ("tuning_scores.png", "tuning_sensitivity_vmpo.png"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+# -- the design: sampler, coverage, aliasing ----------------------------------------------------
+
+
+def _shipped_tuning(sampler: str):
+    from dataclasses import replace
+
+    from sweeps.spec import load_spec
+
+    t = load_spec(Path(__file__).resolve().parents[1] / "sweeps" / "mujoco-tuned.yaml").tuning
+    return replace(t, sampler=sampler)
+
+
+def test_the_sobol_design_of_the_study_aliases_topk_batch_and_passes_and_lhs_does_not():
+    from analysis.tuning import aliased_groups
+
+    sobol = _shipped_tuning("sobol")
+    cov = sobol.coverage("vmpo")
+    bad = cov[cov["aliased"]]
+    assert sorted(map(sorted, zip(bad["a"], bad["b"]))) == [
+        ["batch", "passes"], ["batch", "topk_fraction"], ["passes", "topk_fraction"]]
+    assert set(bad["levels"]) == {4} and set(bad["possible"]) == {15} and set(bad["trials"]) == {15}
+    assert aliased_groups(cov) == [["batch", "passes", "topk_fraction"]]
+    # brute force: the 15 trials' (batch option, passes option) pairs, from the configs
+    cfgs = sobol.configurations("vmpo")[1:]
+    batch = [(c["num_envs"], c["rollout_length"]) for c in cfgs]
+    passes = [(c["epochs"], c["minibatch_size"]) for c in cfgs]
+    assert len(set(zip(batch, passes))) == 4 == len(set(batch))
+    assert not _shipped_tuning("sobol").coverage("trpo")["aliased"].any()
+    lhs = _shipped_tuning("lhs")
+    for v in ("vmpo", "ppo", "trpo"):
+        cov = lhs.coverage(v)
+        assert not cov["aliased"].any(), (v, cov.head())
+        assert cov["levels"].min() >= 8  # the worst pair: at least 8 of 15 joint levels
+    assert lhs.design_warnings() == [] and len(sobol.design_warnings()) == 6
+
+
+def test_lhs_stratifies_every_dimension():
+    """16 draws: each of a 4-option choice's options 4 times, each quarter of a range 4
+    times (every marginal stratified), whatever the seed."""
+    text = textwrap.dedent(SPEC).replace("configs: 3", "configs: 17").replace(
+        "batch: {choice: [{num_envs: 4, rollout_length: 64}, {num_envs: 8, rollout_length: 32}]}",
+        "batch: {choice: [{num_envs: 4, rollout_length: 64}, {num_envs: 8, rollout_length: 32},"
+        " {num_envs: 2, rollout_length: 64}, {num_envs: 1, rollout_length: 128}]}")
+    for seed in (0, 1, 2):
+        t = parse_spec(text.replace("  seeds: [1000]\n", f"  seeds: [1000]\n  sampler_seed: {seed}\n"),
+                       source="/x/spec.yaml").tuning
+        cfgs = t.configurations("vmpo")[1:]
+        assert len(cfgs) == 16
+        assert sorted(np.unique([c["num_envs"] for c in cfgs], return_counts=True)[1]) == [4, 4, 4, 4]
+        quarters = [min(int(4 * math.log(c["eps_eta"] / 0.01) / math.log(100)), 3) for c in cfgs]
+        assert sorted(np.unique(quarters, return_counts=True)[1]) == [4, 4, 4, 4]
+
+
+def test_design_coverage_of_hand_made_four_trial_designs():
+    from analysis.tuning import design_coverage, dimension_levels
+
+    dims = {"a": {"choice": [1, 2]}, "b": {"choice": [{"x": 0, "y": 1}, {"x": 5, "y": 6}]},
+            "lr": {"log_uniform": [1e-4, 1e-2]}}
+    aliased = {0: {"a": 9, "x": 9, "y": 9, "lr": 1e-3},   # trial 0, the defaults: left out
+               1: {"a": 1, "x": 0, "y": 1, "lr": 1.1e-4}, 2: {"a": 2, "x": 5, "y": 6, "lr": 9e-3},
+               3: {"a": 1, "x": 0, "y": 1, "lr": 2e-4}, 4: {"a": 2, "x": 5, "y": 6, "lr": 2e-3}}
+    cov = design_coverage(dims, aliased).set_index(["a", "b"])
+    assert cov.loc[("a", "b"), ["trials", "levels", "possible"]].tolist() == [4, 2, 4]
+    assert bool(cov.loc[("a", "b"), "aliased"])
+    # lr's quarters (of log10 from -4 to -2): 0, 3, 0, 2: 3 levels, not a function of a
+    assert dimension_levels("lr", dims["lr"], [aliased[t] for t in (1, 2, 3, 4)])[0] == [0, 3, 0, 2]
+    assert cov.loc[("a", "lr"), "levels"] == 3 and not cov.loc[("a", "lr"), "aliased"]
+    full = {1: {"a": 1, "x": 0, "y": 1}, 2: {"a": 2, "x": 5, "y": 6},
+            3: {"a": 1, "x": 5, "y": 6}, 4: {"a": 2, "x": 0, "y": 1}}
+    cov = design_coverage({k: dims[k] for k in ("a", "b")}, full)
+    assert cov[["levels", "possible", "coverage"]].values.tolist() == [[4, 4, 1.0]]
+    assert not cov["aliased"].any()
+    # two trials can reach only two levels: each fixes the other, but nothing was missed
+    two = design_coverage({k: dims[k] for k in ("a", "b")}, {1: full[1], 2: full[2]})
+    assert two[["levels", "possible"]].values.tolist() == [[2, 2]] and not two["aliased"].any()
+    # a trial whose value is no option is left out of that dimension's pairs
+    odd = design_coverage({k: dims[k] for k in ("a", "b")}, {**full, 5: {"a": 3, "x": 0, "y": 1}})
+    assert odd["trials"].tolist() == [4]
+
+
+def test_the_sobol_design_is_confounded_at_halves_where_quartiles_see_nothing():
+    """The reader's finding: in the study's Sobol design PPO never tried 10x32 or 20x128 at
+    a low lr, and V-MPO's eps_eta and lr halves coincide; at quartiles both pairs reach 8
+    of 15 joint levels and are not aliased. The coarse pass flags exactly these two (the
+    topk/batch/passes group is aliased at quartiles already); the LHS twin nothing."""
+    from analysis.tuning import halves_pairs, range_position
+
+    sobol, lhs = _shipped_tuning("sobol"), _shipped_tuning("lhs")
+    found = {v: halves_pairs(sobol.coverage(v)) for v in ("vmpo", "ppo", "trpo")}
+    assert found == {"vmpo": [("eps_eta", "lr")], "ppo": [("lr", "passes")], "trpo": []}
+    for v in ("vmpo", "ppo"):
+        cov = sobol.coverage(v).set_index(["a", "b"])
+        pair = found[v][0]
+        assert cov.loc[pair, "levels"] == 8 and not cov.loc[pair, "aliased"]
+        assert cov.loc[pair, "aliased_at"] == "halves"
+    # brute force from the configs: lr's half against the passes option
+    cfgs = sobol.configurations("ppo")[1:]
+    low = {(c["epochs"], c["minibatch_size"]) for c in cfgs
+           if range_position(c["lr"], "log", 1e-4, 1e-3) < 0.5}
+    high = {(c["epochs"], c["minibatch_size"]) for c in cfgs
+            if range_position(c["lr"], "log", 1e-4, 1e-3) >= 0.5}
+    assert low == {(5, 64), (10, 64)} and high == {(10, 32), (20, 128)}
+    cov = sobol.coverage("ppo").set_index(["a", "b"])
+    assert cov.loc[("lr", "passes"), "split"] == (
+        "lr lower half: passes in {5 x 64, 10 x 64}; lr upper half: passes in {10 x 32, 20 x 128}")
+    vm = sobol.configurations("vmpo")[1:]
+    assert [range_position(c["eps_eta"], "log", 0.01, 1.0) < 0.5 for c in vm] == [
+        range_position(c["lr"], "log", 1e-4, 3e-3) < 0.5 for c in vm]
+    # worst first, the halves-confounded pair before its tie (gae_lambda x passes, 8 of 15)
+    ppo = sobol.coverage("ppo")
+    assert ppo[["a", "b"]].head(2).values.tolist() == [["lr", "passes"], ["gae_lambda", "passes"]]
+    for v in ("vmpo", "ppo", "trpo"):
+        assert (lhs.coverage(v)["aliased_at"] == "").all(), v
+
+
+def test_halves_flag_only_disjoint_splits_not_unbalanced_ones():
+    from analysis.tuning import design_coverage
+
+    dims = {"x": {"uniform": [0.0, 1.0]}, "y": {"log_uniform": [1e-3, 1e-1]},
+            "opt": {"choice": ["a", "b", "c", "d"]}}
+    # x and y: halves coincide on every trial (y's middle is 1e-2), quarters differ
+    xs = [0.1, 0.3, 0.45, 0.6, 0.7, 0.9]
+    ys = [1.5e-3, 5e-3, 9e-3, 1.1e-2, 4e-2, 9e-2]
+    opts = ["a", "b", "a", "c", "d", "c"]  # a, b only below x's middle; c, d only above
+    trials = {i + 1: {"x": x, "y": y, "opt": o} for i, (x, y, o) in enumerate(zip(xs, ys, opts))}
+    cov = design_coverage(dims, trials).set_index(["a", "b"])
+    assert cov.loc[("x", "y"), "aliased_at"] == "halves" and not cov.loc[("x", "y"), "aliased"]
+    assert cov.loc[("x", "y"), "split"] == "x lower half <=> y lower half"
+    assert cov.loc[("x", "opt"), "split"] == "x lower half: opt in {\"a\", \"b\"}; x upper half: opt in {\"c\", \"d\"}"
+    # exactly swapped halves are confounded too
+    swapped = {t: {**c, "y": 1e-4 / c["y"]} for t, c in trials.items()}  # 1e-3 <-> 1e-1
+    cov = design_coverage(dims, swapped).set_index(["a", "b"])
+    assert cov.loc[("x", "y"), "split"] == "x lower half <=> y upper half"
+    # one trial off the diagonal, or one option on both sides: not disjoint, not flagged,
+    # though the split stays unbalanced (a and b still come only below x's middle)
+    off = {**trials, 7: {"x": 0.2, "y": 5e-2, "opt": "c"}}
+    cov = design_coverage(dims, off).set_index(["a", "b"])
+    assert cov.loc[("x", "y"), "aliased_at"] == "" and cov.loc[("x", "opt"), "aliased_at"] == ""
+    # two trials that differ on both fix each other but miss nothing: no flag
+    two = design_coverage(dims, {1: trials[1], 2: trials[6]})
+    assert (two["aliased_at"] == "").all()
+    # a numeric dimension whose trials all sit in one half splits nothing
+    low = design_coverage({"x": dims["x"], "opt": dims["opt"]},
+                          {t: {**c, "x": c["x"] / 2.5} for t, c in trials.items()})
+    assert (low["aliased_at"] == "").all()
+
+
+def test_dimension_levels_of_int_ranges_with_fewer_reachable_parts():
+    from analysis.tuning import design_coverage, dimension_levels
+
+    cfgs = [{"k": k} for k in (1, 2, 3, 2)]
+    # positions 0, 0.5, 1: quartiles 0, 2, 3 (quartile 1 unreachable), halves 0, 1, 1
+    assert dimension_levels("k", {"int": [1, 3]}, cfgs) == ([0, 2, 3, 2], 3)
+    assert dimension_levels("k", {"int": [1, 3]}, cfgs, 2) == ([0, 1, 1, 1], 2)
+    assert dimension_levels("k", {"log_int": [1, 2]}, [{"k": 1}, {"k": 2}])[1] == 2
+    # the pair's `possible` uses the 3 reachable levels: 3 x 2 = 6 of 8 trials
+    trials = {i + 1: {"k": k, "o": o} for i, (k, o) in enumerate(
+        [(1, 0), (2, 0), (3, 0), (1, 1), (2, 1), (3, 1), (1, 0), (2, 1)])}
+    cov = design_coverage({"k": {"int": [1, 3]}, "o": {"choice": [0, 1]}}, trials)
+    assert cov[["trials", "levels", "possible", "coverage"]].values.tolist() == [[8, 6, 6, 1.0]]
+
+
+def test_expected_levels_against_the_exact_distribution_of_distinct_cells():
+    """E[distinct cells] of n independent uniform draws into c cells, from the exact law
+    P(k distinct) = C(c, k) k! S(n, k) / c^n (S: Stirling numbers of the second kind)."""
+    from analysis.tuning import design_coverage, expected_levels
+
+    def exact(c: int, n: int) -> float:
+        S = [[0] * (n + 1) for _ in range(n + 1)]
+        S[0][0] = 1
+        for i in range(1, n + 1):
+            for k in range(1, i + 1):
+                S[i][k] = k * S[i - 1][k] + S[i - 1][k - 1]
+        return sum(k * math.comb(c, k) * math.factorial(k) * S[n][k] for k in range(1, n + 1)) / c**n
+
+    for c, n in ((16, 15), (12, 15), (4, 4), (3, 1)):
+        assert expected_levels(c, n) == pytest.approx(exact(c, n), rel=1e-12)
+    assert round(expected_levels(16, 15), 1) == 9.9 and round(expected_levels(12, 15), 1) == 8.7
+    # in the table: a 2 x 2 pair over 4 trials
+    full = {1: {"a": 1, "b": 1}, 2: {"a": 2, "b": 2}, 3: {"a": 1, "b": 2}, 4: {"a": 2, "b": 1}}
+    cov = design_coverage({"a": {"choice": [1, 2]}, "b": {"choice": [1, 2]}}, full)
+    assert cov["expected"].iloc[0] == pytest.approx(exact(4, 4))
+
+
+def test_aliased_groups_merge_two_groups_a_pair_links():
+    from analysis.tuning import aliased_groups
+
+    cov = pd.DataFrame({"a": ["a", "c", "b", "x"], "b": ["b", "d", "c", "y"],
+                        "aliased": [True, True, True, False]})
+    assert aliased_groups(cov) == [["a", "b", "c", "d"]]
+
+
+def _design_rows(rows: list[tuple]) -> pd.DataFrame:
+    from analysis.tuning import DESIGN_COLUMNS, expected_levels
+
+    out = []
+    for variant, a, b, levels, possible, cells, at, split in rows:
+        out.append({"variant": variant, "a": a, "b": b, "trials": 15, "levels": levels,
+                    "possible": possible, "expected": expected_levels(cells, 15),
+                    "coverage": levels / possible, "aliased": at == "quartiles",
+                    "aliased_at": at, "split": split})
+    return pd.DataFrame(out, columns=["variant", *DESIGN_COLUMNS])
+
+
+def test_the_design_sentence_names_every_tied_worst_pair_and_each_kind_of_aliasing():
+    from analysis.tuning import _design_sentence
+
+    d = _design_rows([
+        ("ppo", "lr", "passes", 8, 15, 16, "halves", "lr lower half: passes in {5 x 64}"),
+        ("ppo", "gae_lambda", "passes", 8, 15, 16, "", ""),
+        ("ppo", "lr", "gae_lambda", 12, 15, 16, "", ""),
+        ("vmpo", "batch", "passes", 4, 15, 16, "quartiles", ""),
+        ("vmpo", "eps_eta", "lr", 12, 15, 16, "", "")])
+    text = _design_sentence(d)
+    assert ("Worst: `ppo` lr x passes (confounded at halves), gae_lambda x passes: 8 of 15 "
+            "each, against 9.9 for 15 independent uniform draws (median coverage over its 3 "
+            "pairs 0.53); `vmpo` batch x passes (aliased): 4 of 15, against 9.9 for 15 "
+            "independent uniform draws") in text
+    assert ("**Aliased pairs** (each one's level fixes the other's): `vmpo`: batch x passes "
+            "(4 of 15).") in text
+    assert ("**Confounded at halves** (each numeric range cut at its middle, on its own scale: "
+            "the levels of one split the other's into disjoint sets on every trial): `ppo`: lr "
+            "x passes (lr lower half: passes in {5 x 64}).") in text
+    assert "No pair is aliased" not in text
+    clean = _design_sentence(d[d["aliased_at"] == ""])
+    assert "No pair is aliased" in clean and "Aliased pairs" not in clean and "Confounded" not in clean
+    # untied worst pairs with different cells keep their own counts
+    mixed = _design_sentence(_design_rows([("t", "a", "b", 7, 12, 12, "", ""),
+                                           ("t", "c", "d", 9, 15, 16, "", "")]))
+    assert "`t` a x b: 7 of 12, against 8.7 for 15 independent uniform draws (median" in mixed
+
+
+def test_whole_batch_labels_and_tuning_envs(tmp_path):
+    from analysis.tuning import _value_text, minibatch_text, passes_label, tuning_envs
+
+    assert passes_label(1, 0) == "1 x whole batch" and passes_label(5, 64) == "5 x 64"
+    assert minibatch_text(0) == "whole batch" and minibatch_text(128) == "128"
+    assert _value_text("minibatch_size", 0) == "whole batch" and _value_text("lr", 0) == "0"
+    (tmp_path / "spec.yaml").write_text("tuning:\n  envs: [classic, Foo-v0]\n")
+    assert tuning_envs(str(tmp_path)) == {"CartPole-v1", "Acrobot-v1", "Pendulum-v1",
+                                          "MountainCarContinuous-v0", "Foo-v0"}
+    assert tuning_envs(str(tmp_path / "none")) == set()
+
+
+def test_the_report_names_the_sampler_from_the_spec_copy_else_the_manifest(tmp_path):
+    from analysis.tuning import _design_text, resolved_sampler
+
+    (tmp_path / "spec.yaml").write_text("tuning:\n  configs: 4\n")
+    assert resolved_sampler(str(tmp_path)) is None
+    assert "neither the spec copy nor manifest.json names" in _design_text([str(tmp_path)])
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"sweep": "x", "tuning": {"sampler": "sobol", "sampler_seed": 0}, "runs": []}))
+    assert _design_text([str(tmp_path)]).startswith("the first points of a scrambled Sobol")
+    (tmp_path / "spec.yaml").write_text("tuning:\n  configs: 4\n  sampler: lhs\n")
+    assert resolved_sampler(str(tmp_path)) == "lhs"  # the spec copy says it: it wins
+
+
+def test_warn_design_says_when_the_trials_already_ran(monkeypatch):
+    from types import SimpleNamespace
+
+    import sweeps.state
+    from sweeps.tuning import warn_design
+
+    tuning = SimpleNamespace(design_warnings=lambda: ["tuning.search.v: a and b are aliased"])
+    states: list = []
+    monkeypatch.setattr(sweeps.state, "run_states", lambda folder, spec: (states, []))
+
+    def said(status=False, **kw) -> str:
+        err = io.StringIO()
+        warn_design(tuning, SimpleNamespace(status=status), err, **kw)
+        return err.getvalue()
+
+    where = {"tune": object(), "folder": Path("/nowhere")}
+    states[:] = [SimpleNamespace(state="new")] * 4
+    assert said(**where) == "warning: tuning.search.v: a and b are aliased\n"
+    states[:2] = [SimpleNamespace(state="done"), SimpleNamespace(state="failed")]
+    assert said(**where).endswith("aliased (2 of 4 trial runs already ran)\n")
+    states[:] = [SimpleNamespace(state="done")] * 4
+    assert said(**where).endswith("aliased (its trials already ran)\n")
+    assert said() == "warning: tuning.search.v: a and b are aliased\n"  # no folder: not said
+    assert said(status=True, **where) == ""
+
+
+# -- a relaunch must not mix two designs under one trial name --------------------------------------
+
+
+SOBOL = SPEC.replace("  seeds: [1000]\n", "  seeds: [1000]\n  sampler: sobol\n")
+
+
+def _tune_of(tmp_path, text: str):
+    from sweeps.spec import load_spec
+
+    path = tmp_path / "other.yaml"
+    path.write_text(textwrap.dedent(text))
+    return load_spec(path), tuning_spec(load_spec(path))
+
+
+def _fake_done(folder: Path, runs) -> None:
+    """Run directories that read as done (config.json, status.json), no training."""
+    for r in runs:
+        (folder / r.run_id).mkdir(parents=True)
+        (folder / r.run_id / "config.json").write_text(json.dumps(
+            {"run_id": r.run_id, "variant": r.variant, "algo": r.algo, "env": r.env, "seed": r.seed}))
+        (folder / r.run_id / "status.json").write_text(
+            json.dumps({"state": "done", "step": 512, "error": None}))
+
+
+def test_a_tune_phase_drawn_otherwise_than_its_folders_trials_is_refused(tmp_path, snapshot):
+    """Done trials of the Sobol design, relaunched from a spec that leaves `sampler` to
+    its default (lhs): every trial has a new run id under the same name; refused (exit 2,
+    the key and the fix named, nothing written); --status and --dry-run only warn."""
+    _, sobol = _tune_of(tmp_path, SOBOL)
+    _, lhs = _tune_of(tmp_path, SPEC)
+    folder = tmp_path / "results" / "tun-tune"
+    _fake_done(folder, sobol.runs)
+    moved = {r.run_id for r in sobol.runs} - {r.run_id for r in lhs.runs}
+    assert len(moved) == 4  # c01, c02 of vmpo and ppo; c00 (the defaults) keeps its id
+    (tmp_path / "spec.yaml").write_text(textwrap.dedent(SPEC))
+    before = snapshot(tmp_path)
+    for args in (["--phase", "tune"], []):
+        rc, out, err = cli(tmp_path, "--executor", "debug", *args, spec_text=None)
+        assert rc == 2, err
+        assert err.startswith("error: tuning.sampler: ") and "holds 4 done trial run(s)" in err
+        assert "`tuning.sampler: sobol` gives these trials their run ids again" in err
+        assert "a new `name`" in err and err.endswith("nothing launched\n")
+        assert "launching" not in out and snapshot(tmp_path) == before
+    for args in (["--status"], ["--dry-run"], ["--phase", "tune", "--dry-run"]):
+        rc, out, err = cli(tmp_path, "--executor", "debug", *args, spec_text=None)
+        assert rc == 0 and "warning: tuning.sampler: " in err and "error" not in err, err
+        assert snapshot(tmp_path) == before
+    # a changed search space: no sampler gives the old ids back, so the search is named
+    rc, _, err = cli(tmp_path, "--phase", "tune", "--executor", "debug",
+                     spec_text=SOBOL.replace("[1e-4, 3e-3]", "[1e-4, 1e-2]"))
+    assert rc == 2 and err.startswith("error: tuning.search: ") and "holds 2 done" in err, err
+    assert "gives these trials" not in err
+    # the design the trials were drawn with: nothing to launch, no warning
+    rc, out, err = cli(tmp_path, "--phase", "tune", "--executor", "debug", spec_text=SOBOL)
+    assert rc == 0 and "nothing to launch: 6 run(s)" in out and "tuning." not in err, err
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["tuning"] == {"sampler": "sobol", "sampler_seed": 0}
+
+
+def test_a_manifest_recording_another_design_refuses_the_tune_phase(tmp_path, snapshot):
+    folder = tmp_path / "results" / "tun-tune"
+    folder.mkdir(parents=True)
+    (tmp_path / "spec.yaml").write_text(textwrap.dedent(SPEC))  # lhs, sampler_seed 0
+
+    def launched(record: dict, *args) -> tuple[int, str, str]:
+        (folder / "manifest.json").write_text(json.dumps(
+            {"sweep": "tun-tune", "tuning": record, "runs": []}))
+        before = snapshot(tmp_path)
+        rc, out, err = cli(tmp_path, "--phase", "tune", "--executor", "debug", *args, spec_text=None)
+        assert snapshot(tmp_path) == before
+        return rc, out, err
+
+    rc, _, err = launched({"sampler": "sobol", "sampler_seed": 0})
+    assert rc == 2 and err.startswith("error: tuning.sampler: ") and "'sobol'" in err, err
+    assert "valid: `tuning.sampler: sobol`" in err and err.endswith("nothing launched\n")
+    rc, _, err = launched({"sampler": "lhs", "sampler_seed": 7})
+    assert rc == 2 and err.startswith("error: tuning.sampler_seed: ") and "`tuning.sampler_seed: 7`" in err
+    rc, _, err = launched({"sampler": "lhs", "sampler_seed": 7}, "--dry-run")
+    assert rc == 0 and err.startswith("warning: tuning.sampler_seed: "), err
+    # the same record: the launch goes on (here a done trial on an env the spec dropped,
+    # whose (trial, env, seed) the spec does not run, is no sign of a changed design)
+    spec, tune = _tune_of(tmp_path, SPEC)
+    _fake_done(folder, tune.runs)
+    (folder / "stray").mkdir()
+    (folder / "stray" / "config.json").write_text(json.dumps(
+        {"variant": "vmpo.c01", "env": "Acrobot-v1", "seed": 1000}))
+    (folder / "stray" / "status.json").write_text(json.dumps({"state": "done", "step": 1, "error": None}))
+    (folder / "manifest.json").write_text(json.dumps(
+        {"sweep": "tun-tune", "tuning": spec.tuning.record(), "runs": []}))
+    rc, out, err = cli(tmp_path, "--phase", "tune", "--executor", "debug", spec_text=None)
+    assert rc == 0 and "nothing to launch" in out and "tuning." not in err, err
+
+
+def test_archive_with_the_spec_writes_the_launchers_tuning_record(tmp_path):
+    """analysis.archive --spec and the launcher write one `tuning` record (a tune sweep
+    only), here for a spec leaving `sampler` to its default."""
+    from analysis.archive import _spec_manifest
+    from sweeps.state import read_manifest, write_manifest
+
+    spec, tune = _tune_of(tmp_path, SPEC.replace("  seeds: [1000]\n", "  seeds: [1000]\n  sampler_seed: 3\n"))
+    _, packed = _spec_manifest(tmp_path / "other.yaml", "tun-tune", set())
+    write_manifest(tmp_path / "launched", tune)
+    assert json.loads(packed)["tuning"] == {"sampler": "lhs", "sampler_seed": 3}
+    assert read_manifest(tmp_path / "launched")["tuning"] == json.loads(packed)["tuning"]
+    _, test_phase = _spec_manifest(tmp_path / "other.yaml", "tun", set())
+    assert "tuning" not in json.loads(test_phase)
+
+
+# -- split-seed reliability ------------------------------------------------------------------------
+
+
+def _seed_trials(values: dict[tuple[int, int, str], float]) -> pd.DataFrame:
+    """A trial_table-like frame from {(trial, seed, env): final}, rows shuffled."""
+    rows = [{"sweep": "sw", "variant": "v", "trial": t, "seed": s, "env": e, "state": "done",
+             "final": x, "auc": x, "config": {"lr": t}} for (t, s, e), x in values.items()]
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=3).reset_index(drop=True)
+
+
+def test_split_seed_reliability_against_scipy():
+    from scipy.stats import rankdata, spearmanr
+
+    from analysis.tuning import per_seed_scores, seed_reliability, trial_scores
+
+    rng = np.random.default_rng(5)
+    seeds, envs, n = (1000, 1001, 1002, 1003), ("A", "B"), 9
+    vals = {(t, s, e): float(rng.normal()) for t in range(n) for s in seeds for e in envs}
+    tt = _seed_trials(vals)
+    ts = trial_scores(tt, "final")
+    per = per_seed_scores(tt, ts, "final")
+    got = seed_reliability(per, {"v": (4, "best score")}).iloc[0]
+    # direct: per trial and seed the mean over envs; first half of the sorted seeds
+    # (1000, 1001) averaged against the rest (1002, 1003)
+    by_seed = {(t, s): np.mean([vals[(t, s, e)] for e in envs]) for t in range(n) for s in seeds}
+    a = np.array([np.mean([by_seed[(t, s)] for s in seeds[:2]]) for t in range(n)])
+    b = np.array([np.mean([by_seed[(t, s)] for s in seeds[2:]]) for t in range(n)])
+    want = spearmanr(a, b)
+    assert got["rho"] == pytest.approx(want.statistic) and got["p"] == pytest.approx(want.pvalue)
+    assert (got["seeds_a"], got["seeds_b"], got["trials"]) == ("1000, 1001", "1002, 1003", n)
+    assert got["chosen_rank_a"] == rankdata(-a, method="min")[4]
+    assert got["chosen_rank_b"] == rankdata(-b, method="min")[4]
+    assert (got["best_a"], got["best_b"]) == (int(np.argmax(a)), int(np.argmax(b)))
+
+
+def test_split_seed_reliability_splits_by_seed_not_by_env():
+    """Per trial t: seed 1000 scores 3t on env A and -2t on B (mean t/2, rising), seed 1001
+    -t on A and 1.5t on B (mean t/4, rising): rho +1 between the seeds. Split by env
+    instead (A: 3t, -t, mean t; B: -2t, 1.5t, mean -t/4) the ranking reverses: rho -1;
+    a mix-up of the seeds' runs shows as well."""
+    from analysis.tuning import per_seed_scores, seed_reliability, trial_scores
+
+    per_t = {(1000, "A"): 3.0, (1000, "B"): -2.0, (1001, "A"): -1.0, (1001, "B"): 1.5}
+    vals = {(t, s, e): k * t for t in range(6) for (s, e), k in per_t.items()}
+    tt = _seed_trials(vals)
+    ts = trial_scores(tt, "final")
+    rel = seed_reliability(per_seed_scores(tt, ts, "final"), {"v": (5, "")}).iloc[0]
+    assert rel["rho"] == pytest.approx(1.0) and rel["chosen_rank_a"] == rel["chosen_rank_b"] == 1
+    assert (rel["best_a"], rel["best_b"]) == (5, 5)
+    # a variant with one tuning seed has no split: left out
+    one = seed_reliability(per_seed_scores(tt[tt["seed"] == 1000], ts, "final"))
+    assert one.empty
+
+
+def test_per_seed_scores_leave_out_a_trial_with_a_run_not_done():
+    """A trial with one run still `running` has no score: absent from the per-seed scores,
+    and the split-seed rho the same as without it (its partial value would move it)."""
+    from analysis.tuning import per_seed_scores, seed_reliability, trial_scores
+
+    rng = np.random.default_rng(11)
+    vals = {(t, s, e): float(rng.normal()) for t in range(6) for s in (1000, 1001) for e in "AB"}
+    tt = _seed_trials(vals)
+    base = seed_reliability(per_seed_scores(tt, trial_scores(tt, "final"), "final")).iloc[0]
+    extra = _seed_trials({(6, s, e): (9.0 if s == 1000 else -9.0) for s in (1000, 1001) for e in "AB"})
+    extra.loc[0, "state"] = "running"
+    more = pd.concat([tt, extra], ignore_index=True)
+    ts = trial_scores(more, "final")
+    assert np.isnan(ts.loc[ts["trial"] == 6, "score"].iloc[0])
+    per = per_seed_scores(more, ts, "final")
+    assert 6 not in set(per["trial"]) and sorted(set(per["trial"])) == list(range(6))
+    got = seed_reliability(per).iloc[0]
+    assert got["trials"] == 6 and got["rho"] == pytest.approx(base["rho"])
+
+
+def test_split_seed_ranks_share_the_better_rank_on_ties_and_a_constant_side_has_no_rho():
+    from scipy.stats import spearmanr
+
+    from analysis.tuning import reliability_wide, seed_reliability, _reliability_lines
+
+    # seed 1000: trials 0, 1, 2 tie at the top (0.9); seed 1001: distinct scores
+    a = {0: 0.9, 1: 0.9, 2: 0.9, 3: 0.5, 4: 0.1}
+    b = {0: 0.2, 1: 0.4, 2: 0.8, 3: 0.6, 4: 0.3}
+    per = pd.DataFrame([{"variant": "v", "trial": t, "seed": s, "score": x}
+                        for s, d in ((1000, a), (1001, b)) for t, x in d.items()])
+    got = seed_reliability(per, {"v": (2, "best score")}).iloc[0]
+    # "min": the three tied trials all rank 1 (average would say 2, ordinal 3 for c02)
+    assert got["chosen_rank_a"] == 1 and got["chosen_rank_b"] == 1
+    assert got["best_a"] == 0  # the tie goes to the lower trial, as selection breaks it
+    want = spearmanr(list(a.values()), list(b.values()))
+    assert got["rho"] == pytest.approx(want.statistic) and got["p"] == pytest.approx(want.pvalue)
+    # one side constant: no rho, no p, and the text says why
+    flat = per.assign(score=np.where(per["seed"] == 1001, 0.5, per["score"]))
+    rel = seed_reliability(flat, {"v": (3, "best score")})
+    assert np.isnan(rel["rho"].iloc[0]) and np.isnan(rel["p"].iloc[0])
+    assert rel["chosen_rank_b"].iloc[0] == 1
+    text = _reliability_lines(rel, "final")[0]
+    assert "`v` ρ undefined (a side is constant)" in text
+    assert "Not shown to replicate (ρ not positive at p < 0.05): `v`." in text
+    assert reliability_wide(rel)["Spearman ρ"].tolist() == ["-"]
+
+
+def test_only_a_positive_significant_rho_counts_as_replicating():
+    from analysis.tuning import RELIABILITY_COLUMNS, _reliability_lines
+
+    rows = [("good", 0.93, 1e-6), ("negative", -0.9, 1e-4), ("weak", 0.18, 0.51),
+            ("edge", 0.5, 0.05), ("none", np.nan, np.nan)]
+    rel = pd.DataFrame([{c: None for c in RELIABILITY_COLUMNS} | {"variant": v, "rho": r, "p": p,
+                                                                   "trials": 15}
+                        for v, r, p in rows], columns=RELIABILITY_COLUMNS)
+    text = _reliability_lines(rel, "final")[0]
+    assert text.endswith("Not shown to replicate (ρ not positive at p < 0.05): `negative`, "
+                         "`weak`, `edge`, `none`.")
+    assert "`good` ρ = +0.93 (p = 1e-06, 15 trials)" in text
+
+
+# -- the figures -----------------------------------------------------------------------------------
+
+
+def _capture_figures(monkeypatch) -> list:
+    """Each figure analysis.plots.save closes, drawn and kept for inspection."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kept = []
+    real_close = plt.close
+
+    def keep(fig=None):
+        if fig is not None and hasattr(fig, "axes"):
+            fig.canvas.draw()
+            kept.append(fig)
+        return real_close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    return kept
+
+
+def test_sensitivity_panels_put_a_choice_on_a_categorical_axis_and_the_legend_outside(tmp_path, monkeypatch):
+    from analysis.tuning import sensitivity_figure
+
+    kept = _capture_figures(monkeypatch)
+    passes = [{"epochs": 1, "minibatch_size": 0}, {"epochs": 4, "minibatch_size": 64}]
+    dims = {"lr": {"log_uniform": [1e-4, 1e-2]}, "passes": {"choice": passes},
+            "eps_eta": {"choice": [0.1, 1.0]}}
+    cfgs = [{"lr": 1e-3, "epochs": 1, "minibatch_size": 0, "eps_eta": 0.5},  # c00: no option
+            {"lr": 2e-4, "epochs": 4, "minibatch_size": 64, "eps_eta": 0.1},
+            {"lr": 5e-3, "epochs": 1, "minibatch_size": 0, "eps_eta": 1.0},
+            {"lr": 5e-3, "epochs": 4, "minibatch_size": 64, "eps_eta": 0.1}]
+    tt = pd.DataFrame([{"variant": "vmpo", "algo": "vmpo", "trial": i, "config": c}
+                       for i, c in enumerate(cfgs)])
+    ts = pd.DataFrame([{"variant": "vmpo", "trial": i, "score": sc, "config": c}
+                       for i, (c, sc) in enumerate(zip(cfgs, (0.3, 0.5, 0.4, 0.5)))])
+    files = sensitivity_figure(ts, tt, "vmpo", "final", tmp_path, {"lr": ("log_uniform", 1e-4, 1e-2)},
+                               best=1, dims=dims, aliased=[["passes", "eps_eta"]],
+                               halves=[("lr", "eps_eta")])
+    assert "tuning_sensitivity_vmpo.png" in files
+    fig = kept[-1]
+    axes = {ax.get_xlabel(): ax for ax in fig.axes if ax.get_visible()}
+    assert sorted(axes) == ["eps_eta", "lr", "passes (epochs, minibatch_size)"]  # one panel each
+    ax = axes["passes (epochs, minibatch_size)"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1, whole batch", "4, 64"]
+    ticks = [t.get_text() for t in axes["eps_eta"].get_xticklabels()]
+    assert ticks == ["0.1", "1", "other"]  # the defaults' 0.5 is no option
+    # trials 1 and 3 share an option and a score: spread sideways, around the option's slot
+    pts = np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets()) == 4])
+    x = dict(zip(range(4), pts[:, 0]))
+    assert x[1] != x[3] and abs((x[1] + x[3]) / 2 - 1.0) < 1e-9 and abs(x[1] - x[3]) <= 0.4 + 1e-9
+    assert axes["passes (epochs, minibatch_size)"].get_title() == "aliased with eps_eta"
+    assert axes["lr"].get_title() == "confounded at halves with eps_eta"
+    assert axes["eps_eta"].get_title() == "aliased with passes; confounded at halves with lr"
+    # the legend: one, on the figure (below the panels), none inside an axes
+    assert len(fig.legends) == 1 and all(a.get_legend() is None for a in fig.axes)
+    legend_box = fig.legends[0].get_window_extent()
+    for a in fig.axes:
+        if a.get_visible():
+            assert not legend_box.overlaps(a.get_window_extent())
+
+
+def test_the_scores_figure_draws_each_trials_seed_spread_and_keeps_c00_visible(tmp_path, monkeypatch):
+    from matplotlib.collections import LineCollection
+
+    from analysis.tuning import distribution_figure, per_seed_scores, trial_scores
+
+    kept = _capture_figures(monkeypatch)
+    vals = {(t, s, e): 0.1 * t + (0.05 if s == 1001 else 0.0) * (t + 1) + (0.01 if e == "B" else 0)
+            for t in range(4) for s in (1000, 1001) for e in ("A", "B")}
+    tt = _seed_trials(vals)
+    ts = trial_scores(tt, "final")
+    per = per_seed_scores(tt, ts, "final")
+    distribution_figure(ts, "final", tmp_path, per, {"v": (2, "best score")})
+    ax = kept[-1].axes[0]
+    bars = [c for c in ax.collections if isinstance(c, LineCollection) and len(c.get_segments()) == 4]
+    assert len(bars) == 1
+    for t, seg in enumerate(bars[0].get_segments()):  # trial order, left to right
+        lo = np.mean([vals[(t, 1000, e)] for e in "AB"])
+        hi = np.mean([vals[(t, 1001, e)] for e in "AB"])
+        assert seg[:, 1] == pytest.approx([lo, hi])
+        assert seg[0, 0] == seg[1, 0]  # vertical
+    # the defaults' star is open, over c00's own point, which shows through it; the chosen
+    # trial (c02) ringed
+    c00 = [bars[0].get_segments()[0][0, 0], ts["score"].iloc[0]]
+    points = [c for c in ax.collections if len(c.get_offsets()) == 4
+              and not isinstance(c, LineCollection)]
+    assert len(points) == 1 and np.allclose(points[0].get_offsets()[0], c00)
+    star, ring = sorted((c for c in ax.collections if c.get_zorder() >= 4), key=lambda c: c.get_zorder())
+    assert np.allclose(star.get_offsets()[0], c00) and star.get_zorder() > points[0].get_zorder()
+    assert star.get_facecolors().size == 0 or star.get_facecolors()[0][3] == 0
+    assert np.allclose(ring.get_offsets()[0], [bars[0].get_segments()[2][0, 0], ts["score"].iloc[2]])
