@@ -54,6 +54,8 @@ class Estimates:
     baseline: str
     notes: list[str] = field(default_factory=list)
     fulls: dict[str, str] = field(default_factory=dict)  # sweep label -> its full V-MPO
+    # (suite, x, y) of a "label" pair -> the run ids its compared runs share (shared_runs)
+    shared: dict[tuple[str, str, str], int] = field(default_factory=dict)
     common: pd.DataFrame = field(default_factory=pd.DataFrame)  # IQM at the smallest budget
 
 
@@ -114,28 +116,64 @@ def aggregates(groups: dict[tuple[str, str], Group], results: dict) -> pd.DataFr
                                        "upper", "n_runs", "n_tasks", "n_seeds"])
 
 
-def _pairs(groups, baseline: str, abl: dict[str, str]):
-    """(suite, kind, x, y) comparisons, per suite where both have runs: the baseline
-    against every other variant ("baseline"), each ablation's full V-MPO against it
-    ("ablation"; `abl`: ablation -> full, scores.ablations), and each variant X against
-    X@label, its namesake in a labelled sweep ("label": analysis/labels.py)."""
-    from analysis.labels import base
+def _budgets(g: Group, steps: np.ndarray) -> dict[str, frozenset]:
+    """env -> the budgets (agent steps) of the group's runs there; steps: runs.table's."""
+    return {e: frozenset(steps[g.rows[:, j]].tolist()) for j, e in enumerate(g.envs)}
+
+
+def same_budget(x: Group, y: Group, steps: np.ndarray) -> bool:
+    """True when, on every env both ran, x's runs and y's have the same budgets."""
+    bx, by = _budgets(x, steps), _budgets(y, steps)
+    return all(bx[e] == by[e] for e in bx if e in by)
+
+
+def _pairs(groups, baseline: str, abl: dict[str, str], steps: np.ndarray):
+    """(suite, kind, x, y) comparisons, per suite where both have runs:
+
+    - "baseline": within each sweep label L (analysis/labels.py; "" for the unlabelled
+      runs) whose baseline `baseline@L` has runs, that baseline against every other
+      variant of L (never a variant of another label: a tuned variant against an untuned
+      one would mix tuning with the change of algorithm);
+    - "ablation": each ablation's full V-MPO against it (`abl`: ablation -> full,
+      scores.ablations), both of one label;
+    - "label": each variant X that is not an ablation against X@L, its namesake in a
+      labelled sweep (an ablation's namesake differs in its full V-MPO's config too).
+
+    No pair whose budgets differ (`same_budget`; steps: runs.table["steps"]): final
+    scores at 100k and 1M steps measure the budget. Those variants meet in the
+    common-budget table (`common_budget`)."""
+    from analysis.labels import SEP, base, label
 
     out = []
     for suite in sorted({s for s, _ in groups}):
-        if (suite, baseline) in groups:
-            out += [(suite, "baseline", baseline, v) for s, v in groups
-                    if s == suite and v != baseline]
-        out += [(suite, "ablation", f, a) for a, f in abl.items()
-                if (suite, f) in groups and (suite, a) in groups]
-        out += [(suite, "label", base(v), v) for s, v in sorted(groups)
-                if s == suite and base(v) != v and (suite, base(v)) in groups]
-    return out
+        mine = sorted(v for s, v in groups if s == suite)
+        for lab in sorted({label(v) for v in mine}):
+            b = base(baseline) + (SEP + lab if lab else "")
+            if b in mine:
+                out += [(suite, "baseline", b, v) for v in mine if v != b and label(v) == lab]
+        out += [(suite, "ablation", f, a) for a, f in abl.items() if f in mine and a in mine]
+        out += [(suite, "label", base(v), v) for v in mine
+                if base(v) != v and base(v) in mine and not {v, base(v)} & set(abl)]
+    return [p for p in out if same_budget(groups[(p[0], p[2])], groups[(p[0], p[3])], steps)]
 
 
 def _common(x: Group, y: Group) -> tuple[Group, Group] | None:
     envs = [e for e in x.envs if e in y.envs]
     return (x.columns(envs), y.columns(envs)) if envs else None
+
+
+def shared_runs(groups, pairs, ids: np.ndarray) -> dict[tuple[str, str, str], int]:
+    """(suite, x, y) -> how many run ids the runs compared by a "label" pair share (ids:
+    runs.table["run_id"]), where any: the same resolved config, env and seed run again
+    (another code version, evaluation protocol or CPU), a control for every X vs X@label
+    comparison."""
+    out = {}
+    for suite, kind, xv, yv in pairs:
+        c = _common(groups[(suite, xv)], groups[(suite, yv)]) if kind == "label" else None
+        n = len(set(ids[c[0].rows.ravel()]) & set(ids[c[1].rows.ravel()])) if c else 0
+        if n:
+            out[(suite, xv, yv)] = n
+    return out
 
 
 def poi_jobs(groups, pairs, reps: int, seed: int, engine: str) -> dict:
@@ -151,10 +189,10 @@ def poi_jobs(groups, pairs, reps: int, seed: int, engine: str) -> dict:
 
 
 def probabilities(groups, pairs, results: dict) -> pd.DataFrame:
-    """P(X > Y) with intervals. Columns: suite, kind ("baseline": X is the baseline, Y
-    every other variant; "ablation": X is full V-MPO, Y each ablation; "label": Y is X
-    of a labelled sweep, X@label), x, y, point,
-    lower, upper, n_x, n_y, n_tasks (envs both have)."""
+    """P(X > Y) with intervals, on the envs both have. Columns: suite, kind
+    ("baseline": X is the baseline of a sweep label, Y every other variant of that label;
+    "ablation": X is full V-MPO, Y each ablation; "label": Y is X of a labelled sweep,
+    X@label; `_pairs`), x, y, point, lower, upper, n_x, n_y, n_tasks (envs both have)."""
     rows = []
     for suite, kind, xv, yv in pairs:
         key = ("poi", suite, xv, yv)
@@ -333,6 +371,48 @@ def common_budget(groups, info: dict, results: dict) -> pd.DataFrame:
                                        "upper", "n_runs"])
 
 
+def _split(envs: list[str], tuned: set[str]) -> dict[str, list[str]]:
+    """{"tuning": the envs a tuning ran on, "held out": the others}, each in `envs` order."""
+    return {"tuning": [e for e in envs if e in tuned],
+            "held out": [e for e in envs if e not in tuned]}
+
+
+def env_split_jobs(groups, tuned: set[str], reps: int, seed: int, engine: str) -> dict:
+    """IQM jobs of each variant over the envs a tuning ran on (`tuned`) and over its other
+    envs, in the suites that hold both kinds of env (held-out envs: not `tuning.held_out`,
+    whose held-out part is the seeds). A part that is all of a variant's envs takes the
+    aggregate table's seed, so its figures are that table's IQM."""
+    jobs = {}
+    for (suite, v), g in groups.items():
+        suite_envs = {e for (s, _), h in groups.items() if s == suite for e in h.envs}
+        if not (suite_envs & tuned and suite_envs - tuned):
+            continue
+        for part, envs in _split(g.envs, tuned).items():
+            if envs:
+                sd = (bs.derive_seed(seed, "aggregate", suite, v, "IQM") if envs == g.envs
+                      else bs.derive_seed(seed, "env_split", suite, v, ",".join(envs)))
+                jobs[("env_split", suite, v, part)] = (
+                    "aggregate", (g.columns(envs).scores, "IQM", reps, sd, engine))
+    return jobs
+
+
+def env_split(groups, tuned: set[str], results: dict) -> pd.DataFrame:
+    """Per suite, variant and part ("tuning": the envs a tuning ran on, `tuned`; "held
+    out": the others) with runs: the IQM over those envs (`env_split_jobs`; the table
+    held_out_envs). Columns: suite, variant, part, envs (", "-joined), point, lower,
+    upper, n_runs, n_tasks."""
+    rows = []
+    for (suite, v), g in groups.items():
+        for part, envs in _split(g.envs, tuned).items():
+            key = ("env_split", suite, v, part)
+            if key in results:
+                p, lo, hi = results[key]
+                rows.append((suite, v, part, ", ".join(envs), p[0], lo[0], hi[0],
+                             g.scores.shape[0] * len(envs), len(envs)))
+    return pd.DataFrame(rows, columns=["suite", "variant", "part", "envs", "point", "lower",
+                                       "upper", "n_runs", "n_tasks"])
+
+
 def curves(groups, grids: dict, results: dict) -> pd.DataFrame:
     """IQM of normalised scores (raw returns for a raw stratum) against agent steps, one
     step grid per variant and suite (where every run of the variant has evaluated).
@@ -393,15 +473,10 @@ def estimate(runs: Runs, final: pd.DataFrame, groups, *, baseline: str, reps: in
     if alone:
         notes.append(f"no ablation comparison for {', '.join(alone)}: no full V-MPO of their "
                      "sweep label (`vmpo`, or `vmpo@<label>`) has finished runs here")
-    pairs = _pairs(groups, baseline, abl)
-    ids = runs.table["run_id"].to_numpy()
-    for suite, kind, xv, yv in pairs:
-        shared = (set(ids[groups[(suite, xv)].rows.ravel()])
-                  & set(ids[groups[(suite, yv)].rows.ravel()])) if kind == "label" else ()
-        if shared:
-            notes.append(f"{suite}: `{xv}` and `{yv}` share {len(shared)} run id(s), i.e. the "
-                         "same resolved config, env and seed: on those runs P(X > Y) measures "
-                         "a rerun (another commit or CPU), not a change of config")
+    pairs = _pairs(groups, baseline, abl, runs.table["steps"].to_numpy())
+    shared = shared_runs(groups, pairs, runs.table["run_id"].to_numpy())
+    notes += [f"{s}: `{x}` and `{y}` share {n} run id(s), reruns: the control under the "
+              "probability of improvement" for (s, x, y), n in shared.items()]
     pj = profile_jobs(groups, reps, seed, engine)
     cj, grids = curve_jobs(runs, groups, reps, seed, engine, curve_points, notes)
     bj, binfo = common_budget_jobs(runs, groups, final, reps, seed, engine, notes)
@@ -415,4 +490,4 @@ def estimate(runs: Runs, final: pd.DataFrame, groups, *, baseline: str, reps: in
         aggregate=agg, poi=poi, ablation=ablation_table(agg, poi, abl, groups, results),
         profiles=profiles(groups, pj, results), curves=curves(groups, grids, results),
         per_env=per_env(final), full=full, baseline=baseline, notes=notes, fulls=fulls,
-        common=common_budget(groups, binfo, results))
+        common=common_budget(groups, binfo, results), shared=shared)

@@ -30,6 +30,43 @@ DIAG_METRICS = ("policy/std", "policy/entropy", "kl/step", "kl/allowed", "kl/all
 ARCHIVED_METRICS = DUAL_METRICS + DIAG_METRICS + ("psi/ess_fraction",)  # + trust_regions' ESS
 
 
+def update_text(algo: str, cfg: dict) -> str | None:
+    """What one update of a run's learner is, from its resolved config: the unit of its
+    `kl/step` (the KL between the policies before and after one `Learner.update()`).
+
+    - PPO: its epochs of minibatch steps over one rollout (rollout_length x num_envs);
+    - TRPO: one natural-gradient step, line-searched within max_kl, on one rollout;
+    - V-MPO: its epochs of minibatch steps (or whole-batch steps, minibatch_size 0) over
+      one rollout: one learner step;
+    - MPO: one gradient step on a batch sampled from replay.
+
+    None for another algorithm or a config without those fields."""
+    from analysis.tuning import WHOLE_BATCH  # the one wording of minibatch_size 0
+
+    try:
+        n = int(cfg["rollout_length"]) * int(cfg.get("num_envs", 1))
+        if algo in ("ppo", "vmpo"):
+            epochs, mb = int(cfg["epochs"]), int(cfg["minibatch_size"])
+            # algos/onpolicy.steps_per_pass, which analysis may not import: minibatch_size 0
+            # (V-MPO's "the whole batch") or at least n is one step, else ceil(n / size),
+            # the last minibatch shorter
+            k = 1 if mb <= 0 or mb >= n else -(-n // mb)
+            size = n if k == 1 else mb
+            each = f"{k} minibatches of {size}" if k > 1 else f"the {WHOLE_BATCH}"
+            steps = epochs * k
+            return (f"{epochs} epoch{'s' if epochs != 1 else ''} x {each} over a "
+                    f"{n:,}-step rollout ({steps} gradient step{'s' if steps != 1 else ''})")
+        if algo == "trpo":
+            return (f"one natural-gradient step, line-searched within max_kl "
+                    f"{float(cfg['max_kl']):g}, on a {n:,}-step rollout")
+        if algo == "mpo":
+            return (f"one gradient step on {int(cfg['batch_size'])} replayed sequences "
+                    f"({float(cfg['replay_ratio']):g} updates per env step)")
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
 def span_means(steps, values, edges: np.ndarray) -> np.ndarray:
     """The mean of `values` logged at `steps` within each span (edges[j], edges[j+1]]
     (the first span also takes steps at or below edges[0]; NaN where a span has none)."""
@@ -76,6 +113,12 @@ CONSTRAINTS = {"mean": ("dual/alpha_mu", "kl/mean", "kl/allowed_mean"),
                "kl": ("dual/alpha", "kl", "kl/allowed_target")}
 DUAL_MIN = 1e-8  # algos.vmpo.Config.dual_min's default: the floor every alpha is kept at
 ACTIVE_FACTOR = 100  # an alpha above 100x its run's floor is taken to be acting (binding)
+
+
+def dual_floor(cfg: dict) -> float:
+    """The floor a V-MPO run keeps its multipliers at: its config's `dual_min`, else the
+    default (DUAL_MIN)."""
+    return float(cfg.get("dual_min", DUAL_MIN))
 
 
 def kl_bounds(cfg: dict) -> dict[str, float]:
@@ -149,7 +192,7 @@ def run_trust_region(runs: Runs, i: int, start: float = 0.5, spans: int = 50) ->
     wanted = tuple({m for trio in CONSTRAINTS.values() for m in trio} | {"psi/ess_fraction"})
     t = runs.table
     cfg = json.loads(t["config"].iloc[i])
-    bounds, floor = kl_bounds(cfg), float(cfg.get("dual_min", DUAL_MIN))
+    bounds, floor = kl_bounds(cfg), dual_floor(cfg)
     logged = read_metrics(os.path.join(t["path"].iloc[i], METRICS), wanted)
     last = max((max(st) for st, _ in logged.values() if st), default=0)
     edges = np.linspace(start * last, last, spans + 1)

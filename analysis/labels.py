@@ -8,10 +8,12 @@ tuning) names its variants as the first did, so pooling the two would put two ru
 
 - every table and figure shows both, `ppo@defaults` in a lighter shade of `ppo`'s colour
   and dash-dotted where it is a line (plots.Style);
-- P(X > X@label) is reported for every variant X that both sides ran (pairs of kind
-  "label" in probability_of_improvement.csv, and in "seeds needed"), with a note where
-  the two share run ids (the same config and seed rerun: PPO whose tuning kept its
-  defaults measures rerun noise there, not tuning);
+- P(X > X@label) is reported for every variant X but an ablation that both sides ran
+  at one budget (pairs of kind "label" in probability_of_improvement.csv, and in "seeds
+  needed"), with a control line under the table where the two share run ids (the same
+  config and seed rerun: PPO whose tuning kept its defaults measures rerun noise there,
+  not tuning); the baseline is compared only within its own label (`vmpo@defaults`
+  against the other `@defaults` variants);
 - each label's V-MPO ablations are compared with that label's full V-MPO
   (scores.full_vmpos).
 

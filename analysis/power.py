@@ -1,4 +1,4 @@
-"""Seeds needed: is a null result real, or only underpowered?
+"""Seeds needed: how many seeds would the observed effect need to show?
 
 For a comparison whose probability-of-improvement interval contains 0.5, estimate how
 many seeds per env the observed effect would need for the interval to exclude 0.5, by
@@ -13,10 +13,13 @@ resampling the runs we have (a parametric-free plug-in power analysis):
         power(n) = the fraction of experiments whose interval excludes 0.5
     seeds needed = the smallest n with power >= POWER (none: "more than the largest")
 
-Caveats, said in the report: with 3 observed seeds the resampled populations have 3
-atoms per env, so the estimate is a rough guide (it assumes the observed spread is the
-true one). An observed P(X > Y) near 0.5 needs very many seeds, or none suffice: that is
-what a real null looks like. REPS is smaller than the report's own (200 against its
+Caveats, said in the report: this is post-hoc power, a function of the observed P(X > Y)
+(the observed effect is taken as the truth). An observed P near 0.5 needs very many
+seeds, or none suffice; that says the observed effect is small, not that there is none:
+the interval of P still allows effects up to its ends, and the table cannot tell a null
+from a real effect smaller than the one observed. With 3 observed seeds the resampled
+populations have 3 atoms per env, so the estimate is a rough guide (it assumes the
+observed spread is the true one). REPS is smaller than the report's own (200 against its
 50,000): each simulated interval only has to say whether it excludes 0.5.
 """
 

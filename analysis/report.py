@@ -22,8 +22,8 @@ an earlier report is left as it was). A report killed while writing leaves a tem
 
 --label SWEEP=LABEL renames the variants of SWEEP `<variant>@LABEL` (analysis/labels.py),
 so that two studies whose variants share names (a study at defaults and its tuned rerun)
-pool into one report, with P(X > X@LABEL) for every variant both ran; --variants keeps
-only the variants named (after labelling), and their rows of the manifests.
+pool into one report, with P(X > X@LABEL) for every variant but the ablations both ran;
+--variants keeps only the variants named (after labelling), and their rows of the manifests.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ except ModuleNotFoundError as _e:
 import pandas as pd
 
 from rundir import writable_dir_problem
-from analysis import completeness, duals, published, tables
+from analysis import completeness, duals, published, seed_curves, tables
 from analysis import labels as label_mod
 from analysis.load import Runs, UsageError, load
 from analysis.scores import (final_scores, is_raw, mixed_budgets, raw_env, reference,
@@ -300,6 +300,8 @@ def build(paths: list[str], out: Path, *, reps: int, seed: int, baseline: str | 
                            reps, seed, engine, command, variants)
         files = _append(tmp, files, *_seeds_needed(tmp, est, groups, seed, complete, note))
         if not trials.table.empty:
+            files = _append(tmp, files, *_env_split(tmp, trials, groups, final, reps, seed,
+                                                    engine, n_jobs, complete, note))
             files = _append(tmp, files, *tuning.section(trials, tmp, label_mod.unlabelled(runs)))
         return files
 
@@ -395,17 +397,92 @@ def _seeds_needed(d: Path, est, groups, seed: int, complete: bool, note) -> tupl
         return [], []
     w = power.wide(t)
     files = tables.write(d, "seeds_needed", t, w, "Seeds per env the observed effect would need "
-                         "for the 95% interval of P(X > Y) to exclude 0.5 (power 80%).", complete, note)
+                         "for the 95% interval of P(X > Y) to exclude 0.5 (power 80%; post-hoc: "
+                         "the observed effect taken as the truth).", complete, note)
     L = ["## Seeds needed", "",
          (f"For each comparison whose 95% interval of P(X > Y) contains 0.5: the fraction of "
           f"{power.EXPERIMENTS} simulated experiments with n seeds per env whose interval "
           f"excludes 0.5, each env's scores drawn with replacement from the runs we have "
-          f"(the observed effect taken as the truth; {power.REPS} bootstrap reps each), and "
-          f"the smallest n reaching 80% (analysis/power.py). A large or unreachable n means "
-          f"the observed effect is near zero (a null the runs support); a small one, that "
-          f"the comparison is underpowered at its current seeds. With 3 seeds per env the "
-          f"resampled populations have 3 values each: a rough guide."), "",
+          f"({power.REPS} bootstrap reps each), and the smallest n reaching 80% "
+          f"(analysis/power.py). This is post-hoc power: the simulation takes the observed "
+          f"effect as the truth, so each row follows from its observed P and adds no "
+          f"evidence to it. A large or unreachable n means the observed effect is small; it "
+          f"does not show a null, since the interval still allows effects up to its ends "
+          f"(an interval reaching 0.8 allows a large one). A small n means an effect as "
+          f"large as the observed one would show with that many seeds. The table cannot "
+          f"tell whether the true effect is near zero, nor how many seeds an effect of a "
+          f"size declared in advance would need; and it assumes the observed spread is the "
+          f"true one (with 3 seeds per env the resampled populations have 3 values each): "
+          f"a rough guide."), "",
          tables.to_markdown(w), ""]
+    return files, L
+
+
+def trial_envs(trials: Runs) -> set[str]:
+    """The envs a tuning ran on: each tune sweep's `tuning.envs` (its spec.yaml copy:
+    analysis.tuning.tuning_envs, of one sweep folder) and the envs its trials ran."""
+    from analysis import tuning
+
+    return set(trials.table["env"]).union(*(tuning.tuning_envs(path)
+                                            for path in trials.sweep_paths.values()))
+
+
+def env_lists(groups) -> dict[tuple[str, str], list[str]]:
+    """(suite, variant) -> the envs its aggregate is over (tables.aggregate_wide names them
+    where they are not all of its suite's)."""
+    return {k: list(g.envs) for k, g in groups.items()}
+
+
+def _and(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+
+
+def env_split_text(suite: str, envs: list[str], tuned: set[str], fresh_seeds: bool,
+                  variants: list[str]) -> str:
+    """What a variant's score on a tuning env means beside one on a held-out env, for a
+    suite whose `envs` hold both (`tuned`: the tuning envs)."""
+    on = [e for e in envs if e in tuned]
+    held = [e for e in envs if e not in tuned]
+    seeds = ("on seeds its tuning never used" if fresh_seeds else
+             "on seeds some of which its tuning used")
+    text = (f"A variant tuned on {_and(on)} is evaluated there {seeds}, but on envs it was "
+            "selected on, so its score there carries the selection's optimism. ")
+    ppo = (" (PPO's defaults, its trial c00, were community-tuned on MuJoCo)"
+           if suite == "mujoco" and any(label_mod.base(v) == "ppo" for v in variants) else "")
+    return text + (f"{_and(held)} {'are' if len(held) > 1 else 'is'} held out from this "
+                   "study's tuning for every algorithm, though not from the literature's: "
+                   f"defaults taken from published tuning may have been chosen on them{ppo}.")
+
+
+def _env_split(d: Path, trials: Runs, groups, final: pd.DataFrame, reps: int, seed: int,
+               engine: str, n_jobs: int | None, complete: bool, note
+               ) -> tuple[list[str], list[str]]:
+    """The held-out-envs table (aggregate.env_split: each variant's IQM over the envs the
+    tuning ran on and over the others) and its report section; nothing where no suite
+    holds both a tuning env and another."""
+    from analysis import aggregate as agg_mod
+
+    tuned = trial_envs(trials)
+    jobs = agg_mod.env_split_jobs(groups, tuned, reps, seed, engine)
+    if not jobs:
+        return [], []
+    ho = agg_mod.env_split(groups, tuned, agg_mod.run_jobs(
+        jobs, agg_mod.default_jobs() if n_jobs is None else n_jobs))
+    w = tables.held_out_wide(ho)
+    files = tables.write(d, "held_out_envs", ho, w, "IQM of normalised final scores over the "
+                         "envs the tuning ran on and over the others, per variant, point [95% "
+                         f"CI]; {reps:,} stratified-bootstrap reps, seed {seed}.", complete, note)
+    fresh = not set(trials.table["seed"]) & set(final["seed"])
+    L = ["## Held-out envs beside tuning envs", ""]
+    for suite in sorted(set(ho["suite"])):
+        envs = sorted({e for (s, _), g in groups.items() if s == suite for e in g.envs})
+        L += [env_split_text(suite, envs, tuned, fresh,
+                            sorted(v for s, v in groups if s == suite)), ""]
+    L += [("Each variant's IQM [95% stratified-bootstrap CI] over each part apart, on the "
+           "envs it ran (`held_out_envs.csv`); a part it has no runs on reads —. Compare "
+           "variants within a column, on the same envs: the two parts' envs differ in "
+           "difficulty, so one variant's two IQMs measure the envs as much as the tuning."), "",
+          tables.to_markdown(w), ""]
     return files, L
 
 
@@ -437,7 +514,8 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
                "meaning in raw units); its Median is rliable's median over envs of each "
                "env's mean, with one env the mean over seeds." if any(raw) else "")
     what = "Aggregate final returns" if all(raw) else "Aggregate normalised final scores"
-    files += W(d, "aggregate", est.aggregate, tables.aggregate_wide(est.aggregate),
+    files += W(d, "aggregate", est.aggregate,
+               tables.aggregate_wide(est.aggregate, env_lists(groups)),
                f"{what}, point [95% CI]; " + cap + raw_cap, complete, note)
     files += W(d, "per_env", est.per_env, tables.per_env_wide(est.per_env),
                "Final scores per env: mean [Student-t 95% CI] over seeds.", complete, note)
@@ -467,7 +545,7 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
         files += W(d, "common_budget", est.common, tables.common_wide(est.common),
                    "IQM of normalised scores of every variant at the smallest budget; " + cap
                    + raw_iqm, complete, note)
-    claims = ablation_claims(runs, final, est)
+    claims = ablation_claims(runs, final, est, status)
 
     env_counts = {}
     for (suite, v), g in groups.items():
@@ -482,31 +560,43 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
         figs[s]["aggregate"] = plots.aggregate_figure(est.aggregate, s, style, d)
         figs[s]["profile"] = plots.profile_figure(est.profiles, s, style, d)
         if (est.poi["suite"] == s).any():
-            figs[s]["poi"] = plots.poi_figure(est.poi, s, style, d)
+            figs[s]["poi"] = plots.poi_figure(est.poi, s, style, d,
+                                              [(x, y) for (s_, x, y) in est.shared if s_ == s])
         if (est.curves["suite"] == s).any():
             figs[s]["curves"] = plots.curve_figure(est.curves, s, style, d)
-    abl_fig = plots.ablation_figure(est.ablation, style, d) if len(est.ablation) else []
+    seeds = seed_curves.table(runs, groups)
+    if len(seeds):
+        files += W(d, "curves_per_env", seeds, None, "", complete, note)
+        for s in suites:
+            if f := plots.per_env_curve_figure(seeds, s, style, d):
+                figs[s]["curves_per_env"] = f
+    abl_fig = (plots.ablation_figure(est.ablation, style, d,
+                                     *_ablation_captions(final, groups, est.ablation))
+               if len(est.ablation) else [])
     vmpo_variants = sorted(set(final.loc[final["algo"] == "vmpo", "variant"]))
-    tr = duals.traces(runs, final, vmpo_variants) if vmpo_variants else pd.DataFrame()
+    # the figures draw the runs the aggregates take (scores.Group.rows), so that their run
+    # counts are the aggregates'
+    kept = final[final["row"].isin({int(i) for g in groups.values() for i in g.rows.ravel()})]
+    tr = duals.traces(runs, kept, vmpo_variants) if vmpo_variants else pd.DataFrame()
     if not tr.empty:
         files += W(d, "duals", tr, None, "", complete, note)
         for s in suites:
             if (tr["suite"] == s).any():
-                # each full V-MPO's bounds (one per sweep label, analysis/labels.py)
-                fulls = sorted(v for v in set(est.fulls.values())
-                               if (s, v) in groups) or [est.full or vmpo_variants[0]]
-                bounds = {v: _kl_bounds(runs, final, v, s) for v in fulls}
-                figs[s]["duals"] = plots.duals_figure(tr, s, style, d, bounds)
-    binds = duals.trust_regions(runs, final, vmpo_variants) if vmpo_variants else pd.DataFrame()
+                bounds = _duals_bounds(runs, kept, groups, est, s, vmpo_variants)
+                figs[s]["duals"] = plots.duals_figure(tr, s, style, d, bounds,
+                                                      _dual_floors(runs, kept, s))
+    # from the runs the figures draw, so that the table's run counts are the figures'
+    binds = duals.trust_regions(runs, kept, vmpo_variants) if vmpo_variants else pd.DataFrame()
     binds_wide = tables.trust_regions_wide(binds) if len(binds) else binds
     if len(binds_wide):  # some V-MPO run logged its duals
         files += W(d, "trust_regions", binds, binds_wide, _tr_caption(binds_wide), complete, note)
-    diag = duals.traces(runs, final, sorted(set(final["variant"])), metrics=duals.DIAG_METRICS)
+    diag = duals.traces(runs, kept, sorted(set(kept["variant"])), metrics=duals.DIAG_METRICS)
     if not diag.empty:
         files += W(d, "diagnostics", diag, None, "", complete, note)
         for s in suites:
             if (diag["suite"] == s).any():
-                f = plots.diagnostics_figure(diag, s, style, d)
+                f = plots.diagnostics_figure(diag, s, style, d, dict(zip(kept["variant"], kept["algo"])),
+                                             _updates(runs, kept, s))
                 if f:
                     figs[s]["diagnostics"] = f
     for f in figs.values():
@@ -537,11 +627,61 @@ def _tr_caption(wide: pd.DataFrame) -> str:
     return TRUST_REGION_CAPTION + (TRUST_REGION_ESS if tables.TR_ESS in wide.columns else "")
 
 
+def _duals_bounds(runs, final: pd.DataFrame, groups, est, suite: str,
+                  vmpo_variants: list[str]) -> dict[str, dict[str, float]]:
+    """variant -> KL bounds (`_kl_bounds`) drawn in the duals figure of `suite`: each full
+    V-MPO's (one per sweep label, analysis/labels.py), and every other V-MPO variant's
+    whose bounds differ from its full's (a probe with a looser ε); an ablation without a
+    trust region has none."""
+    fulls = sorted(v for v in set(est.fulls.values())
+                   if (suite, v) in groups) or [est.full or vmpo_variants[0]]
+    out = {v: _kl_bounds(runs, final, v, suite) for v in fulls}
+    for v in vmpo_variants:
+        full = est.fulls.get(label_mod.label(v))
+        mine = _kl_bounds(runs, final, v, suite) if (suite, v) in groups else {}
+        if v not in out and mine and mine != (_kl_bounds(runs, final, full, suite)
+                                              if full else {}):
+            out[v] = mine
+    return out
+
+
+def _ablation_captions(final: pd.DataFrame, groups, ab: pd.DataFrame
+                       ) -> tuple[dict[tuple[str, str], list[str]], dict[str, str]]:
+    """For plots.ablation_figure: (suite, ablation) -> the envs it and its full V-MPO
+    both ran (those compared), and full V-MPO -> the sweeps of its runs."""
+    envs = {(r.suite, r.variant): [e for e in groups[(r.suite, r.full)].envs
+                                   if e in groups[(r.suite, r.variant)].envs]
+            for r in ab.itertuples(index=False)
+            if (r.suite, r.full) in groups and (r.suite, r.variant) in groups}
+    studies = {f: ", ".join(sorted(set(final.loc[final["variant"] == f, "sweep"])))
+               for f in set(ab["full"])}
+    return envs, studies
+
+
+def _updates(runs, final: pd.DataFrame, suite: str) -> dict[str, str]:
+    """variant -> what one update of its learner is on `suite` (duals.update_text of its
+    first run's config), the unit of the diagnostics figure's KL panel."""
+    out = {}
+    for v, g in final[final["suite"] == suite].groupby("variant", sort=True):
+        cfg = json.loads(runs.table["config"].iloc[int(g["row"].iloc[0])])
+        if text := duals.update_text(g["algo"].iloc[0], cfg):
+            out[v] = text
+    return out
+
+
 def _kl_bounds(runs, final: pd.DataFrame, variant: str, suite: str) -> dict[str, float]:
     """The KL bounds of a V-MPO variant on a suite (`duals.kl_bounds` of its first run's
     config)."""
     rows = final.loc[(final["variant"] == variant) & (final["suite"] == suite), "row"].to_numpy()
     return duals.kl_bounds(json.loads(runs.table["config"].iloc[int(rows[0])])) if len(rows) else {}
+
+
+def _dual_floors(runs, final: pd.DataFrame, suite: str) -> dict[str, float]:
+    """V-MPO variant -> the floor its multipliers are kept at on `suite` (duals.dual_floor
+    of its first run's config), for the duals figure."""
+    v = final[(final["suite"] == suite) & (final["algo"] == "vmpo")]
+    return {name: duals.dual_floor(json.loads(runs.table["config"].iloc[int(g["row"].iloc[0])]))
+            for name, g in v.groupby("variant", sort=True)}
 
 
 def _section_table(df: pd.DataFrame, suite: str) -> str:
@@ -559,6 +699,25 @@ def _env_rows(df: pd.DataFrame, suite: str, raw_envs: list[str]) -> pd.DataFrame
     return df[keep].drop(columns=["suite"])
 
 
+def control_rows(est, suite: str) -> list[str]:
+    """Lines under a suite's probability-of-improvement table, one per "label" pair whose
+    compared runs share run ids (`est.shared`): the same config, env and seed rerun, so
+    that pair's distance from 0.5 is the noise floor of every X vs X@label comparison."""
+    out = []
+    for (s, x, y), n in sorted(est.shared.items()):
+        r = est.poi[(est.poi["suite"] == s) & (est.poi["x"] == x) & (est.poi["y"] == y)]
+        if s != suite or r.empty:
+            continue
+        r = r.iloc[0]
+        out += [(f"**Control: P({x} > {y}) = {tables.ci(r.point, r.lower, r.upper)}.** `{x}` "
+                 f"and `{y}` share {n} run ids (of the {int(r.n_x)} vs {int(r.n_y)} runs "
+                 "compared): the same resolved configuration, env and seed, run again under "
+                 "another code version, evaluation protocol or CPU. No config changed there, "
+                 "so this pair's distance from 0.5 is the noise floor of every X vs "
+                 f"X@{label_mod.label(y)} comparison in the table: read those against it."), ""]
+    return out
+
+
 # What Song et al. 2019 report each V-MPO part does, by the config field an ablation turns off
 PAPER_CLAIMS = {
     "topk_fraction": "top-k advantage selection",
@@ -567,9 +726,70 @@ PAPER_CLAIMS = {
 }
 
 
-def ablation_claims(runs, final: pd.DataFrame, est) -> list[str]:
+def _env_span(envs: list[str], n_suite: int) -> str:
+    """The envs a comparison rests on: "Walker2d-v5 only", "2 of 4 envs: Ant-v5,
+    Walker2d-v5", or "4 envs" where they are all the suite's."""
+    if len(envs) == 1:
+        return f"{envs[0]} only"
+    if len(envs) < n_suite:
+        return f"{len(envs)} of {n_suite} envs: {', '.join(envs)}"
+    return f"{len(envs)} envs"
+
+
+def verdict_scope(final: pd.DataFrame, status: pd.DataFrame | None, suite: str, x: str,
+                  y: str) -> tuple[list[str], int, bool]:
+    """What a comparison of variants x and y on `suite` rests on: (the envs both have
+    scored runs on, sorted; the number of envs the suite has in the report, those of
+    `final` and the expected runs of `status`; whether x or y has runs not ok in
+    `status`). A verdict is provisional where the first is shorter than the second or
+    the third holds (`scope_verdict`)."""
+    on = final[final["suite"] == suite]
+    envs = sorted(set(on.loc[on["variant"] == x, "env"]) & set(on.loc[on["variant"] == y, "env"]))
+    suite_envs = set(on["env"])
+    undone = False
+    if status is not None:
+        mine = status[status["suite"] == suite]
+        if not is_raw(suite):  # envs expected, none of whose runs is ok yet
+            suite_envs |= set(mine["env"])
+        undone = bool({x, y} & set(mine.loc[mine["status"] != "ok", "variant"]))
+    return envs, len(suite_envs), undone
+
+
+def scope_verdict(envs: list[str], n_suite: int, undone: bool, lower: float,
+                  upper: float) -> str:
+    """What an ablation's 95% interval of P(full > ablation) shows of the paper's claim
+    that the part matters, given its scope (`verdict_scope`): reproduces (above 0.5),
+    contradicts (below), does not reproduce at this scale (contains 0.5), or, on fewer
+    envs than the suite has or with runs not done, a provisional verdict."""
+    if len(envs) < n_suite or undone:
+        return (f"gives a provisional verdict ({len(envs)} of {n_suite} envs"
+                + (", some of these runs not done" if undone else "") + ")")
+    return ("reproduces the claim" if lower > 0.5 else "contradicts the claim" if upper < 0.5
+            else "does not reproduce the claim at this scale")
+
+
+def family_line(n: int) -> str:
+    """The line under n ablation verdicts on their multiplicity. Were no part to matter,
+    each interval excludes 0.5 with chance 5% at its nominal coverage, so one or more of
+    n does with chance at most min(1, n x 5%) (Bonferroni's union bound); a percentile
+    bootstrap on few runs covers less than nominal, so the chance is higher."""
+    head = (f"{n} ablation comparison{'s' if n > 1 else ''}, each at 95% without correction "
+            "for multiplicity")
+    if n < 2:
+        return head + "."
+    return (head + f": were no ablated part to matter, the chance that one or more of the {n} "
+            f"intervals still excludes 0.5 is up to min(100%, {n} x 5%) = {min(100, 5 * n)}% "
+            "at nominal coverage (a percentile bootstrap on few runs covers less, so the "
+            "chance is higher).")
+
+
+def ablation_claims(runs, final: pd.DataFrame, est, status: pd.DataFrame | None = None
+                    ) -> list[str]:
     """One plain sentence per ablation: what it removes (the config fields it changes
-    against full V-MPO), P(full > ablation) with its interval, and what that shows."""
+    against full V-MPO), P(full > ablation) with its interval, the envs and runs it rests
+    on (`verdict_scope`), and what that shows (`scope_verdict`); then one line on the
+    family of comparisons (`family_line`). An ablation whose budget differs from its full
+    V-MPO's has no P (aggregate._pairs): its bullet says so and gives no verdict."""
     if est.ablation.empty:
         return []
     t = runs.table
@@ -582,28 +802,38 @@ def ablation_claims(runs, final: pd.DataFrame, est) -> list[str]:
             out.setdefault((r.sweep, r.env), json.loads(t["config"].iloc[int(r.row)]))
         return out
 
-    out = []
+    out, n = [], 0
     for r in est.ablation.itertuples(index=False):
-        # per-suite and per-env defaults differ between envs: compare on one env both ran
+        # per-suite and per-env defaults differ between envs: compare on one env both ran,
+        # in one sweep where they share one (another sweep may set other budgets)
         mine, full_c = configs(r.suite, r.variant), configs(r.suite, r.full)
-        shared = sorted(set(mine) & set(full_c))
-        if not shared:
+        at = [(k, k) for k in sorted(set(mine) & set(full_c))] or [
+            (a, b) for a in sorted(mine) for b in sorted(full_c) if a[1] == b[1]]
+        if not at:
             continue
-        cfg, full_cfg = mine[shared[0]], full_c[shared[0]]
+        cfg, full_cfg = mine[at[0][0]], full_c[at[0][1]]
         diff = sorted(k for k in set(cfg) | set(full_cfg) if cfg.get(k) != full_cfg.get(k))
         parts = [PAPER_CLAIMS[k] for k in diff if k in PAPER_CLAIMS]
         what = " and ".join(parts) if parts else "no part the paper ablates"
         change = ", ".join(f"{k}={json.dumps(cfg.get(k))}" for k in diff) or "no config change"
+        head = f"- `{r.variant}` ({change}; removes {what}): "
+        if pd.isna(r.p_full_better):  # no pair: the budgets differ (aggregate._pairs)
+            out.append(head + f"no comparison with `{r.full}`: budgets differ ({r.suite}); "
+                       "the common-budget table scores both at the smaller one.")
+            continue
+        n += 1
         v = tables.verdict(r.p_lower, r.p_upper).replace("X", "full V-MPO").replace("Y", "the ablation")
         claim = (f"Song et al. 2019 report that removing {what} hurts." if parts
                  else "The paper reports nothing on it.")
-        shown = ("reproduces the claim" if r.p_lower > 0.5 else
-                 "contradicts the claim" if r.p_upper < 0.5 else
-                 "does not reproduce the claim at this scale")
-        out.append(f"- `{r.variant}` ({change}; removes {what}): P({r.full} > {r.variant}) = "
+        envs, n_suite, undone = verdict_scope(final, status, r.suite, r.variant, r.full)
+        shown = scope_verdict(envs, n_suite, undone, r.p_lower, r.p_upper)
+        out.append(head + f"P({r.full} > {r.variant}) = "
                    f"{tables.ci(r.p_full_better, r.p_lower, r.p_upper)} ({r.suite}, "
-                   f"{int(r.full_n_runs)} vs {int(r.n_runs)} runs) - {v}. {claim} "
+                   f"{_env_span(envs, n_suite)}, {int(r.full_n_runs)} vs {int(r.n_runs)} "
+                   f"runs) - {v}. {claim} "
                    f"This study {shown if parts else 'has no claim to check'}.")
+    if n:
+        out += ["", family_line(n)]
     return out
 
 
@@ -645,6 +875,12 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
         (f"- Baseline for probability of improvement: `{est.baseline}`. Full V-MPO: "
          f"{fulls}; ablations are the other variants whose runs have "
          f"algo `vmpo`: {abl}."),
+        ("- Pairs compared (P(X > Y), on the envs both ran): the baseline against every "
+         "other variant of its own sweep label (`baseline` rows; a labelled sweep's "
+         "baseline is `<baseline>@<label>`), each full V-MPO against its ablations "
+         "(`ablation`), and each variant that is not an ablation against its namesake "
+         "X@label (`label`). Never two variants whose budgets (agent steps) differ: "
+         "those meet only in the common-budget table."),
     ]
     tagged = runs.table[runs.table["variant"].str.contains(label_mod.SEP, regex=False)]
     for sweep, g in tagged.groupby("sweep", sort=True):
@@ -652,17 +888,18 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
         method.append(f"- Sweep `{sweep}` labelled `{tag}` (`--label {sweep}={tag}`): its "
                       f"variants are named `<variant>@{tag}`, so that they pool with "
                       "namesakes of other sweeps; P(X > X@label) compares each variant "
-                      "with its namesake (comparison `label`), and V-MPO's ablations are "
+                      "but the ablations with its namesake (comparison `label`), the "
+                      "baseline is compared within its own label, and V-MPO's ablations are "
                       "compared only with the full V-MPO of their own sweep label. The "
                       "tuning section, if any, reads the unlabelled runs only.")
     for suite, budgets in mixed_budgets(final).items():
         method.append(f"- {plots.suite_name(suite)}: budgets differ between variants (agent "
                       "steps): " + "; ".join(f"`{v}` {'/'.join(f'{b:,}' for b in bs_)}"
                                             for v, bs_ in budgets.items())
-                      + ". Final scores, profiles and probabilities of improvement take each "
-                        "run at its own budget; the sample-efficiency curves draw each variant "
-                        "over its own range, and a table compares every variant at the "
-                        "smallest budget.")
+                      + ". Final scores and profiles take each run at its own budget; no "
+                        "probability of improvement compares two budgets; the sample-efficiency "
+                        "curves draw each variant over its own range, and a table compares "
+                        "every variant at the smallest budget.")
     if command:
         method.append(f"- Command: `{command}`")
     L += ["## Method", "", *method, ""]
@@ -699,7 +936,7 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
     for s in suites:
         k, raw = plots.file_key(s), is_raw(s)
         unit = " (raw returns)" if raw else ""
-        agg_table = tables.aggregate_wide(est.aggregate)
+        agg_table = tables.aggregate_wide(est.aggregate, env_lists(groups))
         L += [f"## {plots.suite_name(s)}", ""]
         if raw:
             L += [(f"{raw_env(s)} has no reference pair ({NO_PAIR_HINT}), so its scores "
@@ -713,15 +950,26 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
               _section_table(agg_table, s), f"![aggregate {s}](aggregate_{k}.png)", ""]
         if "poi" in figs[s]:
             L += [f"### Probability of improvement{unit}", "",
-                  _section_table(tables.poi_wide(est.poi), s), f"![poi {s}](poi_{k}.png)", ""]
+                  _section_table(tables.poi_wide(est.poi), s), *control_rows(est, s),
+                  f"![poi {s}](poi_{k}.png)", ""]
         L += [f"### Performance profile{unit}", "", f"![profile {s}](profile_{k}.png)", ""]
+        if "curves" in figs[s] or "curves_per_env" in figs[s]:
+            L += [f"### Sample efficiency{unit}", ""]
         if "curves" in figs[s]:
-            L += [f"### Sample efficiency{unit}", "", f"![curves {s}](curves_{k}.png)", ""]
+            L += [f"![curves {s}](curves_{k}.png)", ""]
+        if "curves_per_env" in figs[s]:
+            L += [("Per env, the raw eval return of every run the aggregates take (thin) and "
+                   "each variant's mean over its seeds (thick; `curves_per_env.csv`): a "
+                   "bimodal env or a collapsed seed, which the pooled IQM hides, shows here."),
+                  "", f"![curves per env {s}](curves_per_env_{k}.png)", ""]
         if "duals" in figs[s]:
             L += ["### V-MPO's duals and KLs", "",
                   ("Median and quartiles over each V-MPO variant's runs of the multipliers "
-                   "and the KLs they bound, per learner step (`duals.csv`). An alpha at its "
-                   "1e-8 floor is an inactive trust region: the KL stayed below its bound."),
+                   "and the KLs they bound, against agent env steps (`duals.csv`: each point "
+                   "a span of a twentieth of the runs' env steps, each run's mean over the "
+                   "learner steps in it). An alpha at its floor (the run's `dual_min`, 1e-8 "
+                   "by default; dotted) is an inactive trust "
+                   "region: the KL stayed below its bound."),
                   "", f"![duals {s}](duals_{k}.png)", ""]
         part = (tables.trust_regions_wide(binds[binds["suite"] == s])  # this suite's KLs only
                 if binds is not None else pd.DataFrame())
@@ -733,7 +981,10 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
                   ("Median and quartiles over each variant's runs of its policy std, its "
                    "entropy and the KL between the policies before and after each update on "
                    "up to 256 of the update's states, spread over it (`diagnostics.csv`); dashed, the KL an update was "
-                   "allowed where the learner bounds each update (TRPO)."),
+                   "allowed where the learner bounds each update (TRPO). An update is not the "
+                   "same step for every learner (PPO: its epochs over a rollout; V-MPO: one "
+                   "learner step, its epochs over its rollout; MPO: one gradient step): each "
+                   "variant's is written under the figure."),
                   "", f"![diagnostics {s}](diagnostics_{k}.png)", ""]
         if not est.common.empty and (est.common["suite"] == s).any():
             cb = est.common[est.common["suite"] == s]

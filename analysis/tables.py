@@ -126,14 +126,25 @@ def write(out: Path, name: str, long: pd.DataFrame, wide: pd.DataFrame | None,
 NOT_RAW = "n/a (raw returns)"  # a metric a raw-return stratum has not (the optimality gap)
 
 
-def aggregate_wide(agg: pd.DataFrame) -> pd.DataFrame:
+def aggregate_wide(agg: pd.DataFrame, envs: dict[tuple[str, str], list[str]] | None = None
+                   ) -> pd.DataFrame:
     """suite, variant, runs, then one "point [lower, upper]" column per metric; NOT_RAW
-    where a suite has no row of a metric (a raw-return stratum's optimality gap)."""
+    where a suite has no row of a metric (a raw-return stratum's optimality gap).
+    envs: (suite, variant) -> its envs; where a variant's differ from its suite's (all
+    its variants' envs; an incomplete grid), the runs cell names them, "10 (5x2: Ant-v5,
+    Walker2d-v5)": its aggregate is over other tasks than its neighbours'."""
+    envs = envs or {}
+    suite_envs: dict[str, set[str]] = {}
+    for (suite, _), es in envs.items():
+        suite_envs.setdefault(suite, set()).update(es)
     rows = []
     for (suite, variant), g in agg.groupby(["suite", "variant"], sort=True):
         g = g.set_index("metric")
         first = g.iloc[0]
-        runs = f"{int(first['n_runs'])} ({int(first['n_seeds'])}x{int(first['n_tasks'])})"
+        mine = envs.get((suite, variant))
+        which = (": " + ", ".join(mine) if mine is not None
+                 and set(mine) != suite_envs[suite] else "")
+        runs = f"{int(first['n_runs'])} ({int(first['n_seeds'])}x{int(first['n_tasks'])}{which})"
         rows.append([suite, variant, runs]
                     + [ci(g.loc[m, "point"], g.loc[m, "lower"], g.loc[m, "upper"])
                        if m in g.index else NOT_RAW for m in METRICS])
@@ -168,6 +179,24 @@ def ablation_wide(ab: pd.DataFrame) -> pd.DataFrame:
           ci(r.p_full_better, r.p_lower, r.p_upper)) for r in ab.itertuples(index=False)],
         columns=["suite", "ablation", "IQM [95% CI]", "runs", "full V-MPO IQM [95% CI]",
                  "full runs", "envs", "P(full > ablation)"])
+
+
+def held_out_wide(ho: pd.DataFrame) -> pd.DataFrame:
+    """One row per suite and variant: the envs a tuning ran on, the IQM there and its runs,
+    then the same over the held-out envs ("—" for a part without runs)."""
+    cols = []
+    for part in ("tuning", "held-out"):
+        cols += [f"{part} envs", f"IQM, {part} [95% CI]", f"runs, {part}"]
+    rows = []
+    for (suite, variant), g in ho.groupby(["suite", "variant"], sort=True):
+        g = g.set_index("part")
+        cells = []
+        for part in ("tuning", "held out"):
+            r = g.loc[part] if part in g.index else None
+            cells += (["—"] * 3 if r is None else
+                      [r["envs"], ci(r["point"], r["lower"], r["upper"]), str(int(r["n_runs"]))])
+        rows.append([suite, variant, *cells])
+    return pd.DataFrame(rows, columns=["suite", "variant", *cols])
 
 
 def completeness_wide(summary: pd.DataFrame) -> pd.DataFrame:

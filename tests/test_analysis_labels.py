@@ -9,7 +9,7 @@ import pytest
 from rliable import library as rly
 from rliable import metrics as rlm
 
-from analysis import report
+from analysis import plots, report
 from analysis.bootstrap import derive_seed
 from analysis.plots import Style, variant_colours
 from analysis.synthetic import write_sweep
@@ -80,13 +80,18 @@ def test_labelled_variants_are_aggregated_apart(built):
         assert (iqm["n_runs"], iqm["n_seeds"]) == ("8", "4")
 
 
-def test_each_variant_is_compared_with_its_namesake(built):
+def test_each_variant_is_compared_with_its_namesake_and_the_baseline_within_its_label(built):
     rows = {(r["kind"], r["x"], r["y"]): r for r in _csv(built / "probability_of_improvement.csv")}
-    label_pairs = sorted(k for k in rows if k[0] == "label")
-    assert label_pairs == [("label", "ppo", "ppo@defaults"), ("label", "vmpo", "vmpo@defaults"),
-                           ("label", "vmpo-no-topk", "vmpo-no-topk@defaults")]
-    nt = rows[("label", "vmpo-no-topk", "vmpo-no-topk@defaults")]
-    assert (nt["point"], nt["lower"], nt["upper"]) == ("1", "1", "1")
+    # every pair the pooled report makes: the baseline only against its own label's
+    # variants, no label pair of an ablation (vmpo-no-topk@defaults against vmpo-no-topk
+    # would mix the tuning with the ablation: here P = 1, every new run above every old)
+    assert list(rows) == [
+        ("baseline", "vmpo", "ppo"), ("baseline", "vmpo", "vmpo-no-topk"),
+        ("baseline", "vmpo@defaults", "ppo@defaults"),
+        ("baseline", "vmpo@defaults", "vmpo-no-topk@defaults"),
+        ("ablation", "vmpo", "vmpo-no-topk"),
+        ("ablation", "vmpo@defaults", "vmpo-no-topk@defaults"),
+        ("label", "ppo", "ppo@defaults"), ("label", "vmpo", "vmpo@defaults")]
     # an overlapping pair: rliable's own estimate with the report's seed for that pair
     x, y = matrix("new", "vmpo"), matrix("old", "vmpo")
     np.random.seed(derive_seed(3, "poi", "atari", "vmpo", "vmpo@defaults"))
@@ -98,7 +103,8 @@ def test_each_variant_is_compared_with_its_namesake(built):
     assert float(r["lower"]) == pytest.approx(ci["x"][0][0], rel=1e-5)
     assert float(r["upper"]) == pytest.approx(ci["x"][1][0], rel=1e-5)
     md = (built / "probability_of_improvement.md").read_text()
-    assert "| atari | baseline + label | P(vmpo > vmpo@defaults) |" in md
+    assert "| atari | label | P(vmpo > vmpo@defaults) |" in md
+    assert "| atari | baseline + ablation | P(vmpo@defaults > vmpo-no-topk@defaults) |" in md
 
 
 def test_a_label_pair_whose_interval_holds_one_half_gets_seeds_needed(built):
@@ -131,7 +137,7 @@ def test_a_labelled_baseline_and_an_ablation_without_its_full(res, tmp_path):
             in md)
 
 
-def test_a_label_pair_that_reran_the_same_runs_says_so(tmp_path):
+def test_a_label_pair_that_reran_the_same_runs_says_so(tmp_path, monkeypatch):
     for sweep in ("old", "new"):
         sd = write_sweep(tmp_path / "res", sweep, variants={"ppo": "ppo"}, envs=ENVS,
                          seeds=SEEDS, final=_final(sweep), steps=1000, n_evals=2)
@@ -144,10 +150,27 @@ def test_a_label_pair_that_reran_the_same_runs_says_so(tmp_path):
         cfg["run_id"] = json.loads((twin / "config.json").read_text())["run_id"]
         (d / "config.json").write_text(json.dumps(cfg))
     out = tmp_path / "rep"
+    drawn, real = {}, plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, d, name: drawn.setdefault(name, fig)
+                        and real(fig, d, name))
     assert report.main([str(tmp_path / "res"), "--out", str(out), "--reps", "50", "--jobs", "1",
                         "--label", "old=defaults"]) == 0
-    assert ("`ppo` and `ppo@defaults` share 3 run id(s), i.e. the same resolved config, env "
-            "and seed" in (out / "report.md").read_text())
+    md = (out / "report.md").read_text()
+    poi = next(r for r in _csv(out / "probability_of_improvement.csv") if r["kind"] == "label")
+    # the figure alone says which row is the control: its tick label, and only its
+    ticks = [t.get_text() for t in drawn["poi_atari"].axes[0].get_yticklabels()]
+    tagged = [t for t in ticks if t.endswith(plots.CONTROL_TAG)]
+    assert len(tagged) == 1 and tagged[0].startswith("P(ppo > ppo@defaults)")
+    # under the table, before its figure: the pair, its interval and what it measures
+    section = md.split("### Probability of improvement")[1].split("![poi")[0]
+    control = next(line for line in section.splitlines() if line.startswith("**Control"))
+    from analysis.tables import ci
+    shown = ci(float(poi["point"]), float(poi["lower"]), float(poi["upper"]))
+    assert control.startswith(f"**Control: P(ppo > ppo@defaults) = {shown}.** `ppo` and "
+                              "`ppo@defaults` share 3 run ids (of the 8 vs 8 runs compared)")
+    assert "noise floor of every X vs X@defaults comparison" in control
+    # the Notes keep one short pointer
+    assert "- atari: `ppo` and `ppo@defaults` share 3 run id(s), reruns: the control" in md
 
 
 @pytest.mark.parametrize("args,match", [
@@ -195,7 +218,9 @@ def test_a_labelled_variant_takes_its_namesake_s_colour_lighter_and_dash_dotted(
     assert slots == {"ppo": 4, "ppo@defaults": 4, "sac@old": 7, "vmpo@old": 0}
     st = Style(["ppo", "ppo@defaults"], 10, None)
     ppo, old = np.array(mcolors.to_rgb(st.colour["ppo"])), np.array(mcolors.to_rgb(st.colour["ppo@defaults"]))
-    assert np.allclose(old, ppo + (1 - ppo) * 0.5)
+    from analysis.plots import labelled_tint  # per base name (plots.LABELLED_TINTS)
+    assert 0 < labelled_tint("ppo@defaults") <= 0.5
+    assert np.allclose(old, ppo + (1 - ppo) * labelled_tint("ppo@defaults"))
     assert (st.ls["ppo"], st.ls["ppo@defaults"]) == ("-", "-.")
 
 
@@ -207,8 +232,8 @@ def test_variants_keeps_only_the_named_ones_and_their_manifest_rows(res, tmp_pat
     agg = _csv(out / "aggregate.csv")
     assert sorted({r["variant"] for r in agg}) == ["ppo", "ppo@defaults", "vmpo"]
     pairs = {(r["kind"], r["x"], r["y"]) for r in _csv(out / "probability_of_improvement.csv")}
-    assert pairs == {("baseline", "vmpo", "ppo"), ("baseline", "vmpo", "ppo@defaults"),
-                     ("label", "ppo", "ppo@defaults")}
+    # no vmpo@defaults, so no baseline pair in the defaults label: vmpo meets ppo@defaults nowhere
+    assert pairs == {("baseline", "vmpo", "ppo"), ("label", "ppo", "ppo@defaults")}
     assert "--variants ppo,ppo@defaults,vmpo`" in (out / "report.md").read_text()
     # the published side-by-side (CleanRL's PPO on Breakout and Pong) has both namesakes
     pub = _csv(out / "published_side_by_side.csv")

@@ -64,9 +64,10 @@ def test_outputs(built):
     for stem in ("aggregate", "per_env", "probability_of_improvement", "ablation",
                  "completeness_summary"):
         assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= names
-    for fig in ("aggregate_atari", "profile_atari", "poi_atari", "curves_atari", "ablation"):
+    for fig in ("aggregate_atari", "profile_atari", "poi_atari", "curves_atari",
+                "curves_per_env_atari", "ablation"):
         assert {f"{fig}.png", f"{fig}.pdf"} <= names
-    assert {"report.md", "curves.csv", "profiles.csv", "completeness.csv",
+    assert {"report.md", "curves.csv", "curves_per_env.csv", "profiles.csv", "completeness.csv",
             "published.csv", "published.md"} <= names
     assert not [n for n in os.listdir(out.parent) if n.startswith(".")]  # no temp left
 

@@ -193,7 +193,7 @@ def test_simulated_full_disk_while_writing_the_report_keeps_the_earlier_one(
 def test_full_tmpfs_while_writing_the_report_keeps_the_earlier_one(
         tmp_path, small_disk, capsys, snapshot):
     res = _results(tmp_path)
-    disk = small_disk("1m")
+    disk = small_disk("4m")  # two reports (the old one, the new one in a temp folder) fit
     out = disk / "rep"
     assert _report(res, out) == 0
     filler = fill_disk(disk)
