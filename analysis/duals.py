@@ -41,7 +41,7 @@ def update_text(algo: str, cfg: dict) -> str | None:
     - MPO: one gradient step on a batch sampled from replay.
 
     None for another algorithm or a config without those fields."""
-    from analysis.tuning import WHOLE_BATCH  # the one wording of minibatch_size 0
+    from analysis.tuning_values import WHOLE_BATCH  # the one wording of minibatch_size 0
 
     try:
         n = int(cfg["rollout_length"]) * int(cfg.get("num_envs", 1))

@@ -9,29 +9,33 @@ trial c00 is the variant's defaults, the others points of a space-filling design
   one run uses one core) per tuned variant, flagged where variants got unequal budgets;
 - chosen values beside the defaults (trial c00), per searched hyperparameter (the config
   fields whose values differ between a variant's trials);
-- design coverage (`design_coverage`): per pair of searched dimensions, the joint levels
-  the trials reach against the most they could and against what independent draws reach,
-  a pair whose levels fix each other's (aliased, at quartiles) or whose halves split the
-  other's levels into disjoint sets (confounded at halves) flagged: its effects cannot be
-  told apart;
-- split-seed reliability (`seed_reliability`): Spearman's rho between the trials' scores
-  on one tuning seed and on the other, and the chosen trial's rank on each alone: near 0,
-  the ranking (and so the selection) is mostly seed noise;
+- design coverage (`design_coverage`, analysis/tuning_design.py): per pair of searched
+  dimensions, the joint levels the trials reach against the most they could and against
+  what independent draws reach, a pair whose levels fix each other's (aliased, at
+  quartiles) or whose halves split the other's levels into disjoint sets (confounded at
+  halves) flagged: its effects cannot be told apart;
+- split-seed reliability (`seed_reliability`, analysis/tuning_reliability.py): Spearman's
+  rho between the trials' scores on one tuning seed and on the other, and the chosen
+  trial's rank on each alone: near 0, the ranking (and so the selection) is mostly seed
+  noise;
 - the distribution of trial scores (25th, 50th, 75th percentile configuration, best,
   defaults), and a figure of it, each trial's spread over its tuning seeds drawn;
 - sensitivity: one panel per searched dimension (a choice on a categorical axis), trial
-  score against its value, one point per trial.
+  score against its value, one point per trial (both figures: analysis/tuning_figures.py).
 
 A trial's score is the tuning criterion (the tune sweep's `spec.yaml`, `tuning.criterion`:
 `final`, the last evaluation, or `auc`, the mean of all evaluations; normalised per env,
 averaged over envs and seeds), the number `--phase select` ranked; a trial with a failed
 or unfinished run has none.
+
+This module reads the tune sweep's spec copy and manifest, builds the trial tables, scores
+and selects trials, and writes the section (`section`); what its parts share about a
+searched value and a trial (`best_of`, `searched_fields`, ...) is analysis/tuning_values.py.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -40,7 +44,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import expected_max
 from analysis.load import Runs
+from analysis.tuning_design import _design_sentence, aliased_groups, design_table, halves_pairs
+from analysis.tuning_figures import distribution_figure, sensitivity_figure
+from analysis.tuning_reliability import (_reliability_lines, per_seed_scores, reliability_wide,
+                                         seed_reliability)
+from analysis.tuning_values import (NUMERIC_KINDS, _numeric, best_of, range_position,
+                                    searched_fields)
 from rundir import last_wall_time
 
 TRIAL_RE = re.compile(r"^(?P<variant>.+)\.c(?P<trial>\d{2,})$")  # as sweeps.tuning names them
@@ -151,14 +162,6 @@ def _criterion(sweep_path: str) -> str:
 EDGE = 0.1  # a selected value this close to an end of its range (share of the span) is flagged
 
 
-def range_position(value: float, kind: str, lo: float, hi: float) -> float:
-    """Where `value` sits in [lo, hi] as a share of the span, 0 at lo and 1 at hi, on
-    the range's own scale (logarithmic for log_uniform and log_int)."""
-    if kind.startswith("log"):
-        return (math.log(value) - math.log(lo)) / (math.log(hi) - math.log(lo))
-    return (value - lo) / (hi - lo)
-
-
 def edge_of(value: Any, kind: str, lo: float, hi: float) -> str:
     """"low end" / "high end" where a numeric `value` in [lo, hi] lies within EDGE of the
     span from an end (`range_position`), else "" (also for a value outside the range, such
@@ -167,9 +170,6 @@ def edge_of(value: Any, kind: str, lo: float, hi: float) -> str:
         return ""  # not a point of the range (a default outside it, 0 on a log range)
     u = range_position(value, kind, lo, hi)
     return "low end" if u <= EDGE else "high end" if u >= 1 - EDGE else ""
-
-
-NUMERIC_KINDS = ("uniform", "log_uniform", "int", "log_int")  # sweeps.tuning's ranged kinds
 
 
 def search_space(sweep_path: str) -> tuple[dict[str, dict[str, tuple[str, float, float]]],
@@ -203,177 +203,6 @@ def search_dims(sweep_path: str) -> dict[str, dict[str, dict]]:
     search = _spec_tuning(sweep_path).get("search")
     return {v: dict(d) for v, d in (search.items() if isinstance(search, dict) else ())
             if isinstance(d, dict)}
-
-
-QUARTILES = 4  # a numeric dimension's levels at full resolution: its range's quarters
-HALVES = 2     # ... and in the coarse pass: its range's halves
-DESIGN_COLUMNS = ["a", "b", "trials", "levels", "possible", "expected", "coverage", "aliased",
-                  "aliased_at", "split"]
-ALIASED_AT = ("quartiles", "halves")  # `aliased_at`, strongest first ("" where neither)
-
-
-def _same(a, b) -> bool:
-    if _numeric([a, b]) and a is not None and b is not None:
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
-def _bin(value, kind: str, lo: float, hi: float, bins: int) -> int | None:
-    """Which of `bins` equal parts of [lo, hi] (`range_position`) holds `value`."""
-    if not _numeric([value]) or value is None or (kind.startswith("log") and value <= 0):
-        return None
-    u = range_position(value, kind, lo, hi)
-    return min(max(int(u * bins), 0), bins - 1)
-
-
-def dimension_levels(key: str, dist: dict, configs: list[dict], bins: int = QUARTILES
-                     ) -> tuple[list[int | None], int]:
-    """(each config's level on the dimension, the levels it has). A choice: the index of
-    the option the config matches (a joint choice's option: all its fields); a numeric
-    range: which of `bins` equal parts of `range_position` it falls in (quartiles, or
-    halves with bins=2; an int range whose integers reach fewer parts has fewer levels:
-    `int [1, 3]` reaches quartiles 0, 2, 3). None where the config matches no level."""
-    if not (isinstance(dist, dict) and len(dist) == 1):
-        return [None] * len(configs), 0
-    kind, args = next(iter(dist.items()))
-    if kind == "choice" and isinstance(args, list):
-        wants = [o if isinstance(o, dict) else {key: o} for o in args]
-        levels = [next((i for i, w in enumerate(wants)
-                        if all(_same(c.get(f), v) for f, v in w.items())), None) for c in configs]
-        return levels, len(args)
-    if kind not in NUMERIC_KINDS or not (isinstance(args, list) and len(args) == 2):
-        return [None] * len(configs), 0
-    lo, hi = float(args[0]), float(args[1])
-    k = (len({_bin(v, kind, lo, hi, bins) for v in range(int(lo), int(hi) + 1)})
-         if kind in ("int", "log_int") else bins)
-    return [_bin(c.get(key), kind, lo, hi, bins) for c in configs], k
-
-
-def expected_levels(cells: int, trials: int) -> float:
-    """The distinct cells `trials` independent uniform draws into `cells` cells reach on
-    average: cells x (1 - (1 - 1/cells)^trials) (each cell missed by every draw with
-    probability (1 - 1/cells)^trials): 9.9 for 15 draws into 16 cells, 8.7 into 12."""
-    return cells * (1.0 - (1.0 - 1.0 / cells) ** trials) if cells > 0 else 0.0
-
-
-def _fixes_each_other(joint: set[tuple[int, int]], possible: int) -> bool:
-    """Each side's level determines the other's, both vary, and more could have been
-    reached (two trials that differ on both fix each other without missing anything)."""
-    xs, ys = {x for x, _ in joint}, {y for _, y in joint}
-    return len(joint) < possible and len(xs) > 1 and len(xs) == len(joint) == len(ys)
-
-
-def _option_text(key: str, option) -> str:
-    """An option of dimension `key` as the report names it: a joint option's values joined
-    by " x " (`passes` {epochs: 5, minibatch_size: 64}: "5 x 64", as `passes_label`)."""
-    if isinstance(option, dict):
-        return " x ".join(_value_text(f, v) for f, v in option.items())
-    return _value_text(key, option)
-
-
-def _halves_split(a: str, b: str, dims: dict[str, dict], la: list, lb: list, ka: int, kb: int
-                  ) -> str:
-    """The coarse pass of `design_coverage` on one pair: la, lb its trials' coarse levels
-    (a numeric dimension's half, a choice's option; known on both). The text of how one
-    splits the other (`split`) where the pair is confounded at halves, else ""."""
-    kinds = {k: next(iter(dims[k])) for k in (a, b)}
-    numeric = [k for k in (a, b) if kinds[k] in NUMERIC_KINDS]
-    joint = set(zip(la, lb))
-    if not numeric or len(joint) >= min(len(la), ka * kb):
-        return ""  # no numeric side, or nothing the trials could have reached is missing
-    half = {a: la, b: lb}
-    if len(numeric) == 2:  # coincide, or are exactly swapped, on every trial
-        if joint == {(0, 0), (1, 1)} or joint == {(0, 1), (1, 0)}:
-            other = "lower" if (0, 0) in joint else "upper"
-            return f"{a} lower half <=> {b} {other} half"
-        return ""
-    num = numeric[0]
-    ch = b if num == a else a
-    sets = [{o for o, h in zip(half[ch], half[num]) if h == side} for side in (0, 1)]
-    if not (sets[0] and sets[1]) or sets[0] & sets[1]:
-        return ""
-    opts = next(iter(dims[ch].values()))
-    return "; ".join(f"{num} {side} half: {ch} in {{"
-                     + ", ".join(_option_text(ch, opts[o]) for o in sorted(s)) + "}"
-                     for side, s in zip(("lower", "upper"), sets))
-
-
-def design_coverage(dims: dict[str, dict], trials: dict[int, dict]) -> pd.DataFrame:
-    """How well a variant's trials cover each pair of its searched dimensions.
-
-    dims: dimension -> {kind: args} as `tuning.search.<variant>` writes it (a joint choice
-    is one dimension); trials: trial number -> its config values (trial 0, the defaults,
-    is left out: it is not a point of the design). Per pair (a, b), over the n trials whose
-    levels on both are known (`dimension_levels`):
-
-    - `levels`, the distinct joint levels (a choice: its option; a numeric range: the
-      quarter of its range, `range_position`, it falls in); `possible`, min(n, k_a x k_b);
-      `coverage` = levels / possible; `expected`, what n independent uniform draws into
-      the k_a x k_b cells reach on average (`expected_levels`), to read `levels` by;
-    - `aliased` (full resolution): each one's level determines the other's and the trials
-      could have covered more (levels < possible): the pair's sensitivity panels show one
-      partition of the trials twice, and their effects cannot be told apart;
-    - confounded at halves (the coarse pass, a pair with a numeric side; each numeric
-      dimension cut at the middle of its range on its own scale, a choice at its options):
-      the trials' levels on one split the other's into two disjoint sets. Two numeric
-      dimensions: their halves coincide, or are exactly swapped, on every trial. A choice
-      and a numeric dimension: the options seen with the lower half and those seen with
-      the upper half are disjoint, both non-empty (each option comes with one half only).
-      Only where the trials could have reached more coarse joint levels than they did.
-      By chance this is rare at 15 trials (each of four options' 3-4 trials all in one
-      half; 15 trials on one diagonal of a 2 x 2 table), unlike a merely unbalanced split.
-      `split` says how ("lr lower half: passes in {5 x 64, 10 x 64}; upper half: ...");
-    - `aliased_at`: "quartiles" where `aliased`, else "halves" where confounded at halves,
-      else "".
-
-    Sorted by coverage, worst first; among equal coverage aliased pairs first."""
-    keys = list(dims)
-    numbers = sorted(t for t in trials if int(t) != 0)
-    cfgs = [trials[t] for t in numbers]
-    full = {k: dimension_levels(k, dims[k], cfgs) for k in keys}
-    coarse = {k: dimension_levels(k, dims[k], cfgs, HALVES) for k in keys}
-    rows = []
-    for i, a in enumerate(keys):
-        for b in keys[i + 1:]:
-            (la, ka), (lb, kb) = full[a], full[b]
-            known = [j for j, (x, y) in enumerate(zip(la, lb)) if x is not None and y is not None]
-            if not known or not ka or not kb:
-                continue
-            joint = {(la[j], lb[j]) for j in known}
-            possible = min(len(known), ka * kb)
-            aliased = _fixes_each_other(joint, possible)
-            (ca, kca), (cb, kcb) = coarse[a], coarse[b]
-            split = _halves_split(a, b, dims, [ca[j] for j in known], [cb[j] for j in known],
-                                  kca, kcb)
-            rows.append({"a": a, "b": b, "trials": len(known), "levels": len(joint),
-                         "possible": possible, "expected": expected_levels(ka * kb, len(known)),
-                         "coverage": len(joint) / possible, "aliased": aliased,
-                         "aliased_at": "quartiles" if aliased else "halves" if split else "",
-                         "split": "" if aliased else split})
-    out = pd.DataFrame(rows, columns=DESIGN_COLUMNS)
-    rank = out["aliased_at"].map({"quartiles": 0, "halves": 1}).fillna(2)
-    order = out.assign(_rank=rank).sort_values(["coverage", "_rank", "a", "b"], kind="stable")
-    return out.loc[order.index].reset_index(drop=True)
-
-
-def aliased_groups(cov: pd.DataFrame) -> list[list[str]]:
-    """The aliased pairs of `design_coverage` (full resolution) joined into groups
-    (topk_fraction, batch, passes: three pairs, one group), each in first-seen order; a
-    pair that links two groups merges them."""
-    groups: list[list[str]] = []
-    for r in cov[cov["aliased"]].itertuples():
-        hit = [g for g in groups if r.a in g or r.b in g]
-        merged = [x for g in hit for x in g]
-        for x in (r.a, r.b):
-            if x not in merged:
-                merged.append(x)
-        groups = [g for g in groups if g not in hit] + [merged]
-    return groups
-
-
-def halves_pairs(cov: pd.DataFrame) -> list[tuple[str, str]]:
-    """The pairs of `design_coverage` confounded at halves but not aliased: (a, b)."""
-    return [(r.a, r.b) for r in cov[cov["aliased_at"] == "halves"].itertuples()]
 
 
 def _cells(sweep_path: str) -> int | None:
@@ -432,13 +261,6 @@ def trial_table(trials: Runs) -> pd.DataFrame:
                                        "steps_done", "wall_s", "final", "auc", "config"])
 
 
-def searched_fields(tt: pd.DataFrame, variant: str) -> list[str]:
-    """The config fields whose values differ between the variant's trials."""
-    cfgs = tt.loc[tt["variant"] == variant, "config"]
-    keys = sorted({k for c in cfgs for k in c})
-    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in cfgs}) > 1]
-
-
 def trial_scores(tt: pd.DataFrame, criterion: str, cells: dict[str, int | None] | None = None
                  ) -> pd.DataFrame:
     """Per (sweep, variant, trial): runs, failed, score (the criterion's mean over the
@@ -464,14 +286,6 @@ def trial_scores(tt: pd.DataFrame, criterion: str, cells: dict[str, int | None] 
                      "per_env": per_env, "config": g["config"].iloc[0]})
     return pd.DataFrame(rows, columns=["sweep", "variant", "trial", "runs", "failed", "score",
                                        "per_env", "config"])
-
-
-def best_of(pairs) -> int | None:
-    """The trial of the best (trial, score) pair: the highest finite score, ties to the
-    lower trial (the defaults first). The one rule: `--phase select` picks by it too
-    (sweeps.tuning.choose)."""
-    ok = [(int(t), float(sc)) for t, sc in pairs if np.isfinite(sc)]
-    return max(ok, key=lambda p: (p[1], -p[0]))[0] if ok else None
 
 
 def pick(ts: pd.DataFrame, tt: pd.DataFrame, tested: dict[str, dict] | None = None,
@@ -739,71 +553,6 @@ def activity_correlations(ttr: pd.DataFrame) -> list[str]:
     return out
 
 
-def design_table(ts: pd.DataFrame, dims: dict[str, dict[str, dict]]) -> pd.DataFrame:
-    """`design_coverage` of every tuned variant whose searched dimensions the spec copy
-    gives (`search_dims`), over its trials' configs (`trial_scores`: every trial that
-    ran, scored or not): variant, then DESIGN_COLUMNS, each variant's pairs worst first."""
-    parts = []
-    for variant, g in ts.groupby("variant", sort=True):
-        if variant in dims and len(dims[variant]) > 1:
-            cov = design_coverage(dims[variant], dict(zip(g["trial"].astype(int), g["config"])))
-            parts.append(cov.assign(variant=variant))
-    cols = ["variant", *DESIGN_COLUMNS]
-    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
-
-
-def per_seed_scores(tt: pd.DataFrame, ts: pd.DataFrame, criterion: str) -> pd.DataFrame:
-    """Each scored trial's score on each tuning seed alone: the criterion (normalised, as
-    the trial score) averaged over the tuning envs of that seed. Columns: variant, trial,
-    seed, score. Only trials with a score (all their runs done) take part, so every seed
-    of a trial averages the same envs."""
-    scored = ts[np.isfinite(ts["score"])][["variant", "trial"]]
-    runs = tt.merge(scored, on=["variant", "trial"])
-    out = (runs.groupby(["variant", "trial", "seed"], sort=True)[criterion]
-           .mean().rename("score").reset_index())
-    return out[["variant", "trial", "seed", "score"]]
-
-
-RELIABILITY_COLUMNS = ["variant", "seeds_a", "seeds_b", "trials", "rho", "p", "chosen",
-                       "chosen_rank_a", "chosen_rank_b", "best_a", "best_b"]
-
-
-def seed_reliability(seed_scores: pd.DataFrame, picked: dict[str, tuple[int, str]] | None = None
-                     ) -> pd.DataFrame:
-    """Split-seed reliability of each variant's trial ranking: do the trials rank alike on
-    different tuning seeds? With 2 seeds, each trial's score on one seed against the other
-    (`per_seed_scores`); with more, the mean over the first half of the sorted seeds
-    (n // 2 of them) against the mean over the rest. Spearman's rho over the trials and its
-    p value (scipy.stats.spearmanr; NaN where a side is constant), the chosen trial
-    (`picked`) and its rank on each side alone (1 the best; ties share the better rank),
-    and each side's best trial. Variants with one tuning seed or fewer than 3 trials
-    scored on every seed are left out. rho near 0: the ranking is mostly seed noise."""
-    from scipy.stats import rankdata, spearmanr
-
-    rows = []
-    for variant, g in seed_scores.groupby("variant", sort=True):
-        wide = g.pivot(index="trial", columns="seed", values="score").dropna()
-        seeds = sorted(wide.columns)
-        if len(seeds) < 2 or len(wide) < 3:
-            continue
-        half_a, half_b = seeds[: len(seeds) // 2], seeds[len(seeds) // 2:]
-        a, b = wide[half_a].mean(axis=1), wide[half_b].mean(axis=1)
-        const = a.nunique() < 2 or b.nunique() < 2
-        r = None if const else spearmanr(a.to_numpy(), b.to_numpy())
-        chosen_t = (picked or {}).get(variant, (None, ""))[0]
-        rank_a = pd.Series(rankdata(-a.to_numpy(), method="min"), index=a.index)
-        rank_b = pd.Series(rankdata(-b.to_numpy(), method="min"), index=b.index)
-        rows.append({"variant": variant, "seeds_a": ", ".join(map(str, half_a)),
-                     "seeds_b": ", ".join(map(str, half_b)), "trials": len(wide),
-                     "rho": np.nan if r is None else float(r.statistic),
-                     "p": np.nan if r is None else float(r.pvalue),
-                     "chosen": chosen_t,
-                     "chosen_rank_a": int(rank_a[chosen_t]) if chosen_t in rank_a.index else None,
-                     "chosen_rank_b": int(rank_b[chosen_t]) if chosen_t in rank_b.index else None,
-                     "best_a": best_of(zip(a.index, a)), "best_b": best_of(zip(b.index, b))})
-    return pd.DataFrame(rows, columns=RELIABILITY_COLUMNS)
-
-
 def distribution(ts: pd.DataFrame) -> pd.DataFrame:
     """Per tuned variant: what its 25th/50th/75th percentile configuration reaches, its
     best, its defaults (trial 0), over the scored trials."""
@@ -817,273 +566,6 @@ def distribution(ts: pd.DataFrame) -> pd.DataFrame:
                      "defaults": float(d.iloc[0]) if len(d) else np.nan})
     return pd.DataFrame(rows, columns=["variant", "scored", "trials", "p25", "p50", "p75", "best",
                                        "defaults"])
-
-
-# -- figures ------------------------------------------------------------------------------
-
-
-def _numeric(values: list) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-
-
-WHOLE_BATCH = "whole batch"  # minibatch_size 0 (V-MPO's; PPO's must be >= 1)
-
-
-def minibatch_text(minibatch_size) -> str:
-    """A minibatch size as people read it: 0 is "whole batch", one gradient step per pass
-    over the batch (algos/onpolicy.steps_per_pass; analysis does not import algos)."""
-    return WHOLE_BATCH if _numeric([minibatch_size]) and minibatch_size == 0 else f"{minibatch_size}"
-
-
-def passes_label(epochs, minibatch_size) -> str:
-    """An on-policy learner's passes over a batch: "5 x 64" (epochs x minibatch size),
-    "1 x whole batch" (`minibatch_text`)."""
-    return f"{epochs} x {minibatch_text(minibatch_size)}"
-
-
-def _value_text(field: str, value) -> str:
-    """A value as a tick label or in a table: `minibatch_size` 0 is "whole batch"."""
-    if field == "minibatch_size" and _numeric([value]) and value == 0:
-        return WHOLE_BATCH
-    return f"{value:g}" if _numeric([value]) and value is not None else json.dumps(value)
-
-
-def _spread(keys: list, width: float) -> np.ndarray:
-    """Offsets in [-width/2, width/2] that spread the points sharing a key (in the given
-    order), 0 for a point alone: equal values stay apart, deterministically."""
-    out = np.zeros(len(keys))
-    groups: dict = {}
-    for i, k in enumerate(keys):
-        groups.setdefault(json.dumps(k, sort_keys=True), []).append(i)
-    for idx in groups.values():
-        if len(idx) > 1:
-            for j, i in enumerate(idx):
-                out[i] = width * (j / (len(idx) - 1) - 0.5)
-    return out
-
-
-def _panels(tt: pd.DataFrame, variant: str, dims: dict[str, dict] | None,
-            ranges: dict[str, tuple[str, float, float]]) -> list[tuple[str, str, Any]]:
-    """(kind, key, what) per panel: ("numeric", field, its range or None) or ("choice",
-    dimension, its options). From the searched dimensions where the spec copy gives them
-    (a joint choice is one panel), else one panel per searched field."""
-    if dims:
-        out = []
-        for key, dist in dims.items():
-            if not (isinstance(dist, dict) and len(dist) == 1):
-                continue
-            kind, args = next(iter(dist.items()))
-            if kind == "choice" and isinstance(args, list):
-                out.append(("choice", key, args))
-            elif kind in NUMERIC_KINDS and isinstance(args, list) and len(args) == 2:
-                out.append(("numeric", key, (kind, float(args[0]), float(args[1]))))
-        return out
-    fields = searched_fields(tt, variant)
-    cfgs = tt.loc[tt["variant"] == variant, "config"]
-    out = []
-    for f in fields:
-        vals = [c.get(f) for c in cfgs]
-        if _numeric(vals):
-            out.append(("numeric", f, ranges.get(f)))
-        else:
-            opts = []
-            for v in vals:
-                if v not in opts:
-                    opts.append(v)
-            out.append(("choice", f, opts))
-    return out
-
-
-def _marker_legend(fig, chosen: str | None, spread: bool = False, ncol: int = 4) -> None:
-    """The markers' legend below the panels, outside every data area; `chosen` labels the
-    red ring (None: no ring drawn)."""
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], marker="o", ls="", color="tab:blue", markersize=4,
-                      label="trial (mean over tuning envs x seeds)")]
-    if spread:
-        handles.append(Line2D([], [], color="tab:blue", alpha=0.5, lw=0.8,
-                              label="the trial's spread over its tuning seeds (min-max)"))
-    handles.append(Line2D([], [], marker="*", ls="", markerfacecolor="none",
-                          markeredgecolor="black", markersize=11, label="defaults (c00)"))
-    if chosen:
-        handles.append(Line2D([], [], marker="o", ls="", markerfacecolor="none",
-                              markeredgecolor="red", markersize=9, label=chosen))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(ncol, len(handles)),
-               fontsize=7, frameon=False)
-
-
-def _mark(ax, x, y, trial: np.ndarray, best: int | None) -> None:
-    """The defaults (an open star, so c00's own point shows through) and the chosen trial
-    (a red ring) over the points x, y of the trials `trial`."""
-    for t, kw in ((0, {"marker": "*", "s": 120, "facecolors": "none", "edgecolors": "black",
-                       "linewidths": 0.9, "zorder": 4}),
-                  (best, {"marker": "o", "s": 75, "facecolors": "none", "edgecolors": "red",
-                          "linewidths": 1.2, "zorder": 5})):
-        hit = trial == t
-        if t is not None and hit.any():
-            ax.scatter(np.asarray(x)[hit], np.asarray(y)[hit], **kw)
-
-
-def _choice_panel(ax, key: str, options: list, cfgs: list[dict]):
-    """A choice dimension on a categorical axis: its options as tick labels (a value that is
-    no option, such as a default outside the search, under "other"), points of one option
-    spread sideways. Returns each config's x."""
-    levels, k = dimension_levels(key, {"choice": list(options)}, cfgs)
-    labels = [", ".join(_value_text(f, v) for f, v in o.items()) if isinstance(o, dict)
-              else _value_text(key, o) for o in options]
-    if any(lv is None for lv in levels):
-        labels.append("other")
-    x = np.array([k if lv is None else lv for lv in levels], dtype=float)
-    x = x + _spread(list(x), 0.4)
-    long = sum(map(len, labels)) > 28
-    ax.set_xticks(range(len(labels)), labels, fontsize=7, rotation=30 if long else 0,
-                  ha="right" if long else "center")
-    ax.set_xlim(-0.5, len(labels) - 0.5)
-    fields = list(dict.fromkeys(f for o in options if isinstance(o, dict) for f in o))
-    ax.set_xlabel(f"{key} ({', '.join(fields)})" if fields else key)
-    return x
-
-
-def _numeric_panel(ax, key: str, rng: tuple[str, float, float] | None, cfgs: list[dict]):
-    """A ranged field on its range's scale (see `sensitivity_figure`), equal values spread
-    sideways by a sliver of the span. Returns each config's x and whether it is drawn (a
-    value that is no number, or not positive on a log axis, is not)."""
-    from matplotlib.ticker import LogLocator, NullFormatter
-
-    vals = [c.get(key) for c in cfgs]
-    ok = np.array([_numeric([v]) and v is not None for v in vals], dtype=bool)
-    v = np.array([float(x) if good else np.nan for x, good in zip(vals, ok)])
-    pos = v[ok & (v > 0)]
-    log = (rng[0].startswith("log") if rng else
-           bool(ok.all()) and len(pos) == len(v) and pos.max() / pos.min() >= 20)
-    keep = ok & (v > 0) if log else ok
-    shown = v[keep]
-    lo, hi = ((min(rng[1], *shown), max(rng[2], *shown)) if rng else
-              (shown.min(), shown.max()) if len(shown) else (1.0, 2.0))
-    span = (math.log(hi / lo) if log else hi - lo) or 1.0
-    off = _spread([x if good else None for x, good in zip(vals, keep)], 0.03 * span)
-    x = np.exp(np.log(np.where(keep, v, 1.0)) + off) if log else v + off
-    if rng:  # the searched range, widened to any value outside it (the defaults)
-        if log:
-            pad = (hi / lo) ** 0.04
-            ax.set_xlim(lo / pad, hi * pad)
-        else:
-            ax.set_xlim(lo - 0.04 * (hi - lo), hi + 0.04 * (hi - lo))
-        for end in rng[1:]:  # the searched range's ends
-            ax.axvline(end, color="0.6", lw=0.8, ls=":")
-    if log:
-        ax.set_xscale("log")
-        # matplotlib labels minor ticks on a span under ~1.5 decades, and in a
-        # quarter-width panel they overlap: label 1 and 3 per decade instead
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        lo_, hi_ = ax.get_xlim()
-        if hi_ / lo_ < 30:
-            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0)))
-    ax.set_xlabel(key)
-    return x, keep
-
-
-def sensitivity_figure(ts: pd.DataFrame, tt: pd.DataFrame, variant: str, criterion: str,
-                       out: Path, ranges: dict[str, tuple[str, float, float]] | None = None,
-                       best: int | None = None, dims: dict[str, dict] | None = None,
-                       aliased: list[list[str]] | None = None,
-                       halves: list[tuple[str, str]] | None = None) -> list[str]:
-    """Trial score against each searched dimension, one point per trial; the defaults
-    (trial 0) an open star, the chosen trial (`best`, else the best score) ringed.
-
-    dims (`search_dims`: the variant's `tuning.search`): one panel per dimension, a joint
-    choice such as `batch` one panel; without it, one per searched field. A choice sits on
-    a categorical axis, its options as tick labels (V-MPO's `minibatch_size 0`: "whole
-    batch"; a value that is no option, such as a default outside the search: "other"). A
-    ranged field's axis spans its searched range (`ranges`, from `search_space`;
-    logarithmic for log kinds; a non-positive value cannot sit on a log axis and is left
-    off it), so a choice at an end shows. Points with equal values are spread sideways.
-    aliased (`aliased_groups`): each panel of a group is titled with the others in it;
-    halves (`halves_pairs`): each panel of a pair confounded at halves with the other."""
-    ranges = ranges or {}
-    import matplotlib.pyplot as plt
-
-    from analysis.plots import save
-
-    g = ts[(ts["variant"] == variant) & np.isfinite(ts["score"])].sort_values("trial")
-    panels = _panels(tt, variant, dims, ranges)
-    if not panels or g.empty:
-        return []
-    if best is None:
-        best = best_of(zip(g["trial"], g["score"]))
-    cols = min(4, len(panels))
-    rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(max(4.5, 3.0 * cols), 1.0 + 2.5 * rows),
-                             squeeze=False, sharey=True, layout="constrained")
-    cfgs, score, trial = list(g["config"]), g["score"].to_numpy(), g["trial"].to_numpy()
-    for i, (ax, (kind, key, what)) in enumerate(zip(axes.flat, panels)):
-        if kind == "choice":
-            x, keep = _choice_panel(ax, key, what, cfgs), np.ones(len(cfgs), dtype=bool)
-        else:
-            x, keep = _numeric_panel(ax, key, what, cfgs)
-        x, y, t = x[keep], score[keep], trial[keep]
-        ax.scatter(x, y, color="tab:blue", s=22, edgecolors="none", zorder=3)
-        _mark(ax, x, y, t, best)
-        ax.set_ylabel(f"trial score ({criterion}, normalised)" if i % cols == 0 else "")
-        group = next((gr for gr in aliased or [] if key in gr), [])
-        coarse = [b if a == key else a for a, b in halves or [] if key in (a, b)]
-        title = ["aliased with " + ", ".join(k for k in group if k != key)] if group else []
-        title += ["confounded at halves with " + ", ".join(coarse)] if coarse else []
-        if title:
-            ax.set_title("; ".join(title), fontsize=7, color="tab:red")
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
-    _marker_legend(fig, f"chosen (c{int(best):02d})" if best is not None else None)
-    fig.suptitle(f"{variant}: trial score against each searched value\n{len(g)} scored trials, "
-                 "one point each (mean over tuning envs x seeds); dotted: the searched range's ends;"
-                 "\nequal values spread sideways")
-    return save(fig, out, f"tuning_sensitivity_{variant}")
-
-
-def distribution_figure(ts: pd.DataFrame, criterion: str, out: Path,
-                        seed_scores: pd.DataFrame | None = None,
-                        picked: dict[str, tuple[int, str]] | None = None) -> list[str]:
-    """Each tuned variant's trial scores, one point per configuration (side by side in
-    trial order) over a box of its quartiles; a thin vertical bar per trial from its lowest
-    to its highest per-seed score (`per_seed_scores`): how far one seed alone would have
-    put it; the defaults (trial 0) an open star over their point, the chosen trial
-    (`picked`) ringed."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    from analysis.plots import save
-
-    g = ts[np.isfinite(ts["score"])].copy()
-    if g.empty:
-        return []
-    order = sorted(g["variant"].unique())
-    fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(order), 3.8), layout="constrained")
-    sns.boxplot(data=g, x="variant", y="score", order=order, ax=ax, color="0.92", whis=(0, 100),
-                showfliers=False, width=0.7)
-    spread = seed_scores is not None and len(seed_scores) > 0
-    for i, v in enumerate(order):
-        gv = g[g["variant"] == v].sort_values("trial")
-        n = len(gv)
-        x = i + (0.5 * (np.arange(n) / (n - 1) - 0.5) if n > 1 else np.zeros(1))
-        if spread:
-            ss = seed_scores[seed_scores["variant"] == v].groupby("trial")["score"]
-            lo, hi = ss.min(), ss.max()
-            t = gv["trial"].to_numpy()
-            ax.vlines(x, lo.reindex(t).to_numpy(), hi.reindex(t).to_numpy(), color="tab:blue",
-                      alpha=0.5, lw=0.8, zorder=2)
-        ax.scatter(x, gv["score"], color="tab:blue", s=16, edgecolors="none", zorder=3)
-        _mark(ax, x, gv["score"].to_numpy(), gv["trial"].to_numpy(),
-              (picked or {}).get(v, (None, ""))[0])
-    ax.set_xticks(range(len(order)), [f"{v}\n({(g['variant'] == v).sum()} configs)" for v in order])
-    ax.set_xlabel("")
-    ax.set_ylabel(f"trial score ({criterion}, normalised)")
-    ax.set_title("Scores over configurations (box: quartiles, whiskers: min-max over trials;\n"
-                 "points in trial order c00, c01, ... left to right)", fontsize=9)
-    chosen = {t for t, _ in (picked or {}).values()}
-    _marker_legend(fig, (f"chosen (c{next(iter(chosen)):02d})" if len(chosen) == 1 else
-                         "chosen trial") if chosen else None, spread, ncol=2)
-    return save(fig, out, "tuning_scores")
 
 
 # -- the section ----------------------------------------------------------------------------
@@ -1119,99 +601,6 @@ def _design_text(sweep_paths) -> str:
                 "existed, else a Latin hypercube, the default; the design coverage below shows "
                 "what it covered)")
     return "points of the designs " + ", ".join(f"`{x}`" for x in said) + " (`tuning.sampler`)"
-
-
-def _worst_text(variant: str, g: pd.DataFrame) -> str:
-    """A variant's worst-covered pairs (every pair tied at the lowest coverage, aliased
-    first, as `design_coverage` sorts them), their counts beside what independent uniform
-    draws reach, and the median coverage."""
-    worst = g[np.isclose(g["coverage"], g["coverage"].min())]
-    tag = {"quartiles": " (aliased)", "halves": " (confounded at halves)"}
-    names = ", ".join(f"{r.a} x {r.b}{tag.get(r.aliased_at, '')}" for r in worst.itertuples())
-    counts = list(dict.fromkeys((int(r.levels), int(r.possible), f"{r.expected:.1f}", int(r.trials))
-                                for r in worst.itertuples()))
-    each = " each" if len(worst) > 1 and len(counts) == 1 else ""
-    nums = "; ".join(f"{lv} of {p}{each}, against {e} for {n} independent uniform draws"
-                     for lv, p, e, n in counts)
-    return (f"`{variant}` {names}: {nums} (median coverage over its {len(g)} pairs "
-            f"{g['coverage'].median():.2f})")
-
-
-def _design_sentence(design: pd.DataFrame) -> str:
-    """The design-coverage paragraph: what is counted, each variant's worst pairs (all of
-    a tie) against what independent draws reach, and the pairs aliased at full resolution
-    and confounded at halves named (`design_table`)."""
-    parts = [_worst_text(v, g) for v, g in design.groupby("variant", sort=True)]
-    text = ("For each pair of a variant's searched dimensions (a joint choice such as a batch "
-            "shape is one dimension), the distinct joint levels its trials c01.. reach (a "
-            "choice: its option; a numeric range: the quarter of its range it falls in) against "
-            "the most they could reach (min(trials, levels x levels)) and against what as many "
-            "independent uniform draws would reach on average (cells x (1 - (1 - 1/cells)^trials), "
-            "`expected`), all pairs in `tuning_design`. Worst: " + "; ".join(parts) + ". ")
-    alias = design[design["aliased_at"] == "quartiles"]
-    coarse = design[design["aliased_at"] == "halves"]
-    if alias.empty and coarse.empty:
-        return text + ("No pair is aliased (no pair's levels fix each other's) or confounded at "
-                       "halves (no numeric dimension's lower and upper half come with disjoint "
-                       "levels of another).")
-    out = []
-    if len(alias):
-        named = [f"`{v}`: " + ", ".join(f"{r.a} x {r.b} ({r.levels} of {r.possible})"
-                                        for r in g.itertuples())
-                 for v, g in alias.groupby("variant", sort=True)]
-        out.append("**Aliased pairs** (each one's level fixes the other's): " + "; ".join(named)
-                   + ". Their sensitivity panels show one partition of the trials, so their "
-                   "effects cannot be told apart.")
-    if len(coarse):
-        named = [f"`{v}`: " + ", ".join(f"{r.a} x {r.b} ({r.split})" for r in g.itertuples())
-                 for v, g in coarse.groupby("variant", sort=True)]
-        out.append("**Confounded at halves** (each numeric range cut at its middle, on its own "
-                   "scale: the levels of one split the other's into disjoint sets on every "
-                   "trial): " + "; ".join(named) + ". A trend in one's sensitivity panel may be "
-                   "the other's: split at the middle, their effects cannot be told apart.")
-    return text + " ".join(out)
-
-
-RELIABLE_P = 0.05  # a split-seed rho with p above this: the ranking is not shown to replicate
-
-
-def _reliability_lines(rel: pd.DataFrame, criterion: str) -> list[str]:
-    """The split-seed reliability paragraph (`seed_reliability`)."""
-    per = "; ".join(f"`{r.variant}` ρ = {r.rho:+.2f} (p = {r.p:.2g}, {r.trials} trials)"
-                    if np.isfinite(r.rho) else f"`{r.variant}` ρ undefined (a side is constant)"
-                    for r in rel.itertuples())
-    weak = [r.variant for r in rel.itertuples() if not (np.isfinite(r.p) and r.p < RELIABLE_P
-                                                        and r.rho > 0)]
-    return [f"Each scored trial's score on one tuning seed alone (`{criterion}`, normalised, mean "
-            "over the tuning envs) against the other seed (with more seeds: the first half of "
-            "the sorted seeds against the rest, averaged within each): do the trials rank "
-            "alike on fresh seeds? Spearman's rank correlation over the trials: " + per + ". "
-            "ρ near 0 means the trials' ranking is mostly seed noise, so the selection is not "
-            "shown to beat the defaults, and the sensitivity panels show noise as much as "
-            "effects." + (" Not shown to replicate (ρ not positive at p < "
-                          f"{RELIABLE_P:g}): " + ", ".join(f"`{v}`" for v in weak) + "."
-                          if weak else ""), ""]
-
-
-def _trial_text(t) -> str:
-    return "-" if t is None or pd.isna(t) else f"c{int(t):02d}"
-
-
-def reliability_wide(rel: pd.DataFrame) -> pd.DataFrame:
-    """`seed_reliability` formatted for people: ranks as "2 of 16", trials as "c03"."""
-    def rank(side: str) -> list[str]:
-        return ["-" if r is None or pd.isna(r) else f"{int(r)} of {n}"
-                for r, n in zip(rel[f"chosen_rank_{side}"], rel["trials"])]
-
-    return pd.DataFrame({
-        "variant": rel["variant"], "seeds": rel["seeds_a"] + " vs " + rel["seeds_b"],
-        "trials": rel["trials"],
-        "Spearman ρ": rel["rho"].map(lambda x: f"{x:+.2f}" if np.isfinite(x) else "-"),
-        "p": rel["p"].map(lambda x: f"{x:.2g}" if np.isfinite(x) else "-"),
-        "chosen": rel["chosen"].map(_trial_text),
-        "its rank (first seeds)": rank("a"), "its rank (other seeds)": rank("b"),
-        "best (first seeds)": rel["best_a"].map(_trial_text),
-        "best (other seeds)": rel["best_b"].map(_trial_text)})
 
 
 def _range_text(mean: float, lo: float, hi: float, n: int) -> str:
@@ -1414,6 +803,13 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
                    "ranking on one tuning seed against the other.", True, None)
         L += ["### Does the trials' ranking replicate across seeds?", "",
               *_reliability_lines(rel, criterion), tables.to_markdown(relf), ""]
+    emc = expected_max.curves(ts, seed_scores)
+    if len(emc):
+        files += w(out, "tuning_expected_max", emc, None, "", True, None)
+        files += expected_max.figure(emc, out, criterion)
+        L += ["### Did the budget saturate? Expected best against configurations tried", "",
+              *expected_max.lines(emc),
+              "![expected best against configurations tried](tuning_expected_max.png)", ""]
     at_edge = ch[ch["edge"] != ""]
     if len(at_edge):
         L += [f"> **Chosen at an end of the searched range** (within {EDGE:.0%} of its span, on "

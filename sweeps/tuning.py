@@ -81,7 +81,7 @@ random-cd permutes its coordinates to lower the centered discrepancy, which scip
 documentation says gives better space-filling robustness toward 2-D and 3-D
 subprojections (0.1-0.3 s a draw).
 `Tuning.design_warnings` (printed by `--dry-run` and before the tune phase launches) and
-the report's design-coverage table (`analysis.tuning.design_coverage`) flag a pair whose
+the report's design-coverage table (`analysis.tuning_design.design_coverage`) flag a pair whose
 levels fix each other's at quartiles (aliased), or whose halves split each other's levels
 into disjoint sets (confounded at halves: the same Sobol design of mujoco-tuned.yaml gives
 PPO's lr lower half only passes 5 x 64 and 10 x 64, and V-MPO's eps_eta and lr halves
@@ -111,7 +111,9 @@ from pathlib import Path
 from typing import Any
 
 from algos.config import ConfigError
-from analysis.tuning import aliased_groups, best_of, design_coverage, edge_of
+from analysis.tuning import edge_of
+from analysis.tuning_design import aliased_groups, design_coverage
+from analysis.tuning_values import best_of
 from rundir import stable_hash
 
 TUNING_KEYS = ("configs", "seeds", "envs", "steps", "criterion", "sampler", "sampler_seed",
@@ -213,7 +215,7 @@ class Tuning:
         return out
 
     def coverage(self, variant: str):
-        """`analysis.tuning.design_coverage` of the variant's trials: per pair of its
+        """`analysis.tuning_design.design_coverage` of the variant's trials: per pair of its
         searched dimensions, the joint levels its trials c01.. reach, aliased pairs flagged."""
         dims = {d.key: {d.kind: list(d.args)} for d in self.search[variant]}
         return design_coverage(dims, dict(enumerate(self.configurations(variant))))
@@ -749,7 +751,7 @@ def score_trials(spec, runs_table, curve) -> dict[str, list[Trial]]:
 
 def choose(trials: list[Trial]) -> Trial | None:
     """The best trial by score; ties to the lower index (the defaults first): the one
-    rule, `analysis.tuning.best_of`, which the report's tuning section uses too."""
+    rule, `analysis.tuning_values.best_of`, which the report's tuning section uses too."""
     best = best_of((tr.trial, tr.score) for tr in trials)
     return next((tr for tr in trials if tr.trial == best), None)
 

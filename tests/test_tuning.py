@@ -1,4 +1,5 @@
-"""Equal-budget tuning (sweeps/tuning.py, sweeps/select.py, analysis/tuning.py): the
+"""Equal-budget tuning (sweeps/tuning.py, sweeps/select.py, analysis/tuning.py and its
+parts analysis/tuning_{values,design,reliability,figures}.py): the
 distributions against direct computation, the Sobol draws pinned, bad input (exit 2,
 the key named, nothing written), selection, and the whole protocol (tune, select, test,
 report) on a tiny CartPole grid."""
@@ -491,7 +492,8 @@ def test_a_trial_missing_a_tuning_env_is_not_scored_until_its_runs_exist(tmp_pat
 def test_chosen_values_show_their_searched_range_and_an_end_is_flagged(tmp_path):
     """The spec copy's ranges and choices reach the chosen-values table; a chosen value
     within 10% of its range's span from an end (log scale for log kinds) is flagged."""
-    from analysis.tuning import chosen, pick, range_position, search_space
+    from analysis.tuning import chosen, pick, search_space
+    from analysis.tuning_values import range_position
 
     sweep = tmp_path / "tun-tune"
     sweep.mkdir()
@@ -599,7 +601,8 @@ def test_one_rule_picks_the_chosen_trial_for_select_and_the_report():
     """A trial with a NaN run scores NaN in both sweeps.tuning (select) and the report,
     so neither picks it; the report's pick prefers the trial the test runs ran, says when
     none matches, and otherwise takes the best score by the same rule as select."""
-    from analysis.tuning import best_of, pick, trial_scores
+    from analysis.tuning import pick, trial_scores
+    from analysis.tuning_values import best_of
     from sweeps.tuning import choose
 
     rows = []
@@ -628,7 +631,8 @@ def test_edges_and_sensitivity_axes_with_a_default_outside_a_log_range(tmp_path)
     import matplotlib
 
     matplotlib.use("Agg")
-    from analysis.tuning import edge_of, sensitivity_figure
+    from analysis.tuning import edge_of
+    from analysis.tuning_figures import sensitivity_figure
 
     assert edge_of(0, "log_uniform", 1e-4, 1e-2) == "" and edge_of(0.0, "log_int", 32, 512) == ""
     assert edge_of(5e-2, "log_uniform", 1e-4, 1e-2) == ""  # outside: not an end of the range
@@ -832,7 +836,7 @@ def _shipped_tuning(sampler: str):
 
 
 def test_the_sobol_design_of_the_study_aliases_topk_batch_and_passes_and_lhs_does_not():
-    from analysis.tuning import aliased_groups
+    from analysis.tuning_design import aliased_groups
 
     sobol = _shipped_tuning("sobol")
     cov = sobol.coverage("vmpo")
@@ -873,7 +877,7 @@ def test_lhs_stratifies_every_dimension():
 
 
 def test_design_coverage_of_hand_made_four_trial_designs():
-    from analysis.tuning import design_coverage, dimension_levels
+    from analysis.tuning_design import design_coverage, dimension_levels
 
     dims = {"a": {"choice": [1, 2]}, "b": {"choice": [{"x": 0, "y": 1}, {"x": 5, "y": 6}]},
             "lr": {"log_uniform": [1e-4, 1e-2]}}
@@ -904,7 +908,8 @@ def test_the_sobol_design_is_confounded_at_halves_where_quartiles_see_nothing():
     a low lr, and V-MPO's eps_eta and lr halves coincide; at quartiles both pairs reach 8
     of 15 joint levels and are not aliased. The coarse pass flags exactly these two (the
     topk/batch/passes group is aliased at quartiles already); the LHS twin nothing."""
-    from analysis.tuning import halves_pairs, range_position
+    from analysis.tuning_design import halves_pairs
+    from analysis.tuning_values import range_position
 
     sobol, lhs = _shipped_tuning("sobol"), _shipped_tuning("lhs")
     found = {v: halves_pairs(sobol.coverage(v)) for v in ("vmpo", "ppo", "trpo")}
@@ -935,7 +940,7 @@ def test_the_sobol_design_is_confounded_at_halves_where_quartiles_see_nothing():
 
 
 def test_halves_flag_only_disjoint_splits_not_unbalanced_ones():
-    from analysis.tuning import design_coverage
+    from analysis.tuning_design import design_coverage
 
     dims = {"x": {"uniform": [0.0, 1.0]}, "y": {"log_uniform": [1e-3, 1e-1]},
             "opt": {"choice": ["a", "b", "c", "d"]}}
@@ -967,7 +972,7 @@ def test_halves_flag_only_disjoint_splits_not_unbalanced_ones():
 
 
 def test_dimension_levels_of_int_ranges_with_fewer_reachable_parts():
-    from analysis.tuning import design_coverage, dimension_levels
+    from analysis.tuning_design import design_coverage, dimension_levels
 
     cfgs = [{"k": k} for k in (1, 2, 3, 2)]
     # positions 0, 0.5, 1: quartiles 0, 2, 3 (quartile 1 unreachable), halves 0, 1, 1
@@ -984,7 +989,7 @@ def test_dimension_levels_of_int_ranges_with_fewer_reachable_parts():
 def test_expected_levels_against_the_exact_distribution_of_distinct_cells():
     """E[distinct cells] of n independent uniform draws into c cells, from the exact law
     P(k distinct) = C(c, k) k! S(n, k) / c^n (S: Stirling numbers of the second kind)."""
-    from analysis.tuning import design_coverage, expected_levels
+    from analysis.tuning_design import design_coverage, expected_levels
 
     def exact(c: int, n: int) -> float:
         S = [[0] * (n + 1) for _ in range(n + 1)]
@@ -1004,7 +1009,7 @@ def test_expected_levels_against_the_exact_distribution_of_distinct_cells():
 
 
 def test_aliased_groups_merge_two_groups_a_pair_links():
-    from analysis.tuning import aliased_groups
+    from analysis.tuning_design import aliased_groups
 
     cov = pd.DataFrame({"a": ["a", "c", "b", "x"], "b": ["b", "d", "c", "y"],
                         "aliased": [True, True, True, False]})
@@ -1012,7 +1017,7 @@ def test_aliased_groups_merge_two_groups_a_pair_links():
 
 
 def _design_rows(rows: list[tuple]) -> pd.DataFrame:
-    from analysis.tuning import DESIGN_COLUMNS, expected_levels
+    from analysis.tuning_design import DESIGN_COLUMNS, expected_levels
 
     out = []
     for variant, a, b, levels, possible, cells, at, split in rows:
@@ -1024,7 +1029,7 @@ def _design_rows(rows: list[tuple]) -> pd.DataFrame:
 
 
 def test_the_design_sentence_names_every_tied_worst_pair_and_each_kind_of_aliasing():
-    from analysis.tuning import _design_sentence
+    from analysis.tuning_design import _design_sentence
 
     d = _design_rows([
         ("ppo", "lr", "passes", 8, 15, 16, "halves", "lr lower half: passes in {5 x 64}"),
@@ -1052,7 +1057,8 @@ def test_the_design_sentence_names_every_tied_worst_pair_and_each_kind_of_aliasi
 
 
 def test_whole_batch_labels_and_tuning_envs(tmp_path):
-    from analysis.tuning import _value_text, minibatch_text, passes_label, tuning_envs
+    from analysis.tuning import tuning_envs
+    from analysis.tuning_values import _value_text, minibatch_text, passes_label
 
     assert passes_label(1, 0) == "1 x whole batch" and passes_label(5, 64) == "5 x 64"
     assert minibatch_text(0) == "whole batch" and minibatch_text(128) == "128"
@@ -1223,7 +1229,8 @@ def _seed_trials(values: dict[tuple[int, int, str], float]) -> pd.DataFrame:
 def test_split_seed_reliability_against_scipy():
     from scipy.stats import rankdata, spearmanr
 
-    from analysis.tuning import per_seed_scores, seed_reliability, trial_scores
+    from analysis.tuning import trial_scores
+    from analysis.tuning_reliability import per_seed_scores, seed_reliability
 
     rng = np.random.default_rng(5)
     seeds, envs, n = (1000, 1001, 1002, 1003), ("A", "B"), 9
@@ -1250,7 +1257,8 @@ def test_split_seed_reliability_splits_by_seed_not_by_env():
     -t on A and 1.5t on B (mean t/4, rising): rho +1 between the seeds. Split by env
     instead (A: 3t, -t, mean t; B: -2t, 1.5t, mean -t/4) the ranking reverses: rho -1;
     a mix-up of the seeds' runs shows as well."""
-    from analysis.tuning import per_seed_scores, seed_reliability, trial_scores
+    from analysis.tuning import trial_scores
+    from analysis.tuning_reliability import per_seed_scores, seed_reliability
 
     per_t = {(1000, "A"): 3.0, (1000, "B"): -2.0, (1001, "A"): -1.0, (1001, "B"): 1.5}
     vals = {(t, s, e): k * t for t in range(6) for (s, e), k in per_t.items()}
@@ -1267,7 +1275,8 @@ def test_split_seed_reliability_splits_by_seed_not_by_env():
 def test_per_seed_scores_leave_out_a_trial_with_a_run_not_done():
     """A trial with one run still `running` has no score: absent from the per-seed scores,
     and the split-seed rho the same as without it (its partial value would move it)."""
-    from analysis.tuning import per_seed_scores, seed_reliability, trial_scores
+    from analysis.tuning import trial_scores
+    from analysis.tuning_reliability import per_seed_scores, seed_reliability
 
     rng = np.random.default_rng(11)
     vals = {(t, s, e): float(rng.normal()) for t in range(6) for s in (1000, 1001) for e in "AB"}
@@ -1287,7 +1296,7 @@ def test_per_seed_scores_leave_out_a_trial_with_a_run_not_done():
 def test_split_seed_ranks_share_the_better_rank_on_ties_and_a_constant_side_has_no_rho():
     from scipy.stats import spearmanr
 
-    from analysis.tuning import reliability_wide, seed_reliability, _reliability_lines
+    from analysis.tuning_reliability import reliability_wide, seed_reliability, _reliability_lines
 
     # seed 1000: trials 0, 1, 2 tie at the top (0.9); seed 1001: distinct scores
     a = {0: 0.9, 1: 0.9, 2: 0.9, 3: 0.5, 4: 0.1}
@@ -1312,7 +1321,7 @@ def test_split_seed_ranks_share_the_better_rank_on_ties_and_a_constant_side_has_
 
 
 def test_only_a_positive_significant_rho_counts_as_replicating():
-    from analysis.tuning import RELIABILITY_COLUMNS, _reliability_lines
+    from analysis.tuning_reliability import RELIABILITY_COLUMNS, _reliability_lines
 
     rows = [("good", 0.93, 1e-6), ("negative", -0.9, 1e-4), ("weak", 0.18, 0.51),
             ("edge", 0.5, 0.05), ("none", np.nan, np.nan)]
@@ -1349,7 +1358,7 @@ def _capture_figures(monkeypatch) -> list:
 
 
 def test_sensitivity_panels_put_a_choice_on_a_categorical_axis_and_the_legend_outside(tmp_path, monkeypatch):
-    from analysis.tuning import sensitivity_figure
+    from analysis.tuning_figures import sensitivity_figure
 
     kept = _capture_figures(monkeypatch)
     passes = [{"epochs": 1, "minibatch_size": 0}, {"epochs": 4, "minibatch_size": 64}]
@@ -1392,7 +1401,9 @@ def test_sensitivity_panels_put_a_choice_on_a_categorical_axis_and_the_legend_ou
 def test_the_scores_figure_draws_each_trials_seed_spread_and_keeps_c00_visible(tmp_path, monkeypatch):
     from matplotlib.collections import LineCollection
 
-    from analysis.tuning import distribution_figure, per_seed_scores, trial_scores
+    from analysis.tuning import trial_scores
+    from analysis.tuning_figures import distribution_figure
+    from analysis.tuning_reliability import per_seed_scores
 
     kept = _capture_figures(monkeypatch)
     vals = {(t, s, e): 0.1 * t + (0.05 if s == 1001 else 0.0) * (t + 1) + (0.01 if e == "B" else 0)
