@@ -27,8 +27,8 @@ from scipy import stats
 
 from analysis import bootstrap as bs
 from analysis.load import Runs
-from analysis.scores import (Group, ablations, curve_grid, curve_tensor, full_vmpo, full_vmpos,
-                             is_raw, mixed_budgets, scores_at)
+from analysis.scores import (Group, ablations, auc_groups, curve_grid, curve_tensor, full_vmpo,
+                             full_vmpos, is_raw, mixed_budgets, scores_at)
 
 PROFILE_POINTS = 101
 RAW_METRICS = tuple(m for m in bs.METRICS if m != "Optimality Gap")
@@ -57,6 +57,8 @@ class Estimates:
     # (suite, x, y) of a "label" pair -> the run ids its compared runs share (shared_runs)
     shared: dict[tuple[str, str, str], int] = field(default_factory=dict)
     common: pd.DataFrame = field(default_factory=pd.DataFrame)  # IQM at the smallest budget
+    # `aggregate`'s estimators on each run's auc score (scores.auc_score), the same runs
+    aggregate_auc: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def default_jobs() -> int:
@@ -95,21 +97,40 @@ def run_jobs(jobs: dict, n_jobs: int) -> dict:
         return {k: futs[k].result() for k in keys}
 
 
-def aggregate_jobs(groups, reps: int, seed: int, engine: str) -> dict:
-    return {("aggregate", suite, variant, metric):
+def aggregate_jobs(groups, reps: int, seed: int, engine: str, kind: str = "aggregate"
+                   ) -> dict:
+    """A job per group and metric of the groups' scores. kind names the jobs and their
+    seeds: "aggregate" the final scores, "aggregate_auc" the auc ones (`scores.auc_groups`)."""
+    return {(kind, suite, variant, metric):
             ("aggregate", (g.scores, metric, reps,
-                           bs.derive_seed(seed, "aggregate", suite, variant, metric), engine))
+                           bs.derive_seed(seed, kind, suite, variant, metric), engine))
             for (suite, variant), g in groups.items() for metric in metrics(suite)}
 
 
-def aggregates(groups: dict[tuple[str, str], Group], results: dict) -> pd.DataFrame:
+def auc_jobs(runs: Runs, groups, reps: int, seed: int, engine: str, notes: list[str]
+             ) -> tuple[dict, dict]:
+    """The groups under auc (`scores.auc_groups`: the same runs, each scored by the mean
+    of its evaluations) whose runs all have a finite auc, and their "aggregate_auc" jobs;
+    a note for each group left out."""
+    ag = {}
+    for key, g in auc_groups(runs, groups).items():
+        if np.isfinite(g.scores).all():
+            ag[key] = g
+        else:
+            notes.append(f"{key[0]}/{key[1]}: not in the auc table, some of its runs have a "
+                         "NaN evaluation (no auc score)")
+    return ag, aggregate_jobs(ag, reps, seed, engine, kind="aggregate_auc")
+
+
+def aggregates(groups: dict[tuple[str, str], Group], results: dict,
+               kind: str = "aggregate") -> pd.DataFrame:
     """Columns: suite, variant, metric, point, lower, upper, n_runs, n_tasks, n_seeds.
     One row per (suite, variant, metric), metric in bootstrap.METRICS order (no
-    optimality gap for a raw-return stratum: `metrics`)."""
+    optimality gap for a raw-return stratum: `metrics`); kind as in `aggregate_jobs`."""
     rows = []
     for (suite, variant), g in groups.items():
         for metric in metrics(suite):
-            p, lo, hi = results[("aggregate", suite, variant, metric)]
+            p, lo, hi = results[(kind, suite, variant, metric)]
             rows.append((suite, variant, metric, p[0], lo[0], hi[0], g.n_runs,
                          len(g.envs), g.scores.shape[0]))
     return pd.DataFrame(rows, columns=["suite", "variant", "metric", "point", "lower",
@@ -480,7 +501,8 @@ def estimate(runs: Runs, final: pd.DataFrame, groups, *, baseline: str, reps: in
     pj = profile_jobs(groups, reps, seed, engine)
     cj, grids = curve_jobs(runs, groups, reps, seed, engine, curve_points, notes)
     bj, binfo = common_budget_jobs(runs, groups, final, reps, seed, engine, notes)
-    jobs = {**aggregate_jobs(groups, reps, seed, engine),
+    ag, aj = auc_jobs(runs, groups, reps, seed, engine, notes)
+    jobs = {**aggregate_jobs(groups, reps, seed, engine), **aj,
             **poi_jobs(groups, pairs, reps, seed, engine), **pj, **cj, **bj,
             **ablation_jobs(groups, abl, reps, seed, engine)}
     results = run_jobs(jobs, default_jobs() if n_jobs is None else n_jobs)
@@ -490,4 +512,5 @@ def estimate(runs: Runs, final: pd.DataFrame, groups, *, baseline: str, reps: in
         aggregate=agg, poi=poi, ablation=ablation_table(agg, poi, abl, groups, results),
         profiles=profiles(groups, pj, results), curves=curves(groups, grids, results),
         per_env=per_env(final), full=full, baseline=baseline, notes=notes, fulls=fulls,
-        common=common_budget(groups, binfo, results), shared=shared)
+        common=common_budget(groups, binfo, results), shared=shared,
+        aggregate_auc=aggregates(ag, results, kind="aggregate_auc"))

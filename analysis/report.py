@@ -54,7 +54,7 @@ except ModuleNotFoundError as _e:
 import pandas as pd
 
 from rundir import writable_dir_problem
-from analysis import completeness, duals, published, seed_curves, tables
+from analysis import auc_ranking, completeness, duals, published, seed_curves, tables
 from analysis import labels as label_mod
 from analysis.load import Runs, UsageError, load
 from analysis.scores import (final_scores, is_raw, mixed_budgets, raw_env, reference,
@@ -517,6 +517,13 @@ def _write_all(d: Path, runs, status, summary, final, groups, est, note, complet
     files += W(d, "aggregate", est.aggregate,
                tables.aggregate_wide(est.aggregate, env_lists(groups)),
                f"{what}, point [95% CI]; " + cap + raw_cap, complete, note)
+    if not est.aggregate_auc.empty:
+        what_auc = ("Aggregate area under the learning curve in raw returns" if all(raw) else
+                    "Aggregate normalised area under the learning curve")
+        files += W(d, "aggregate_auc", est.aggregate_auc,
+                   tables.aggregate_wide(est.aggregate_auc, env_lists(groups)),
+                   f"{what_auc} (auc: each run's mean over all its evaluations; the runs of "
+                   "the final-score table), point [95% CI]; " + cap + raw_cap, complete, note)
     files += W(d, "per_env", est.per_env, tables.per_env_wide(est.per_env),
                "Final scores per env: mean [Student-t 95% CI] over seeds.", complete, note)
     files += W(d, "probability_of_improvement", est.poi, tables.poi_wide(est.poi),
@@ -718,6 +725,25 @@ def control_rows(est, suite: str) -> list[str]:
     return out
 
 
+def _auc_lines(est, groups, suite: str, budgets: dict[str, list[int]] | None) -> list[str]:
+    """report.md's auc part of a suite's section: what auc is, `auc_ranking.ranking`'s paragraph
+    and the `aggregate_auc` table; nothing where the suite has no auc aggregate."""
+    agg = est.aggregate_auc
+    if agg.empty or not (agg["suite"] == suite).any():
+        return []
+    table = tables.aggregate_wide(agg, env_lists(groups))
+    if is_raw(suite):
+        table = table.drop(columns=["Optimality Gap"])
+    what = "raw return" if is_raw(suite) else "normalised score"
+    head = (f"Each run's mean {what} over all its evaluations (the area under its learning "
+            "curve over its budget; `aggregate_auc`), the same runs and estimators as the "
+            "table above: it rewards learning early where the final score sees only the end.")
+    text = auc_ranking.ranking(est.aggregate, agg, suite, budgets,
+                       {v: e for (s, v), e in env_lists(groups).items() if s == suite})
+    return ["### Area under the learning curve (auc)", "", head, "",
+            *([text, ""] if text else []), _section_table(table, suite)]
+
+
 # What Song et al. 2019 report each V-MPO part does, by the config field an ablation turns off
 PAPER_CLAIMS = {
     "topk_fraction": "top-k advantage selection",
@@ -864,6 +890,10 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
          f"estimators with 95% percentile intervals of the stratified bootstrap over runs, "
          f"{reps:,} replications, seed {seed} (engine `{engine}`; the `fast` engine gives "
          "the numbers rliable's own loop gives, see analysis/bootstrap.py)."),
+        ("- auc of a run (`aggregate_auc`): the mean of all its evaluations, normalised "
+         "(`scores.auc_score`, the tuning's auc too), so a variant that learns early scores "
+         "above one that reaches the same final score late; the same runs, estimators, "
+         "replications and intervals as the final-score aggregates."),
         "- Per-env final scores: mean and Student-t 95% interval over seeds.",
         (f"- Envs without a reference pair ({', '.join(raw_envs)}; {NO_PAIR_HINT}): "
          "not normalised; each is a stratum of its own, `raw:<env>` (raw returns of two "
@@ -948,6 +978,7 @@ def _report_md(runs, status, summary, final, groups, est, note, reps, seed, engi
             agg_table = agg_table.drop(columns=["Optimality Gap"])
         L += [f"### Aggregate final {'returns (raw)' if raw else 'scores'}", "",
               _section_table(agg_table, s), f"![aggregate {s}](aggregate_{k}.png)", ""]
+        L += _auc_lines(est, groups, s, mixed_budgets(final).get(s))
         if "poi" in figs[s]:
             L += [f"### Probability of improvement{unit}", "",
                   _section_table(tables.poi_wide(est.poi), s), *control_rows(est, s),

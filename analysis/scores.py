@@ -1,6 +1,8 @@
 """Scores: a run's last eval/return, normalised by its suite, arranged for rliable.
 
-A run's score is its eval/return at its last evaluation (largest step). Scores are
+A run's score is its eval/return at its last evaluation (largest step); its auc score
+(`auc_score`: one definition for the tuning's criterion and the report's `aggregate_auc`)
+is the mean of all its evaluations, normalised. Scores are
 normalised with `suites.normalise(env_id, score)` (Atari: human-normalised with DQN
 Zoo's random/human table; other suites: their own reference pair, see `suites`), or with
 the pair a sweep spec's `references:` recorded in the runs' config.json ("reference")
@@ -159,6 +161,25 @@ def final_scores(runs: Runs, status: pd.DataFrame) -> pd.DataFrame:
                           ).reset_index(drop=True)
 
 
+def auc_score(runs: Runs, i: int, raw: bool = False) -> float:
+    """Run i's area under its learning curve, as the tuning scores trials too
+    (`tuning.run_scores`): the mean of its evaluations `runs.curve(i)`, each normalised,
+
+        auc = (1/K) sum_k normalise(env, eval_k),   k = 1..K (every evaluation, in order),
+
+    or in raw returns with `raw` (a raw stratum, `is_raw`). NaN without evaluations (or
+    where one is NaN). The mean and not a trapezoid over steps: evaluations come every
+    `eval_every` steps up to the budget, so the mean is the area under the curve (a right
+    Riemann sum) over the budget, and an evaluation a few steps late (at a rollout
+    boundary) weighs no more than the others.
+    UsageError for an env without a pair unless `raw` (`normalise`)."""
+    _, values = runs.curve(i)
+    if not len(values):
+        return float("nan")
+    x = values if raw else normalise(str(runs.table["env"].iloc[i]), values)
+    return float(np.mean(x))
+
+
 def without_pair(final: pd.DataFrame) -> list[str]:
     """The envs of `final_scores` with raw returns only (no reference pair), sorted."""
     return sorted(set(final.loc[_raw_rows(final), "env"]))
@@ -254,6 +275,19 @@ def groups(final: pd.DataFrame) -> dict[tuple[str, str], Group]:
         out[(suite, variant)] = Group(suite, variant, algos[0], envs,
                                       rows.astype(np.int64), sc.astype(np.float64),
                                       int(len(g) - n * len(envs)))
+    return out
+
+
+def auc_groups(runs: Runs, groups_: dict[tuple[str, str], Group]
+               ) -> dict[tuple[str, str], Group]:
+    """`groups_` with each run's auc score (`auc_score`; raw returns for a raw stratum) in
+    place of its final score: the same runs (rows) and envs, so that an aggregate under
+    auc and one under the final score compare like with like. Same keys, same order."""
+    out = {}
+    for key, g in groups_.items():
+        sc = np.array([[auc_score(runs, int(r), raw=is_raw(g.suite)) for r in row]
+                       for row in g.rows], dtype=np.float64).reshape(g.rows.shape)
+        out[key] = Group(g.suite, g.variant, g.algo, list(g.envs), g.rows, sc, g.dropped)
     return out
 
 

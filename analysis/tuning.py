@@ -39,19 +39,17 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analysis import expected_max
 from analysis.load import Runs
-from analysis.tuning_design import _design_sentence, aliased_groups, design_table, halves_pairs
+from analysis.tuning_design import design_sentence, aliased_groups, design_table, halves_pairs
 from analysis.tuning_figures import distribution_figure, sensitivity_figure
-from analysis.tuning_reliability import (_reliability_lines, per_seed_scores, reliability_wide,
+from analysis.tuning_reliability import (reliability_lines, per_seed_scores, reliability_wide,
                                          seed_reliability)
-from analysis.tuning_values import (NUMERIC_KINDS, _numeric, best_of, range_position,
-                                    searched_fields)
+from analysis.tuning_values import (EDGE, NUMERIC_KINDS, best_of, edge_of, searched_fields)
 from rundir import last_wall_time
 
 TRIAL_RE = re.compile(r"^(?P<variant>.+)\.c(?P<trial>\d{2,})$")  # as sweeps.tuning names them
@@ -159,19 +157,6 @@ def _criterion(sweep_path: str) -> str:
     return crit if crit in ("final", "auc") else "final"
 
 
-EDGE = 0.1  # a selected value this close to an end of its range (share of the span) is flagged
-
-
-def edge_of(value: Any, kind: str, lo: float, hi: float) -> str:
-    """"low end" / "high end" where a numeric `value` in [lo, hi] lies within EDGE of the
-    span from an end (`range_position`), else "" (also for a value outside the range, such
-    as a default the search does not cover): the best value may lie outside the range."""
-    if not _numeric([value]) or (kind.startswith("log") and value <= 0) or not lo <= value <= hi:
-        return ""  # not a point of the range (a default outside it, 0 on a log range)
-    u = range_position(value, kind, lo, hi)
-    return "low end" if u <= EDGE else "high end" if u >= 1 - EDGE else ""
-
-
 def search_space(sweep_path: str) -> tuple[dict[str, dict[str, tuple[str, float, float]]],
                                           dict[str, dict[str, list]]]:
     """The spec copy's `tuning.search`, per variant and field: (ranges, choices).
@@ -224,17 +209,17 @@ def _expected_runs(sweep_path: str) -> int | None:
 
 
 def run_scores(runs: Runs, i: int) -> tuple[float, float]:
-    """(final, auc) of run i: its last evaluation and the mean of its evaluations, both
-    normalised; NaN without evaluations or (a spec from before tuning envs needed one)
-    without a reference pair. `learn_pairs` must have seen the runs."""
-    from analysis.scores import has_pair, normalise
+    """(final, auc) of run i: its last evaluation and the mean of its evaluations
+    (`scores.auc_score`, the report's auc too), both normalised; NaN without evaluations
+    or (a spec from before tuning envs needed one) without a reference pair. `learn_pairs`
+    must have seen the runs."""
+    from analysis.scores import auc_score, has_pair, normalise
 
     _, values = runs.curve(i)
     env = runs.table["env"].iloc[i]
     if not len(values) or not has_pair(env):
         return np.nan, np.nan
-    norm = normalise(env, values)
-    return float(norm[-1]), float(norm.mean())
+    return float(normalise(env, values[-1:])[0]), auc_score(runs, i)
 
 
 def trial_table(trials: Runs) -> pd.DataFrame:
@@ -719,7 +704,7 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
                             aliased=design["aliased"].map(lambda a: "ALIASED" if a else ""))
         files += w(out, "tuning_design", design, dsg, "Design coverage: the joint levels each "
                    "pair of searched dimensions reaches over the trials.", True, None)
-        L += ["### Design coverage", "", _design_sentence(design), ""]
+        L += ["### Design coverage", "", design_sentence(design), ""]
     if headline is not None and len(headline.table):
         tune_seeds = set(tt["seed"])
         test = headline.table[~is_trial(headline.table["variant"])]
@@ -802,13 +787,12 @@ def section(trials: Runs, out: Path, headline: Runs | None = None
         files += w(out, "tuning_reliability", rel, relf, "Split-seed reliability: the trials' "
                    "ranking on one tuning seed against the other.", True, None)
         L += ["### Does the trials' ranking replicate across seeds?", "",
-              *_reliability_lines(rel, criterion), tables.to_markdown(relf), ""]
+              *reliability_lines(rel, criterion), tables.to_markdown(relf), ""]
     emc = expected_max.curves(ts, seed_scores)
     if len(emc):
         files += w(out, "tuning_expected_max", emc, None, "", True, None)
         files += expected_max.figure(emc, out, criterion)
-        L += ["### Did the budget saturate? Expected best against configurations tried", "",
-              *expected_max.lines(emc),
+        L += [*expected_max.lines(emc),
               "![expected best against configurations tried](tuning_expected_max.png)", ""]
     at_edge = ch[ch["edge"] != ""]
     if len(at_edge):

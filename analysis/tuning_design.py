@@ -3,7 +3,7 @@ pair of its searched dimensions, the joint levels the trials reach against the m
 could and against what independent draws reach, a pair whose levels fix each other's
 (aliased, at quartiles) or whose halves split the other's levels into disjoint sets
 (confounded at halves) flagged: its effects cannot be told apart (`design_coverage`;
-`design_table` over every tuned variant, `_design_sentence` the report's paragraph).
+`design_table` over every tuned variant, `design_sentence` the report's paragraph).
 `sweeps/launch.py --dry-run` warns from the same check (sweeps/tuning.py) before any run.
 """
 
@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.tuning_values import NUMERIC_KINDS, _numeric, _value_text, range_position
+from analysis.tuning_values import NUMERIC_KINDS, is_numeric, value_text, range_position
 
 
 QUARTILES = 4  # a numeric dimension's levels at full resolution: its range's quarters
@@ -26,14 +26,14 @@ ALIASED_AT = ("quartiles", "halves")  # `aliased_at`, strongest first ("" where 
 
 
 def _same(a, b) -> bool:
-    if _numeric([a, b]) and a is not None and b is not None:
+    if is_numeric([a, b]) and a is not None and b is not None:
         return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def _bin(value, kind: str, lo: float, hi: float, bins: int) -> int | None:
     """Which of `bins` equal parts of [lo, hi] (`range_position`) holds `value`."""
-    if not _numeric([value]) or value is None or (kind.startswith("log") and value <= 0):
+    if not is_numeric([value]) or value is None or (kind.startswith("log") and value <= 0):
         return None
     u = range_position(value, kind, lo, hi)
     return min(max(int(u * bins), 0), bins - 1)
@@ -80,8 +80,8 @@ def _option_text(key: str, option) -> str:
     """An option of dimension `key` as the report names it: a joint option's values joined
     by " x " (`passes` {epochs: 5, minibatch_size: 64}: "5 x 64", as `passes_label`)."""
     if isinstance(option, dict):
-        return " x ".join(_value_text(f, v) for f, v in option.items())
-    return _value_text(key, option)
+        return " x ".join(value_text(f, v) for f, v in option.items())
+    return value_text(key, option)
 
 
 def _halves_split(a: str, b: str, dims: dict[str, dict], la: list, lb: list, ka: int, kb: int
@@ -218,7 +218,7 @@ def _worst_text(variant: str, g: pd.DataFrame) -> str:
             f"{g['coverage'].median():.2f})")
 
 
-def _design_sentence(design: pd.DataFrame) -> str:
+def design_sentence(design: pd.DataFrame) -> str:
     """The design-coverage paragraph: what is counted, each variant's worst pairs (all of
     a tie) against what independent draws reach, and the pairs aliased at full resolution
     and confounded at halves named (`design_table`)."""

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.tuning_design import dimension_levels
-from analysis.tuning_values import NUMERIC_KINDS, _numeric, _value_text, best_of, searched_fields
+from analysis.tuning_values import NUMERIC_KINDS, is_numeric, value_text, best_of, searched_fields
 
 
 def _spread(keys: list, width: float) -> np.ndarray:
@@ -54,7 +54,7 @@ def _panels(tt: pd.DataFrame, variant: str, dims: dict[str, dict] | None,
     out = []
     for f in fields:
         vals = [c.get(f) for c in cfgs]
-        if _numeric(vals):
+        if is_numeric(vals):
             out.append(("numeric", f, ranges.get(f)))
         else:
             opts = []
@@ -101,8 +101,8 @@ def _choice_panel(ax, key: str, options: list, cfgs: list[dict]):
     no option, such as a default outside the search, under "other"), points of one option
     spread sideways. Returns each config's x."""
     levels, k = dimension_levels(key, {"choice": list(options)}, cfgs)
-    labels = [", ".join(_value_text(f, v) for f, v in o.items()) if isinstance(o, dict)
-              else _value_text(key, o) for o in options]
+    labels = [", ".join(value_text(f, v) for f, v in o.items()) if isinstance(o, dict)
+              else value_text(key, o) for o in options]
     if any(lv is None for lv in levels):
         labels.append("other")
     x = np.array([k if lv is None else lv for lv in levels], dtype=float)
@@ -123,7 +123,7 @@ def _numeric_panel(ax, key: str, rng: tuple[str, float, float] | None, cfgs: lis
     from matplotlib.ticker import LogLocator, NullFormatter
 
     vals = [c.get(key) for c in cfgs]
-    ok = np.array([_numeric([v]) and v is not None for v in vals], dtype=bool)
+    ok = np.array([is_numeric([v]) and v is not None for v in vals], dtype=bool)
     v = np.array([float(x) if good else np.nan for x, good in zip(vals, ok)])
     pos = v[ok & (v > 0)]
     log = (rng[0].startswith("log") if rng else

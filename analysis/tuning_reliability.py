@@ -78,7 +78,7 @@ def seed_reliability(seed_scores: pd.DataFrame, picked: dict[str, tuple[int, str
 RELIABLE_P = 0.05  # a split-seed rho with p above this: the ranking is not shown to replicate
 
 
-def _reliability_lines(rel: pd.DataFrame, criterion: str) -> list[str]:
+def reliability_lines(rel: pd.DataFrame, criterion: str) -> list[str]:
     """The split-seed reliability paragraph (`seed_reliability`)."""
     per = "; ".join(f"`{r.variant}` ρ = {r.rho:+.2f} (p = {r.p:.2g}, {r.trials} trials)"
                     if np.isfinite(r.rho) else f"`{r.variant}` ρ undefined (a side is constant)"

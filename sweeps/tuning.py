@@ -111,9 +111,8 @@ from pathlib import Path
 from typing import Any
 
 from algos.config import ConfigError
-from analysis.tuning import edge_of
 from analysis.tuning_design import aliased_groups, design_coverage
-from analysis.tuning_values import best_of
+from analysis.tuning_values import best_of, edge_of
 from rundir import stable_hash
 
 TUNING_KEYS = ("configs", "seeds", "envs", "steps", "criterion", "sampler", "sampler_seed",

@@ -292,6 +292,17 @@ def test_tune_select_test_and_report(tmp_path):
         row = dist[dist["variant"] == v].iloc[0]
         assert row["p50"] == pytest.approx(np.percentile(s, 50))
         assert row["best"] == pytest.approx(s.max())
+    # the expected best of n configurations (without replacement): the trials' mean at
+    # n = 1, their best at n = N
+    em = pd.read_csv(out_dir / "tuning_expected_max.csv", comment="#")
+    for v in ("ppo", "vmpo"):
+        s = trials.loc[trials["variant"] == v, "score"].to_numpy()
+        e = em[em["variant"] == v].set_index("n")["expected_best"]
+        assert list(e.index) == [1, 2, 3]
+        # abs: the trial scores come from the CSV's printed digits
+        assert (e[1], e[3]) == (pytest.approx(s.mean(), abs=1e-6), pytest.approx(s.max(), abs=1e-6))
+    assert "### Expected best trial score against configurations tried" in md
+    assert (out_dir / "tuning_expected_max.png").is_file()
     # the selection on fresh seeds: the chosen trial's tuning score beside the test run's,
     # both final returns normalised by CartPole's pair, from the run directories directly
     import suites
@@ -631,7 +642,7 @@ def test_edges_and_sensitivity_axes_with_a_default_outside_a_log_range(tmp_path)
     import matplotlib
 
     matplotlib.use("Agg")
-    from analysis.tuning import edge_of
+    from analysis.tuning_values import edge_of
     from analysis.tuning_figures import sensitivity_figure
 
     assert edge_of(0, "log_uniform", 1e-4, 1e-2) == "" and edge_of(0.0, "log_int", 32, 512) == ""
@@ -1029,7 +1040,7 @@ def _design_rows(rows: list[tuple]) -> pd.DataFrame:
 
 
 def test_the_design_sentence_names_every_tied_worst_pair_and_each_kind_of_aliasing():
-    from analysis.tuning_design import _design_sentence
+    from analysis.tuning_design import design_sentence
 
     d = _design_rows([
         ("ppo", "lr", "passes", 8, 15, 16, "halves", "lr lower half: passes in {5 x 64}"),
@@ -1037,7 +1048,7 @@ def test_the_design_sentence_names_every_tied_worst_pair_and_each_kind_of_aliasi
         ("ppo", "lr", "gae_lambda", 12, 15, 16, "", ""),
         ("vmpo", "batch", "passes", 4, 15, 16, "quartiles", ""),
         ("vmpo", "eps_eta", "lr", 12, 15, 16, "", "")])
-    text = _design_sentence(d)
+    text = design_sentence(d)
     assert ("Worst: `ppo` lr x passes (confounded at halves), gae_lambda x passes: 8 of 15 "
             "each, against 9.9 for 15 independent uniform draws (median coverage over its 3 "
             "pairs 0.53); `vmpo` batch x passes (aliased): 4 of 15, against 9.9 for 15 "
@@ -1048,21 +1059,21 @@ def test_the_design_sentence_names_every_tied_worst_pair_and_each_kind_of_aliasi
             "the levels of one split the other's into disjoint sets on every trial): `ppo`: lr "
             "x passes (lr lower half: passes in {5 x 64}).") in text
     assert "No pair is aliased" not in text
-    clean = _design_sentence(d[d["aliased_at"] == ""])
+    clean = design_sentence(d[d["aliased_at"] == ""])
     assert "No pair is aliased" in clean and "Aliased pairs" not in clean and "Confounded" not in clean
     # untied worst pairs with different cells keep their own counts
-    mixed = _design_sentence(_design_rows([("t", "a", "b", 7, 12, 12, "", ""),
+    mixed = design_sentence(_design_rows([("t", "a", "b", 7, 12, 12, "", ""),
                                            ("t", "c", "d", 9, 15, 16, "", "")]))
     assert "`t` a x b: 7 of 12, against 8.7 for 15 independent uniform draws (median" in mixed
 
 
 def test_whole_batch_labels_and_tuning_envs(tmp_path):
     from analysis.tuning import tuning_envs
-    from analysis.tuning_values import _value_text, minibatch_text, passes_label
+    from analysis.tuning_values import value_text, minibatch_text, passes_label
 
     assert passes_label(1, 0) == "1 x whole batch" and passes_label(5, 64) == "5 x 64"
     assert minibatch_text(0) == "whole batch" and minibatch_text(128) == "128"
-    assert _value_text("minibatch_size", 0) == "whole batch" and _value_text("lr", 0) == "0"
+    assert value_text("minibatch_size", 0) == "whole batch" and value_text("lr", 0) == "0"
     (tmp_path / "spec.yaml").write_text("tuning:\n  envs: [classic, Foo-v0]\n")
     assert tuning_envs(str(tmp_path)) == {"CartPole-v1", "Acrobot-v1", "Pendulum-v1",
                                           "MountainCarContinuous-v0", "Foo-v0"}
@@ -1296,7 +1307,7 @@ def test_per_seed_scores_leave_out_a_trial_with_a_run_not_done():
 def test_split_seed_ranks_share_the_better_rank_on_ties_and_a_constant_side_has_no_rho():
     from scipy.stats import spearmanr
 
-    from analysis.tuning_reliability import reliability_wide, seed_reliability, _reliability_lines
+    from analysis.tuning_reliability import reliability_wide, seed_reliability, reliability_lines
 
     # seed 1000: trials 0, 1, 2 tie at the top (0.9); seed 1001: distinct scores
     a = {0: 0.9, 1: 0.9, 2: 0.9, 3: 0.5, 4: 0.1}
@@ -1314,21 +1325,21 @@ def test_split_seed_ranks_share_the_better_rank_on_ties_and_a_constant_side_has_
     rel = seed_reliability(flat, {"v": (3, "best score")})
     assert np.isnan(rel["rho"].iloc[0]) and np.isnan(rel["p"].iloc[0])
     assert rel["chosen_rank_b"].iloc[0] == 1
-    text = _reliability_lines(rel, "final")[0]
+    text = reliability_lines(rel, "final")[0]
     assert "`v` ρ undefined (a side is constant)" in text
     assert "Not shown to replicate (ρ not positive at p < 0.05): `v`." in text
     assert reliability_wide(rel)["Spearman ρ"].tolist() == ["-"]
 
 
 def test_only_a_positive_significant_rho_counts_as_replicating():
-    from analysis.tuning_reliability import RELIABILITY_COLUMNS, _reliability_lines
+    from analysis.tuning_reliability import RELIABILITY_COLUMNS, reliability_lines
 
     rows = [("good", 0.93, 1e-6), ("negative", -0.9, 1e-4), ("weak", 0.18, 0.51),
             ("edge", 0.5, 0.05), ("none", np.nan, np.nan)]
     rel = pd.DataFrame([{c: None for c in RELIABILITY_COLUMNS} | {"variant": v, "rho": r, "p": p,
                                                                    "trials": 15}
                         for v, r, p in rows], columns=RELIABILITY_COLUMNS)
-    text = _reliability_lines(rel, "final")[0]
+    text = reliability_lines(rel, "final")[0]
     assert text.endswith("Not shown to replicate (ρ not positive at p < 0.05): `negative`, "
                          "`weak`, `edge`, `none`.")
     assert "`good` ρ = +0.93 (p = 1e-06, 15 trials)" in text
