@@ -118,7 +118,7 @@ def auc_jobs(runs: Runs, groups, reps: int, seed: int, engine: str, notes: list[
             ag[key] = g
         else:
             notes.append(f"{key[0]}/{key[1]}: not in the auc table, some of its runs have a "
-                         "NaN evaluation (no auc score)")
+                         "non-finite evaluation (NaN or inf: no auc score)")
     return ag, aggregate_jobs(ag, reps, seed, engine, kind="aggregate_auc")
 
 

@@ -34,10 +34,10 @@ def _differ(pairs: list[tuple[str, str]], f: dict, a: dict) -> str:
              f"and `{y}` under auc ({_pair(x, y, a)}), intervals apart under both"
              for x, y in pairs if _apart(a[x], a[y]) and _apart(f[x], f[y])]
     rises = [f"`{y}` is above `{x}` under auc with intervals apart ({_pair(x, y, a)}), where "
-             f"their final order is not resolved ({_pair(x, y, f)})"
+             f"their final IQM intervals overlap ({_pair(x, y, f)})"
              for x, y in pairs if _apart(a[x], a[y]) and not _apart(f[x], f[y])]
     open_ = [f"`{x}`/`{y}`" for x, y in pairs if not _apart(a[x], a[y])]
-    parts = swaps or ["none is a swap"]
+    parts = swaps or ["no swap is resolved"]
     parts += rises
     if open_:
         parts.append("the auc order of " + ", ".join(open_) + " is not resolved (their auc "

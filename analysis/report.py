@@ -740,6 +740,12 @@ def _auc_lines(est, groups, suite: str, budgets: dict[str, list[int]] | None) ->
             "table above: it rewards learning early where the final score sees only the end.")
     text = auc_ranking.ranking(est.aggregate, agg, suite, budgets,
                        {v: e for (s, v), e in env_lists(groups).items() if s == suite})
+    left = sorted(set(est.aggregate.loc[est.aggregate["suite"] == suite, "variant"])
+                  - set(agg.loc[agg["suite"] == suite, "variant"]))
+    if left:  # aggregate.auc_jobs left them out
+        text = (text + " " if text else "") + ", ".join(f"`{v}`" for v in left) + (
+            " is" if len(left) == 1 else " are") + " not in the auc table: some of " + (
+            "its" if len(left) == 1 else "their") + " runs have a non-finite evaluation."
     return ["### Area under the learning curve (auc)", "", head, "",
             *([text, ""] if text else []), _section_table(table, suite)]
 

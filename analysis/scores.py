@@ -161,6 +161,19 @@ def final_scores(runs: Runs, status: pd.DataFrame) -> pd.DataFrame:
                           ).reset_index(drop=True)
 
 
+def curve_score(values: np.ndarray, criterion: str) -> float:
+    """A learning curve's score, one rule for the tuning's selection
+    (`sweeps.tuning.score_trials`), its report (`analysis.tuning.run_scores`) and the
+    report's auc (`auc_score`). values: [K] evaluations in order (normalised or raw);
+    `final` is the last, `auc` the mean of all K (see `auc_score`). NaN for K = 0."""
+    x = np.asarray(values, dtype=np.float64)
+    if criterion not in ("final", "auc"):
+        raise ValueError(f"criterion: 'final' or 'auc', got {criterion!r}")
+    if not len(x):
+        return float("nan")
+    return float(x[-1]) if criterion == "final" else float(np.mean(x))
+
+
 def auc_score(runs: Runs, i: int, raw: bool = False) -> float:
     """Run i's area under its learning curve, as the tuning scores trials too
     (`tuning.run_scores`): the mean of its evaluations `runs.curve(i)`, each normalised,
@@ -171,13 +184,15 @@ def auc_score(runs: Runs, i: int, raw: bool = False) -> float:
     where one is NaN). The mean and not a trapezoid over steps: evaluations come every
     `eval_every` steps up to the budget, so the mean is the area under the curve (a right
     Riemann sum) over the budget, and an evaluation a few steps late (at a rollout
-    boundary) weighs no more than the others.
+    boundary) weighs no more than the others. Where the budget is not a multiple of
+    `eval_every` the last evaluation (at the budget) weighs a full period though it covers
+    less: every sweep spec in sweeps/ has budgets that are multiples of it.
     UsageError for an env without a pair unless `raw` (`normalise`)."""
     _, values = runs.curve(i)
     if not len(values):
         return float("nan")
     x = values if raw else normalise(str(runs.table["env"].iloc[i]), values)
-    return float(np.mean(x))
+    return curve_score(x, "auc")
 
 
 def without_pair(final: pd.DataFrame) -> list[str]:

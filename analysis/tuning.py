@@ -210,16 +210,17 @@ def _expected_runs(sweep_path: str) -> int | None:
 
 def run_scores(runs: Runs, i: int) -> tuple[float, float]:
     """(final, auc) of run i: its last evaluation and the mean of its evaluations
-    (`scores.auc_score`, the report's auc too), both normalised; NaN without evaluations
+    (`scores.curve_score`, the selection's and the report's auc too), both normalised; NaN without evaluations
     or (a spec from before tuning envs needed one) without a reference pair. `learn_pairs`
     must have seen the runs."""
-    from analysis.scores import auc_score, has_pair, normalise
+    from analysis.scores import curve_score, has_pair, normalise
 
     _, values = runs.curve(i)
     env = runs.table["env"].iloc[i]
     if not len(values) or not has_pair(env):
         return np.nan, np.nan
-    return float(normalise(env, values[-1:])[0]), auc_score(runs, i)
+    norm = normalise(env, values)
+    return curve_score(norm, "final"), curve_score(norm, "auc")
 
 
 def trial_table(trials: Runs) -> pd.DataFrame:

@@ -714,7 +714,7 @@ def score_trials(spec, runs_table, curve) -> dict[str, list[Trial]]:
     (steps, values) of row i. Raises ValueError naming what is missing."""
     import numpy as np
 
-    from analysis.scores import by_pair, normalise
+    from analysis.scores import by_pair, curve_score, normalise
 
     t = spec.tuning
     out: dict[str, list[Trial]] = {}
@@ -737,7 +737,7 @@ def score_trials(spec, runs_table, curve) -> dict[str, list[Trial]]:
             pair = spec.references.get(row["env"])  # else the suite's (validated: one exists)
             norm = (by_pair(values, pair["random"], pair["reference"]) if pair
                     else normalise(row["env"], values))
-            s = float(norm[-1]) if t.criterion == "final" else float(np.mean(norm))
+            s = curve_score(norm, t.criterion)
             acc[tr.trial].setdefault(row["env"], []).append(s)
         for tr in trials:
             tr.per_env = {e: float(np.mean(v)) for e, v in acc[tr.trial].items()}

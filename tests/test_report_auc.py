@@ -152,7 +152,7 @@ def test_report_md_says_the_swap_after_the_headline(study):
     assert "Under auc the IQM ranks the variants `trpo`" in text
     assert "under the final score, `ppo`" in text
     assert "`ppo` and `trpo` swap" in text and "intervals apart under both" in text
-    assert "none is a swap" not in text
+    assert "no swap is resolved" not in text
     assert "- auc of a run (`aggregate_auc`): the mean of all its evaluations" in md  # Method
     assert "`aggregate_auc.csv`" in md.split("## Files")[1]
 
@@ -182,7 +182,7 @@ def test_overlapping_auc_intervals_are_not_resolved_not_a_swap():
     final = _agg({"A": (0.9, 0.8, 1.0), "B": (0.5, 0.4, 0.6)})
     auc = _agg({"A": (0.50, 0.40, 0.62), "B": (0.55, 0.45, 0.65)})
     text = auc_ranking(final, auc, "s")
-    assert "none is a swap" in text and "swap," not in text
+    assert "no swap is resolved" in text and "swap," not in text
     assert "the auc order of `A`/`B` is not resolved" in text
 
 
@@ -190,9 +190,9 @@ def test_an_auc_order_where_the_final_one_is_not_resolved_is_no_swap():
     final = _agg({"A": (0.6, 0.4, 0.8), "B": (0.5, 0.3, 0.7)})
     auc = _agg({"A": (0.3, 0.25, 0.35), "B": (0.6, 0.55, 0.65)})
     text = auc_ranking(final, auc, "s")
-    assert "none is a swap" in text
+    assert "no swap is resolved" in text
     assert "`B` is above `A` under auc with intervals apart" in text
-    assert "their final order is not resolved" in text
+    assert "their final IQM intervals overlap" in text
 
 
 def test_agreeing_orders_and_their_unresolved_pairs():
@@ -230,3 +230,40 @@ def test_variants_on_other_envs_or_with_one_seed_are_not_ranked_with_the_others(
     assert "`C` is ranked with no other variant: none shares its envs (e1)." in text
     assert "`D` has one seed per env, so no interval: not ranked." in text
     assert "`C` 0.9 >" not in text and "`D` 0.95 >" not in text
+
+
+def test_a_variant_left_out_of_the_auc_table_is_named():
+    # aggregate.auc_jobs leaves out a group with a non-finite evaluation: the paragraph
+    # must say so, not rank the others as if it were absent from the study
+    from types import SimpleNamespace
+
+    from analysis.scores import Group
+
+    def table(d):
+        return pd.DataFrame([("s", v, "IQM", *t, 6, 2, 3) for v, t in d.items()],
+                            columns=["suite", "variant", "metric", "point", "lower", "upper",
+                                     "n_runs", "n_tasks", "n_seeds"])
+
+    est = SimpleNamespace(
+        aggregate=table({"A": (0.9, 0.8, 1.0), "B": (0.5, 0.4, 0.6), "C": (0.2, 0.1, 0.3)}),
+        aggregate_auc=table({"A": (0.7, 0.6, 0.8), "B": (0.3, 0.2, 0.4)}))
+    groups = {("s", v): Group("s", v, "ppo", ["e1", "e2"], np.zeros((3, 2), dtype=int),
+                              np.zeros((3, 2)), 0) for v in "ABC"}
+    text = "\n".join(report._auc_lines(est, groups, "s", None))
+    assert "`C` is not in the auc table: some of its runs have a non-finite evaluation." in text
+    assert "Under auc the IQM ranks the variants `A` 0.7 > `B` 0.3" in text
+    est.aggregate = est.aggregate[est.aggregate["variant"] != "C"]
+    assert "not in the auc table" not in "\n".join(report._auc_lines(est, groups, "s", None))
+
+
+def test_curve_score_is_the_one_rule_for_final_and_auc():
+    # the selection (sweeps.tuning.score_trials), the tuning section and the report's auc
+    # all score a curve through it
+    from analysis.scores import curve_score
+
+    assert curve_score([0.1, 0.5, 0.3], "final") == 0.3
+    assert curve_score([0.1, 0.5, 0.3], "auc") == pytest.approx(0.3)
+    assert curve_score([0.2, 0.4, 0.9], "auc") == pytest.approx(0.5)
+    assert np.isnan(curve_score([], "auc"))
+    with pytest.raises(ValueError, match="criterion: 'final' or 'auc'"):
+        curve_score([1.0], "best")
