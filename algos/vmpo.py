@@ -473,8 +473,9 @@ class Learner(OnPolicyLearner):
                 target_params["mu"], target_params["std"], params["mu"].detach(), params["std"].detach()))
         if not self.spec.discrete:
             out["policy/std"] = float(params["std"].detach().mean())
-        else:
-            out["policy/entropy"] = float(net.head.entropy(params).detach().mean())
+        # both action kinds, as PPO and TRPO log it (runs before 2026-12-07 logged it for
+        # discrete actions only, so their diagnostics figure has no V-MPO entropy line)
+        out["policy/entropy"] = float(net.head.entropy(params).detach().mean())
         return out
 
     # -- checkpoints ------------------------------------------------------------------

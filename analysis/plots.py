@@ -670,8 +670,13 @@ def diagnostics_figure(tr: pd.DataFrame, suite: str, style: Style, out: Path,
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels) + 1.8, 3.2), squeeze=False)
     drawn: list[str] = []
     allowed_by: list[str] = []
+    in_any = set(d.loc[d["metric"].isin([p[0] for p in panels]), "variant"])
     for ax, (m, title, scale) in zip(axes.ravel(), panels):
         dm = d[d["metric"] == m]
+        missing = order(in_any - set(dm["variant"]))
+        if missing:  # say so, lest a reader take a missing line for one hidden under another
+            ax.text(0.98, 0.97, "not logged by\n" + "\n".join(missing), transform=ax.transAxes,
+                    ha="right", va="top", fontsize=7, color="0.35")
         for v in order(dm["variant"]):
             g = dm[dm["variant"] == v]
             drawn.append(v)

@@ -108,3 +108,24 @@ def test_spread_takes_about_k_rows_evenly():
     assert spread(x, 256).tolist() == list(range(0, 1000, 4))  # ceil(1000/256) = 4: 250 rows
     assert spread(x[:256], 256).tolist() == list(range(256))
     assert spread(x[:7], 256).tolist() == list(range(7))
+
+
+@pytest.mark.parametrize("spec", [CONT, DISC], ids=["gaussian", "categorical"])
+def test_vmpo_logs_the_entropy_of_the_policy_its_step_starts_from(spec):
+    """With one gradient step per batch (the default) V-MPO's policy/entropy is the entropy of
+    the policy before that step, on the batch's states: both action kinds (before
+    2026-12-07 a Gaussian policy logged only its std)."""
+    from algos import vmpo
+
+    torch.manual_seed(0)
+    learner = vmpo.Learner(vmpo.Config(rollout_length=64), spec, 4, 100_000, torch.device("cpu"))
+    batch = _rollout(spec, 64, 4, 3)
+    obs = learner.prepare(batch)["obs"][:-1].flatten(0, 1)
+    with torch.no_grad():
+        before = learner.net.policy(obs)
+    learner.observe(batch)
+    stats = learner.update()
+    ent = _dist(before, spec.discrete).entropy()
+    want = ent.sum(-1).mean() if not spec.discrete else ent.mean()
+    assert stats["policy/entropy"] == pytest.approx(float(want), rel=1e-5)
+    assert ("policy/std" in stats) == (not spec.discrete)

@@ -282,6 +282,23 @@ def test_a_diagnostics_figure_without_trpo_promises_no_max_kl(monkeypatch, tmp_p
     assert "of PPO, V-MPO (" in title and "max_kl" not in title and "dashed" not in title
 
 
+def test_a_diagnostics_panel_names_the_variants_that_did_not_log_its_metric(monkeypatch, tmp_path):
+    drawn = {}
+    monkeypatch.setattr(plots, "save", lambda fig, out, name: drawn.setdefault(name, fig) and [])
+    rows = [("ppo", "policy/std"), ("ppo", "policy/entropy"), ("vmpo", "policy/std"),
+            ("vmpo-no-alpha", "policy/std"), ("ppo", "kl/step"), ("vmpo", "kl/step"),
+            ("vmpo-no-alpha", "kl/step")]
+    tr = pd.DataFrame([{"suite": "mujoco", "variant": v, "metric": m, "step": st, "median": 0.5,
+                        "q25": 0.4, "q75": 0.6, "n_runs": 3} for v, m in rows for st in (1, 2)])
+    variants = ["ppo", "vmpo", "vmpo-no-alpha"]
+    plots.diagnostics_figure(tr, "mujoco", plots.Style(variants, 10, None), tmp_path,
+                             {v: v.split("-")[0] for v in variants})
+    notes = [[t.get_text() for t in ax.texts] for ax in drawn["diagnostics_mujoco"].axes]
+    # std, entropy, KL panels: only the entropy panel misses variants, and names both
+    assert notes[0] == [] and notes[2] == []
+    assert notes[1] == ["not logged by\nvmpo\nvmpo-no-alpha"]
+
+
 def test_update_text_counts_each_learner_s_gradient_steps():
     ut = duals.update_text
     # V-MPO tuned: 8 epochs of ceil(256 / 64) = 4 minibatches
