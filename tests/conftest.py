@@ -19,6 +19,28 @@ def read_eval_returns():
     return eval_returns
 
 
+@pytest.fixture
+def captured_figures(monkeypatch) -> list:
+    """Each figure analysis.plots.save closes, drawn and kept for inspection (the list fills
+    as the test draws)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kept = []
+    real_close = plt.close
+
+    def keep(fig=None):
+        if fig is not None and hasattr(fig, "axes"):
+            fig.canvas.draw()
+            kept.append(fig)
+        return real_close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    return kept
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Small tensors: one intra-op thread (as the training loop uses) is fastest, and

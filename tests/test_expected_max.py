@@ -13,7 +13,6 @@ import pytest
 
 from analysis.expected_max import (CURVE_COLUMNS, HEADING, SPLIT_SEED, curves, expected_max,
                                    expected_selected, figure, lines)
-from test_tuning import _capture_figures  # each figure analysis.plots.save closes, kept
 
 
 def _brute_selected(a: np.ndarray, b: np.ndarray, n: int, replace: bool) -> float:
@@ -382,10 +381,10 @@ def test_lines_heading_table_and_last_doubling():
     assert lines(c.iloc[:0]) == []
 
 
-def test_figure_draws_each_curve_with_its_values(tmp_path, monkeypatch):
+def test_figure_draws_each_curve_with_its_values(tmp_path, captured_figures):
     from matplotlib.colors import to_hex
 
-    kept = _capture_figures(monkeypatch)
+    kept = captured_figures
     ts, ss = _study()
     ts2, ss2 = _odd_study()
     c = curves(pd.concat([ts, ts2], ignore_index=True), pd.concat([ss, ss2], ignore_index=True))

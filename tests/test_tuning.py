@@ -1348,30 +1348,10 @@ def test_only_a_positive_significant_rho_counts_as_replicating():
 # -- the figures -----------------------------------------------------------------------------------
 
 
-def _capture_figures(monkeypatch) -> list:
-    """Each figure analysis.plots.save closes, drawn and kept for inspection."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kept = []
-    real_close = plt.close
-
-    def keep(fig=None):
-        if fig is not None and hasattr(fig, "axes"):
-            fig.canvas.draw()
-            kept.append(fig)
-        return real_close(fig)
-
-    monkeypatch.setattr(plt, "close", keep)
-    return kept
-
-
-def test_sensitivity_panels_put_a_choice_on_a_categorical_axis_and_the_legend_outside(tmp_path, monkeypatch):
+def test_sensitivity_panels_put_a_choice_on_a_categorical_axis_and_the_legend_outside(tmp_path, captured_figures):
     from analysis.tuning_figures import sensitivity_figure
 
-    kept = _capture_figures(monkeypatch)
+    kept = captured_figures
     passes = [{"epochs": 1, "minibatch_size": 0}, {"epochs": 4, "minibatch_size": 64}]
     dims = {"lr": {"log_uniform": [1e-4, 1e-2]}, "passes": {"choice": passes},
             "eps_eta": {"choice": [0.1, 1.0]}}
@@ -1409,14 +1389,14 @@ def test_sensitivity_panels_put_a_choice_on_a_categorical_axis_and_the_legend_ou
             assert not legend_box.overlaps(a.get_window_extent())
 
 
-def test_the_scores_figure_draws_each_trials_seed_spread_and_keeps_c00_visible(tmp_path, monkeypatch):
+def test_the_scores_figure_draws_each_trials_seed_spread_and_keeps_c00_visible(tmp_path, captured_figures):
     from matplotlib.collections import LineCollection
 
     from analysis.tuning import trial_scores
     from analysis.tuning_figures import distribution_figure
     from analysis.tuning_reliability import per_seed_scores
 
-    kept = _capture_figures(monkeypatch)
+    kept = captured_figures
     vals = {(t, s, e): 0.1 * t + (0.05 if s == 1001 else 0.0) * (t + 1) + (0.01 if e == "B" else 0)
             for t in range(4) for s in (1000, 1001) for e in ("A", "B")}
     tt = _seed_trials(vals)
