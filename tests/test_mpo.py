@@ -572,7 +572,15 @@ def test_state_dict_round_trip_keeps_the_replay_and_continues_identically(spec):
     sa = a.update()
     torch.manual_seed(9)
     sb = b.update()
-    assert sa == sb
+    # fast/<name>_max_rel_err is each guard's running max since construction, not part of
+    # the checkpoint (a resumed learner checks its fast paths afresh), so it depends on
+    # which updates were checked; on a CPU where the fast and reference paths round alike
+    # both are 0, elsewhere ~1e-7 and different. Everything the update computes must match.
+    history = {k for k in sa if k.startswith("fast/") and k.endswith("_max_rel_err")}
+    assert {k: v for k, v in sa.items() if k not in history} == \
+           {k: v for k, v in sb.items() if k not in history}
+    # and b's own checks passed: a guard whose check fails steps its fast path aside (0)
+    assert all(sb[k.removesuffix("_max_rel_err")] == 1 for k in history)
     obs = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
     assert np.array_equal(a.act(obs)[0], b.act(obs)[0])
 
