@@ -65,7 +65,12 @@ def ranking(agg: pd.DataFrame, agg_auc: pd.DataFrame, suite: str,
                 zip(r["variant"], r["point"], r["lower"], r["upper"])}
 
     def chain(order, t):
-        return " > ".join(f"`{v}` {tables.short(t[v][0])}" for v in order)
+        # "≈" where two points print alike: "0.129 > 0.129" would read as a typo
+        shown = [tables.short(t[v][0]) for v in order]
+        out = f"`{order[0]}` {shown[0]}"
+        for i in range(1, len(order)):
+            out += f" {'≈' if shown[i] == shown[i - 1] else '>'} `{order[i]}` {shown[i]}"
+        return out
 
     def steps(v):
         return "/".join(f"{x:,}" for x in budgets[v]) + " steps"

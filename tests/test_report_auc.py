@@ -267,3 +267,13 @@ def test_curve_score_is_the_one_rule_for_final_and_auc():
     assert np.isnan(curve_score([], "auc"))
     with pytest.raises(ValueError, match="criterion: 'final' or 'auc'"):
         curve_score([1.0], "best")
+
+
+def test_points_that_print_alike_are_joined_by_approx_not_by_greater():
+    # the order still follows the unrounded points (B above C), but "0.129 > 0.129" would
+    # read as a typo
+    final = _agg({"A": (0.9, 0.8, 1.0), "B": (0.1291, 0.1, 0.15), "C": (0.1289, 0.1, 0.15)})
+    auc = _agg({"A": (0.7, 0.6, 0.8), "B": (0.12, 0.1, 0.14), "C": (0.11, 0.09, 0.13)})
+    text = auc_ranking(final, auc, "s")
+    assert "under the final score, `A` 0.9 > `B` 0.129 ≈ `C` 0.129." in text
+    assert "`A` 0.7 > `B` 0.12 > `C` 0.11" in text
