@@ -7,7 +7,10 @@ Modules, one job each: load (find sweeps, read run directories), completeness (e
 vs present runs), scores (normalised final scores, rliable matrices, curves), bootstrap
 (rliable's stratified bootstrap and a vectorised engine equal to it), aggregate (every
 estimate as a table), tables (CSV/Markdown/LaTeX), plots (PNG/PDF), published (published
-figures to compare with), report (the CLI), synthetic (run directories for tests and
+figures to compare with), report (the CLI and the order of work), report_md (report.md's
+text), report_sections (seeds needed, held-out envs), claims (the paper's ablation claims,
+checked), outdir (a report folder written whole), auc_ranking, duals, power, labels,
+tuning and its tuning_* modules, expected_max, synthetic (run directories for tests and
 benchmarks). Analysis reads only run directories, through `rundir` (the format), and never
 imports the learning code (`algos`) or torch.
 

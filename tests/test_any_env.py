@@ -220,7 +220,7 @@ def test_bad_references_name_the_key(refs, message):
 
 
 def test_report_shows_raw_returns_and_says_why_aggregates_leave_them_out(tmp_path):
-    from analysis import report
+    from analysis import outdir, report
     from analysis.synthetic import write_sweep
 
     write_sweep(tmp_path / "res", "mix", variants={"ppo": "ppo"},
@@ -229,7 +229,7 @@ def test_report_shows_raw_returns_and_says_why_aggregates_leave_them_out(tmp_pat
     out = tmp_path / "rep"
     report.build([str(tmp_path / "res" / "mix")], out, reps=200, seed=0, baseline=None,
                  allow_incomplete=False, n_jobs=1)
-    md = (out / report.MARKER).read_text()
+    md = (out / outdir.MARKER).read_text()
     assert "leave out CartPole-v0: no reference pair: give one in the spec's `references:`" in md
     per_env = (out / "per_env.csv").read_text()
     assert "CartPole-v0" in per_env and "110" in per_env  # its raw mean (100, 110, 120)

@@ -11,7 +11,7 @@ from rliable import library as rly
 from rliable import metrics as rlm
 from scipy import stats
 
-from analysis import report
+from analysis import report, report_md
 from analysis.auc_ranking import ranking as auc_ranking
 from analysis.bootstrap import derive_seed
 from analysis.load import load
@@ -249,11 +249,11 @@ def test_a_variant_left_out_of_the_auc_table_is_named():
         aggregate_auc=table({"A": (0.7, 0.6, 0.8), "B": (0.3, 0.2, 0.4)}))
     groups = {("s", v): Group("s", v, "ppo", ["e1", "e2"], np.zeros((3, 2), dtype=int),
                               np.zeros((3, 2)), 0) for v in "ABC"}
-    text = "\n".join(report._auc_lines(est, groups, "s", None))
+    text = "\n".join(report_md.auc_lines(est, groups, "s", None))
     assert "`C` is not in the auc table: some of its runs have a non-finite evaluation." in text
     assert "Under auc the IQM ranks the variants `A` 0.7 > `B` 0.3" in text
     est.aggregate = est.aggregate[est.aggregate["variant"] != "C"]
-    assert "not in the auc table" not in "\n".join(report._auc_lines(est, groups, "s", None))
+    assert "not in the auc table" not in "\n".join(report_md.auc_lines(est, groups, "s", None))
 
 
 def test_curve_score_is_the_one_rule_for_final_and_auc():

@@ -1,6 +1,6 @@
 """The report compares like with like, and its verdicts say how much they rest on:
 which pairs get a probability of improvement (aggregate._pairs), the ablation verdicts
-(report.ablation_claims), the aggregate rows over other envs than their suite's, and the
+(claims.ablation_claims), the aggregate rows over other envs than their suite's, and the
 tuning envs against the held-out ones (aggregate.env_split)."""
 
 import csv
@@ -10,7 +10,7 @@ import pytest
 from rliable import library as rly
 from rliable import metrics as rlm
 
-from analysis import report
+from analysis import claims, report, report_sections
 from analysis.aggregate import _pairs, same_budget
 from analysis.bootstrap import derive_seed
 from analysis.scores import Group, ablations, full_vmpos
@@ -123,18 +123,18 @@ def test_a_verdict_on_fewer_envs_than_the_suite_has_is_provisional(ablated):
     assert "reproduces" not in c and "contradicts" not in c
     # one line on the family, after the bullets
     lines = md.split("## The paper's claims, checked")[1].split("\n## ")[0].strip().splitlines()
-    assert lines[-1] == report.family_line(2)
+    assert lines[-1] == claims.family_line(2)
 
 
 def test_the_family_line_bounds_at_100_percent_and_says_the_bound_is_nominal():
-    assert report.family_line(1) == ("1 ablation comparison, each at 95% without correction "
+    assert claims.family_line(1) == ("1 ablation comparison, each at 95% without correction "
                                      "for multiplicity.")
-    two = report.family_line(2)
+    two = claims.family_line(2)
     assert "up to min(100%, 2 x 5%) = 10% at nominal coverage" in two
     assert "(a percentile bootstrap on few runs covers less, so the chance is higher)" in two
     # Bonferroni's union bound: 25 x 5% is no probability
-    assert "min(100%, 25 x 5%) = 100% at nominal coverage" in report.family_line(25)
-    assert "125%" not in report.family_line(25)
+    assert "min(100%, 25 x 5%) = 100% at nominal coverage" in claims.family_line(25)
+    assert "125%" not in claims.family_line(25)
 
 
 def test_verdict_scope_and_its_verdict_alone():
@@ -142,14 +142,14 @@ def test_verdict_scope_and_its_verdict_alone():
 
     final = pd.DataFrame({"suite": "mujoco", "variant": ["f", "f", "f", "a", "a", "b"],
                           "env": [HC, HOP, W2D, HC, HOP, HOP]})
-    assert report.verdict_scope(final, None, "mujoco", "a", "f") == ([HC, HOP], 3, False)
+    assert claims.verdict_scope(final, None, "mujoco", "a", "f") == ([HC, HOP], 3, False)
     # an env expected of the suite with no ok run yet counts; a run not ok makes it undone;
     # another suite's undone runs do not
     status = pd.DataFrame({"suite": ["mujoco", "mujoco", "atari"], "env": [HC, "Ant-v5", "Pong"],
                            "variant": ["f", "b", "a"], "status": ["ok", "running", "failed"]})
-    assert report.verdict_scope(final, status, "mujoco", "a", "f") == ([HC, HOP], 4, False)
-    assert report.verdict_scope(final, status, "mujoco", "b", "f") == ([HOP], 4, True)
-    sv = report.scope_verdict
+    assert claims.verdict_scope(final, status, "mujoco", "a", "f") == ([HC, HOP], 4, False)
+    assert claims.verdict_scope(final, status, "mujoco", "b", "f") == ([HOP], 4, True)
+    sv = claims.scope_verdict
     assert sv([HC, HOP], 2, False, 0.6, 0.9) == "reproduces the claim"
     assert sv([HC, HOP], 2, False, 0.1, 0.4) == "contradicts the claim"
     assert sv([HC, HOP], 2, False, 0.4, 0.9) == "does not reproduce the claim at this scale"
@@ -265,7 +265,7 @@ def test_the_tuning_envs_come_from_the_tune_spec(tmp_path):
         "tuning:\n  envs: [HalfCheetah-v5, Hopper-v5]\n")
     _, trials = split_trials(load([str(tmp_path / "res")]))
     # the spec's envs, also one no trial has reached yet
-    assert report.trial_envs(trials) == {HC, HOP}
+    assert report_sections.trial_envs(trials) == {HC, HOP}
 
 
 def test_held_out_envs_table_splits_each_variant_s_envs(tuned):
